@@ -1,0 +1,25 @@
+"""gankit: take a trained MLP GAN generator to fast, exact, portable inference."""
+
+from gankit._kernels_check import check_kernels_package
+
+check_kernels_package()
+
+from gankit.checkpoint import load_generator, save_generator  # noqa: E402
+from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig  # noqa: E402
+from gankit.errors import GankitError  # noqa: E402
+from gankit.model import Discriminator, Generator  # noqa: E402
+from gankit.noise import noise  # noqa: E402
+from gankit.version import __version__  # noqa: E402
+
+__all__ = [
+    "Discriminator",
+    "DiscriminatorConfig",
+    "GankitError",
+    "Generator",
+    "GeneratorConfig",
+    "TrainConfig",
+    "__version__",
+    "load_generator",
+    "noise",
+    "save_generator",
+]

@@ -1,0 +1,38 @@
+"""Sampling backends, picked by name. Adding one touches its own file and ``_MODULES`` here."""
+
+from __future__ import annotations
+
+import importlib
+
+from gankit.backends.base import PRECISIONS, Backend
+from gankit.errors import BackendError
+
+_MODULES = {
+    "eager": ("gankit.backends.eager", "EagerBackend"),
+}
+
+
+def backend_names() -> list[str]:
+    return list(_MODULES)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The class registered as ``name``; BackendError names the choices when it is unknown."""
+    if name not in _MODULES:
+        raise BackendError(f"unknown backend {name!r}; choose from {', '.join(_MODULES)}")
+    module_name, class_name = _MODULES[name]
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def create_backend(name: str, model: object, precision: str = "fp32", **options: object) -> Backend:
+    """Build backend ``name`` for ``model`` (a Generator, or a path the backend accepts)."""
+    cls = backend_class(name)
+    reason = cls.unavailable_reason()
+    if reason is not None:
+        raise BackendError(f"backend {name!r} is not available here: {reason}")
+    if precision not in cls.precisions:
+        raise BackendError(f"backend {name!r} supports precisions {', '.join(cls.precisions)}, not {precision!r}")
+    return cls(model, precision=precision, **options)
+
+
+__all__ = ["PRECISIONS", "Backend", "backend_class", "backend_names", "create_backend"]

@@ -1,0 +1,55 @@
+"""The one small interface every sampling backend implements."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+
+from gankit.config import GeneratorConfig
+from gankit.data import to_uint8
+from gankit.noise import noise
+
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+
+
+class Backend(ABC):
+    """Maps latent vectors (or a seed and an index range) to images.
+
+    Subclasses set ``name`` and ``precisions``, build their runtime in ``__init__`` and implement
+    ``generate_float``. ``config`` describes the generator; ``device`` is where outputs land.
+    """
+
+    name: ClassVar[str]
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+
+    config: GeneratorConfig
+    device: torch.device
+    precision: str
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        """None when this backend can run here, else one line saying why not and what to do."""
+        return None
+
+    @abstractmethod
+    def generate_float(self, z: torch.Tensor) -> torch.Tensor:
+        """z: (B, latent_dim) float32 -> images (B, C, H, W) float32 in [-1, 1] on ``self.device``."""
+
+    def generate(self, z: torch.Tensor, output: str = "float") -> torch.Tensor:
+        """z: (B, latent_dim) float32 -> (B, C, H, W) float32 in [-1, 1], or uint8 when output='uint8'."""
+        images = self.generate_float(z)
+        return to_uint8(images) if output == "uint8" else images
+
+    def generate_seeded(self, seed: int, start: int, count: int, output: str = "float") -> torch.Tensor:
+        """Images of samples start .. start+count-1 of ``seed`` (noise from ``gankit.noise``)."""
+        z = noise(seed, start, count, self.config.latent_dim, device=self.noise_device)
+        return self.generate(z, output=output)
+
+    @property
+    def noise_device(self) -> torch.device:
+        return self.device
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.precision}, {self.device})"

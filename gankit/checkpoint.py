@@ -1,0 +1,147 @@
+"""Safe on-disk formats.
+
+- Generator: one ``.safetensors`` file; its metadata header holds ``format`` = ``gankit.generator``,
+  the generator config (JSON), the gankit version and the training metadata (JSON).
+- Training state (discriminator, optimizers, RNG, progress): a ``torch.save`` file of tensors and
+  plain containers, read back with ``torch.load(weights_only=True)`` so no pickle code ever runs.
+
+Every write goes to a temporary file in the same folder and is renamed into place, so a crash never
+leaves a half-written file under the real name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from gankit.config import GeneratorConfig
+from gankit.errors import CheckpointError, ConfigError
+from gankit.model import Generator
+from gankit.version import __version__
+
+FORMAT = "gankit.generator"
+PRETRAINED = Path(__file__).parent / "pretrained" / "generator.safetensors"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_generator(path: str | os.PathLike[str], generator: Generator, training: dict[str, Any] | None = None) -> Path:
+    """Write ``generator`` (weights as float32) and its config to ``path`` atomically."""
+    tensors = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in generator.state_dict().items()}
+    metadata = {
+        "format": FORMAT,
+        "gankit_version": __version__,
+        "config": generator.config.to_json(),
+        "training": json.dumps(training or {}, sort_keys=True),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def read_generator_file(path: str | os.PathLike[str]) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, str]]:
+    """Read and check a generator file: (config, float32 tensors, raw metadata). Raises CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}") from exc
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: not a gankit generator (metadata 'format' is {metadata.get('format')!r}, expected {FORMAT!r})"
+        )
+    try:
+        config = GeneratorConfig.from_json(metadata["config"])
+    except (KeyError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: missing or invalid generator config in metadata: {exc}") from exc
+    expected = Generator(config).state_dict()
+    if set(tensors) != set(expected):
+        raise CheckpointError(
+            f"{path}: tensor names {sorted(tensors)} do not match the config's {sorted(expected)}"
+        )
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise CheckpointError(
+                f"{path}: tensor {name} has shape {tuple(tensor.shape)}, the config needs {tuple(expected[name].shape)}"
+            )
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or inf values")
+    return config, tensors, metadata
+
+
+def load_generator(path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> Generator:
+    """Load a generator file (default: the bundled pretrained one), in eval mode, on ``device``."""
+    config, tensors, _ = read_generator_file(path or PRETRAINED)
+    generator = Generator(config)
+    generator.load_state_dict(tensors)
+    return generator.to(device).eval()
+
+
+def generator_info(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """What ``gankit info`` prints: config, parameter count, metadata and checksum."""
+    config, _, metadata = read_generator_file(path)
+    return {
+        "path": str(path),
+        "sha256": sha256_of(path),
+        "config": json.loads(config.to_json()),
+        "parameters": config.parameter_count,
+        "flops_per_sample": config.flops_per_sample,
+        "gankit_version": metadata.get("gankit_version"),
+        "training": json.loads(metadata.get("training", "{}")),
+    }
+
+
+def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """Write a training-state dict (tensors, numbers, strings, lists, dicts only) atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a training-state file without unpickling code (``weights_only=True``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such training-state file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for corrupt or foreign files
+        raise CheckpointError(f"{path}: not a readable gankit training state (truncated, corrupt or foreign): {exc}") from exc
+    if not isinstance(state, dict) or state.get("format") != "gankit.train_state":
+        raise CheckpointError(f"{path}: not a gankit training state")
+    return state

@@ -1,0 +1,138 @@
+"""Command-line interface: parses arguments and calls the library; errors print as one line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gankit.errors import GankitError
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    from gankit.data import SOURCES_HELP
+
+    p = sub.add_parser("train", help="train a GAN; checkpoints every epoch, Ctrl-C saves and stops")
+    p.add_argument("--out", default="runs/train", help="run folder (checkpoints, grids, losses) [%(default)s]")
+    p.add_argument("--data", default="mnist-5k", help=f"training images: {SOURCES_HELP} [%(default)s]")
+    p.add_argument("--data-dir", default=None, help="folder holding (or to download) torchvision data sets")
+    p.add_argument("--epochs", type=int, default=20, help="total epochs [%(default)s]")
+    p.add_argument("--batch-size", type=int, default=64, help="[%(default)s]")
+    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate [%(default)s]")
+    p.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"), help="Adam betas [0.9 0.999]")
+    p.add_argument("--ema", type=float, default=0.0, help="EMA decay of the generator weights, 0 = off [%(default)s]")
+    p.add_argument("--seed", type=int, default=0, help="[%(default)s]")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
+    p.add_argument("--latent-dim", type=int, default=100, help="[%(default)s]")
+    p.add_argument("--g-hidden", type=int, nargs="+", default=[256, 512], help="generator hidden sizes [256 512]")
+    p.add_argument("--d-hidden", type=int, nargs="+", default=[512, 256], help="discriminator hidden sizes [512 256]")
+    p.add_argument("--slope", type=float, default=0.2, help="LeakyReLU slope [%(default)s]")
+    p.add_argument("--resume", action="store_true", help="continue the run saved in --out (--epochs sets the new total)")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
+    from gankit.train import resume, train
+
+    if args.resume:
+        result = resume(args.out, epochs=args.epochs)
+    else:
+        config = TrainConfig(
+            data=args.data,
+            data_dir=args.data_dir,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            betas=tuple(args.betas),
+            ema=args.ema,
+            seed=args.seed,
+            device=args.device,
+            generator=GeneratorConfig(latent_dim=args.latent_dim, hidden=tuple(args.g_hidden), slope=args.slope),
+            discriminator=DiscriminatorConfig(hidden=tuple(args.d_hidden), slope=args.slope),
+        )
+        result = train(config, args.out)
+    state = "interrupted, saved" if result.interrupted else "done"
+    print(f"{state}: {result.epochs_done} epochs; generator {result.generator_path}, state {result.state_path}")
+    if result.interrupted:
+        print(f"continue with: gankit train --out {args.out} --resume")
+    return 130 if result.interrupted else 0
+
+
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sample", help="generate images from a generator")
+    p.add_argument("model", nargs="?", default=None, help="generator .safetensors (default: the bundled one)")
+    p.add_argument("--n", type=int, default=64, help="number of samples [%(default)s]")
+    p.add_argument("--seed", type=int, default=0, help="noise seed; sample i of seed s is always the same [%(default)s]")
+    p.add_argument("--start", type=int, default=0, help="first sample index [%(default)s]")
+    p.add_argument("--out", default="samples.png", help="output: .png (grid) or .npy (uint8 array) [%(default)s]")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
+    p.set_defaults(run=_run_sample)
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    from gankit.sample import sample_to_file
+
+    path = sample_to_file(args.model, args.out, n=args.n, seed=args.seed, start=args.start, device=args.device)
+    print(f"wrote {args.n} samples to {path}")
+    return 0
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="show a generator's config, parameter count and metadata")
+    p.add_argument("path", nargs="?", default=None, help="generator .safetensors (default: the bundled one)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(run=_run_info)
+
+
+def _run_info(args: argparse.Namespace) -> int:
+    from gankit.checkpoint import PRETRAINED, generator_info
+
+    info = generator_info(args.path or PRETRAINED)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        print(f"{key:>17}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="the whole pipeline on the bundled data, in a few minutes on a CPU")
+    p.add_argument("--out", default="runs/demo", help="where everything is written [%(default)s]")
+    p.add_argument("--epochs", type=int, default=3, help="training epochs of the demo run [%(default)s]")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from gankit.demo import run_demo
+
+    run_demo(Path(args.out), epochs=args.epochs)
+    return 0
+
+
+COMMANDS = (_add_train, _add_sample, _add_info, _add_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gankit", description="Train, export, sample and benchmark an MLP GAN generator.")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except GankitError as exc:
+        if args.debug:
+            raise
+        print(f"gankit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"gankit {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,33 @@
+"""Errors meant for people: the CLI prints each as one line, with what to do."""
+
+
+class GankitError(Exception):
+    """Base class of every failure gankit reports to a user."""
+
+
+class ConfigError(GankitError):
+    """A generator/discriminator configuration or option is invalid."""
+
+
+class DataError(GankitError):
+    """A data set cannot be found, downloaded or read."""
+
+
+class CheckpointError(GankitError):
+    """A checkpoint or training-state file is missing, corrupt, foreign or mismatched."""
+
+
+class TrainingError(GankitError):
+    """Training cannot go on (for example a non-finite loss)."""
+
+
+class BackendError(GankitError):
+    """A backend is unknown, unavailable, or was given inputs it cannot take."""
+
+
+class ExportError(GankitError):
+    """An export failed or did not pass its parity check."""
+
+
+class SamplingError(GankitError):
+    """A sampling run cannot start, resume or write its output."""

@@ -1,0 +1,44 @@
+"""Pictures people look at: sample grids and loss curves (PNG)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from gankit.checkpoint import atomic_path
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """images: (B, C, H, W) float in [-1, 1] or uint8 -> one PNG grid at ``path`` (written atomically)."""
+    from torchvision.utils import save_image
+
+    images = images.detach().cpu()
+    images = images.float() / 255.0 if images.dtype == torch.uint8 else (images.float() + 1.0) / 2.0
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
+    with atomic_path(path) as tmp:
+        save_image(images.clamp(0, 1), str(tmp), nrow=nrow, padding=2, format="png")
+    return Path(path)
+
+
+def plot_losses(steps: list[int], d_losses: list[float], g_losses: list[float], path: str | Path) -> Path:
+    """Discriminator and generator loss per training step -> PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    ax.plot(steps, d_losses, label="D loss", linewidth=0.8)
+    ax.plot(steps, g_losses, label="G loss", linewidth=0.8)
+    ax.set_xlabel("step")
+    ax.set_ylabel("BCE loss")
+    ax.set_title("GAN training losses")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
