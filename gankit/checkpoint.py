@@ -30,6 +30,8 @@ from gankit.model import Generator
 from gankit.version import __version__
 
 FORMAT = "gankit.generator"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it, which is not thread-safe
 PRETRAINED = Path(__file__).parent / "pretrained" / "generator.safetensors"
 
 
@@ -40,6 +42,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the final file gets the usual permissions
     try:
         yield Path(tmp)
         os.replace(tmp, target)
@@ -71,7 +74,9 @@ def save_generator(path: str | os.PathLike[str], generator: Generator, training:
     return Path(path)
 
 
-def read_generator_file(path: str | os.PathLike[str]) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, str]]:
+def read_generator_file(
+    path: str | os.PathLike[str],
+) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, str]]:
     """Read and check a generator file: (config, float32 tensors, raw metadata). Raises CheckpointError."""
     path = Path(path)
     if not path.is_file():
@@ -92,9 +97,7 @@ def read_generator_file(path: str | os.PathLike[str]) -> tuple[GeneratorConfig, 
         raise CheckpointError(f"{path}: missing or invalid generator config in metadata: {exc}") from exc
     expected = Generator(config).state_dict()
     if set(tensors) != set(expected):
-        raise CheckpointError(
-            f"{path}: tensor names {sorted(tensors)} do not match the config's {sorted(expected)}"
-        )
+        raise CheckpointError(f"{path}: tensor names {sorted(tensors)} do not match the config's {sorted(expected)}")
     for name, tensor in tensors.items():
         if tensor.shape != expected[name].shape:
             raise CheckpointError(
@@ -141,7 +144,9 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for corrupt or foreign files
-        raise CheckpointError(f"{path}: not a readable gankit training state (truncated, corrupt or foreign): {exc}") from exc
+        raise CheckpointError(
+            f"{path}: not a readable gankit training state (truncated, corrupt or foreign): {exc}"
+        ) from exc
     if not isinstance(state, dict) or state.get("format") != "gankit.train_state":
         raise CheckpointError(f"{path}: not a gankit training state")
     return state

@@ -20,7 +20,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, default=20, help="total epochs [%(default)s]")
     p.add_argument("--batch-size", type=int, default=64, help="[%(default)s]")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate [%(default)s]")
-    p.add_argument("--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"), help="Adam betas [0.9 0.999]")
+    p.add_argument(
+        "--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"), help="Adam betas [0.9 0.999]"
+    )
     p.add_argument("--ema", type=float, default=0.0, help="EMA decay of the generator weights, 0 = off [%(default)s]")
     p.add_argument("--seed", type=int, default=0, help="[%(default)s]")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
@@ -28,7 +30,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--g-hidden", type=int, nargs="+", default=[256, 512], help="generator hidden sizes [256 512]")
     p.add_argument("--d-hidden", type=int, nargs="+", default=[512, 256], help="discriminator hidden sizes [512 256]")
     p.add_argument("--slope", type=float, default=0.2, help="LeakyReLU slope [%(default)s]")
-    p.add_argument("--resume", action="store_true", help="continue the run saved in --out (--epochs sets the new total)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the run saved in --out (--epochs sets the new total)"
+    )
     p.set_defaults(run=_run_train)
 
 
@@ -61,21 +65,81 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_sample(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sample", help="generate images from a generator")
-    p.add_argument("model", nargs="?", default=None, help="generator .safetensors (default: the bundled one)")
-    p.add_argument("--n", type=int, default=64, help="number of samples [%(default)s]")
-    p.add_argument("--seed", type=int, default=0, help="noise seed; sample i of seed s is always the same [%(default)s]")
-    p.add_argument("--start", type=int, default=0, help="first sample index [%(default)s]")
-    p.add_argument("--out", default="samples.png", help="output: .png (grid) or .npy (uint8 array) [%(default)s]")
+    from gankit.backends import PRECISIONS, backend_names
+    from gankit.backends.compile import COMPILE_MODES
+    from gankit.sample import DTYPES, FORMATS
+
+    p = sub.add_parser(
+        "sample",
+        help="generate samples to disk (sharded .npy, PNG files or a grid); resumable; torchrun-aware",
+        description="Sample i of seed s is always the same image, whatever the backend, batch size or "
+        "number of processes. --format npy/png write a folder with manifest.json; Ctrl-C or a kill "
+        "loses nothing: rerun with --resume. Several processes: torchrun --nproc-per-node K -m gankit sample "
+        "--num-samples N ... (under torchrun spell --n and --start as --num-samples and --first-index).",
+    )
+    p.add_argument(
+        "model", nargs="?", default=None, help="generator .safetensors or .onnx export (default: the bundled one)"
+    )
+    # torchrun's own parser takes --n and --start as abbreviations of its options: hence the long aliases.
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=64, help="number of samples [%(default)s]")
+    p.add_argument("--seed", type=int, default=0, help="noise seed [%(default)s]")
+    p.add_argument(
+        "--start", "--first-index", dest="start", type=int, default=0, help="first sample index [%(default)s]"
+    )
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", *backend_names()],
+        help="auto picks the fastest available and says which [%(default)s]",
+    )
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="[%(default)s]")
+    p.add_argument("--batch-size", type=int, default=4096, help="samples per forward pass [%(default)s]")
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=FORMATS,
+        help="npy: uint8/float16 .npy shards; png: one PNG a sample; grid: one PNG grid "
+        "[grid if --out ends in .png, else npy]",
+    )
+    p.add_argument("--dtype", default="uint8", choices=DTYPES, help="npy shard dtype [%(default)s]")
+    p.add_argument("--shard-size", type=int, default=65536, help="samples per shard [%(default)s]")
+    p.add_argument("--out", default="samples.png", help="folder (npy, png) or .png file (grid) [%(default)s]")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
+    p.add_argument(
+        "--compile-mode", default="default", choices=COMPILE_MODES, help="for --backend compile [%(default)s]"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_run_sample)
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from gankit.sample import sample_to_file
+    from gankit.sample import SampleJob, sample
 
-    path = sample_to_file(args.model, args.out, n=args.n, seed=args.seed, start=args.start, device=args.device)
-    print(f"wrote {args.n} samples to {path}")
+    fmt = args.format or ("grid" if str(args.out).endswith(".png") else "npy")
+    job = SampleJob(
+        out=Path(args.out),
+        n=args.n,
+        model=Path(args.model) if args.model else None,
+        seed=args.seed,
+        start=args.start,
+        backend=args.backend,
+        precision=args.precision,
+        batch_size=args.batch_size,
+        format=fmt,
+        dtype=args.dtype,
+        shard_size=args.shard_size,
+        device=args.device,
+        compile_mode=args.compile_mode,
+        resume=args.resume,
+    )
+    result = sample(job, progress=not args.quiet)
+    rate = f"{result.samples_per_second:,.0f} samples/s" if result.samples_written else "nothing left to do"
+    state = "interrupted" if result.interrupted else "wrote"
+    print(f"{state} {result.samples_written} samples to {result.out} with {result.backend}: {rate}")
+    if result.interrupted:
+        print("continue with the same command plus --resume")
+        return 130
     return 0
 
 
@@ -116,7 +180,9 @@ COMMANDS = (_add_train, _add_sample, _add_info, _add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gankit", description="Train, export, sample and benchmark an MLP GAN generator.")
+    parser = argparse.ArgumentParser(
+        prog="gankit", description="Train, export, sample and benchmark an MLP GAN generator."
+    )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gankit.config import TrainConfig
-from gankit.sample import sample_to_file
+from gankit.sample import SampleJob, sample
 from gankit.train import train
 
 
@@ -18,9 +18,11 @@ def run_demo(out: Path, epochs: int = 3) -> None:
     out.mkdir(parents=True, exist_ok=True)
     _step(f"1. train {epochs} epochs on the bundled 5,000 MNIST digits (CPU is fine)")
     result = train(TrainConfig(epochs=epochs), out / "train")
-    print(f"generator: {result.generator_path}; grids: {out / 'train' / 'samples'}; losses: {out / 'train' / 'losses.png'}")
+    print(
+        f"generator: {result.generator_path}; grids: {out / 'train' / 'samples'}; losses: {out / 'train' / 'losses.png'}"
+    )
 
     _step("2. sample 64 digits from the bundled pretrained generator")
-    grid = sample_to_file(None, out / "pretrained_grid.png", n=64, seed=0)
-    print(f"grid: {grid}")
+    result = sample(SampleJob(out / "pretrained_grid.png", n=64, format="grid", backend="eager"))
+    print(f"grid: {result.out}")
     print(f"\ndemo finished: everything is under {out}")

@@ -42,3 +42,12 @@ def plot_losses(steps: list[int], d_losses: list[float], g_losses: list[float], 
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def save_png(image: torch.Tensor, path: str | Path) -> None:
+    """One uint8 image (C, H, W), C = 1 (grey) or 3 (RGB) -> a PNG of exactly those pixels."""
+    from PIL import Image
+
+    array = image.detach().cpu().numpy()
+    picture = Image.fromarray(array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0))
+    picture.save(path, format="png")

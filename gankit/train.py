@@ -102,7 +102,9 @@ class Trainer:
             slope=config.generator.slope,
         )
         discriminator_config = DiscriminatorConfig(
-            hidden=config.discriminator.hidden, image_shape=generator_config.image_shape, slope=config.discriminator.slope
+            hidden=config.discriminator.hidden,
+            image_shape=generator_config.image_shape,
+            slope=config.discriminator.slope,
         )
         self.config.generator, self.config.discriminator = generator_config, discriminator_config
         self.data = to_model_range(images).to(self.device)

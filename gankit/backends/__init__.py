@@ -9,6 +9,7 @@ from gankit.errors import BackendError
 
 _MODULES = {
     "eager": ("gankit.backends.eager", "EagerBackend"),
+    "compile": ("gankit.backends.compile", "CompileBackend"),
 }
 
 

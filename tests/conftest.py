@@ -1,0 +1,32 @@
+"""Shared fixtures. Without a CUDA device, Triton kernels run under its CPU interpreter."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import pytest  # noqa: E402
+
+from gankit.config import GeneratorConfig  # noqa: E402
+from gankit.model import Generator  # noqa: E402
+
+SMALL_CONFIG = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), slope=0.2)
+
+
+@pytest.fixture
+def small_generator() -> Generator:
+    """A fresh random generator with odd, non-power-of-two sizes (fast; independent of shipped weights)."""
+    torch.manual_seed(1234)
+    return Generator(SMALL_CONFIG).eval()
+
+
+@pytest.fixture
+def seed_generator() -> Generator:
+    """A fresh random generator with the seed's default sizes (100 -> 256 -> 512 -> 784)."""
+    torch.manual_seed(4321)
+    return Generator().eval()
+

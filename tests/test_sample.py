@@ -1,0 +1,247 @@
+"""The sampling engine: determinism across backends, batching and processes; resume; bad input."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gankit.backends import create_backend
+from gankit.checkpoint import save_generator
+from gankit.errors import BackendError, SamplingError
+from gankit.noise import noise
+from gankit.sample import MANIFEST, SampleJob, generate, sample
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def model_file(tmp_path: Path, small_generator) -> Path:
+    return save_generator(tmp_path / "g.safetensors", small_generator)
+
+
+@pytest.fixture
+def seed_model_file(tmp_path: Path, seed_generator) -> Path:
+    return save_generator(tmp_path / "seed.safetensors", seed_generator)
+
+
+def shard_arrays(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: np.load(p) for p in sorted(folder.glob("shard_*.npy"))}
+
+
+def run_job(folder: Path, model: Path, **options) -> object:
+    defaults = dict(n=100, model=model, seed=7, batch_size=16, shard_size=32, backend="eager")
+    defaults.update(options)
+    return sample(SampleJob(folder, **defaults), progress=False, log=lambda message: None)
+
+
+def test_shards_hold_the_images_of_their_indices(tmp_path: Path, model_file: Path, small_generator) -> None:
+    result = run_job(tmp_path / "out", model_file)
+    arrays = shard_arrays(tmp_path / "out")
+    assert list(arrays) == ["shard_00000.npy", "shard_00001.npy", "shard_00002.npy", "shard_00003.npy"]
+    images = np.concatenate(list(arrays.values()))
+    assert images.shape == (100, 1, 10, 10) and images.dtype == np.uint8
+    expected = torch.clamp(torch.round((small_generator(noise(7, 0, 100, 20)) + 1) * 127.5), 0, 255)
+    assert np.abs(images.astype(int) - expected.detach().numpy().astype(int)).max() <= 1
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert manifest["status"] == "complete" and manifest["samples"] == 100 == result.samples_written
+    assert [s["count"] for s in manifest["shards"]] == [32, 32, 32, 4]
+    for shard in manifest["shards"]:
+        assert (tmp_path / "out" / shard["file"]).stat().st_size == shard["bytes"]
+    assert not list((tmp_path / "out" / ".journal").glob("*.json"))
+
+
+def test_same_index_same_image_whatever_the_batch_size_or_start(model_file: Path) -> None:
+    whole = generate(model_file, n=50, seed=3, batch_size=50, backend="eager")
+    chunked = generate(model_file, n=30, seed=3, start=20, batch_size=7, backend="eager")
+    torch.testing.assert_close(chunked, whole[20:], atol=1e-6, rtol=0)
+
+
+def test_float16_shards(tmp_path: Path, model_file: Path) -> None:
+    run_job(tmp_path / "out", model_file, dtype="float16", n=40)
+    images = np.concatenate(list(shard_arrays(tmp_path / "out").values()))
+    reference = generate(model_file, n=40, seed=7, backend="eager").numpy()
+    assert images.dtype == np.float16
+    np.testing.assert_allclose(images.astype(np.float32), reference, atol=1e-3)
+
+
+def test_png_files_and_grid(tmp_path: Path, model_file: Path) -> None:
+    from PIL import Image
+
+    run_job(tmp_path / "png", model_file, format="png", n=10, shard_size=4)
+    files = sorted((tmp_path / "png").rglob("*.png"))
+    assert len(files) == 10 and files[0].name == "000000000.png"
+    first = np.asarray(Image.open(files[0]))
+    expected = generate(model_file, n=1, seed=7, backend="eager", output="uint8")[0, 0].numpy()
+    assert np.array_equal(first, expected)
+    run_job(tmp_path / "grid.png", model_file, format="grid", n=16)
+    assert Image.open(tmp_path / "grid.png").size[0] > 10 * 4
+
+
+@pytest.mark.slow
+def test_compile_backend_matches_eager_and_never_recompiles(model_file: Path, small_generator) -> None:
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    backend = create_backend("compile", small_generator, batch_size=16, device="cpu")
+    assert backend.warmup() > 0
+    from torch._dynamo.utils import counters
+
+    frames_before = counters["stats"]["unique_graphs"]
+    z = noise(5, 0, 37, 20)  # 16 + 16 + a padded partial batch of 5
+    images = backend.generate(z)
+    assert counters["stats"]["unique_graphs"] == frames_before
+    eager = create_backend("eager", small_generator, device="cpu").generate(z)
+    torch.testing.assert_close(images, eager, atol=1e-5, rtol=0)
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, model_file: Path, monkeypatch) -> None:
+    run_job(tmp_path / "straight", model_file)
+    import gankit.sample as engine
+
+    real = engine._generate_shard
+    calls = {"n": 0}
+
+    def interrupt_third(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_generate_shard", interrupt_third)
+    result = run_job(tmp_path / "resumed", model_file)
+    assert result.interrupted and result.samples_written == 64
+    manifest = json.loads((tmp_path / "resumed" / MANIFEST).read_text())
+    assert manifest["status"] == "partial" and manifest["samples"] == 64
+    monkeypatch.setattr(engine, "_generate_shard", real)
+    result = run_job(tmp_path / "resumed", model_file, resume=True)
+    assert result.samples_written == 36
+    straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
+    assert json.loads((tmp_path / "resumed" / MANIFEST).read_text())["status"] == "complete"
+
+
+def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path: Path, model_file: Path) -> None:
+    command = [sys.executable, "-m", "gankit", "sample", str(model_file), "--n", "20000", "--seed", "1"]
+    command += ["--batch-size", "64", "--shard-size", "256", "--backend", "eager", "--quiet", "--device", "cpu"]
+    killed = tmp_path / "killed"
+    process = subprocess.Popen([*command, "--out", str(killed)], cwd=ROOT)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(killed.glob("shard_*.npy"))) < 3:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert len(list(killed.glob("shard_*.npy"))) < 79, "the run finished before it could be killed"
+    assert not [p for p in killed.iterdir() if p.name.startswith("shard_") and not p.name.endswith(".npy")]
+    subprocess.run([*command, "--out", str(killed), "--resume"], cwd=ROOT, check=True)
+    subprocess.run([*command, "--out", str(tmp_path / "straight")], cwd=ROOT, check=True)
+    straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(killed)
+    assert len(straight) == 79 and straight.keys() == resumed.keys()
+    assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_torchrun_two_gloo_processes_equal_one_process(tmp_path: Path, model_file: Path) -> None:
+    args = ["sample", str(model_file), "--num-samples", "300", "--seed", "9", "--batch-size", "32"]
+    args += ["--shard-size", "64", "--first-index", "0"]
+    args += ["--backend", "eager", "--quiet", "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531"]
+    subprocess.run([*launcher, "-m", "gankit", *args, "--out", str(tmp_path / "two")], cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "gankit", *args, "--out", str(tmp_path / "one")], cwd=ROOT, check=True)
+    one, two = shard_arrays(tmp_path / "one"), shard_arrays(tmp_path / "two")
+    assert len(one) == 5 and one.keys() == two.keys()
+    assert all(np.array_equal(one[k], two[k]) for k in one)
+    manifest = json.loads((tmp_path / "two" / MANIFEST).read_text())
+    assert manifest["status"] == "complete" and manifest["samples"] == 300
+    assert [s["start"] for s in manifest["shards"]] == [0, 64, 128, 192, 256]
+
+
+def test_disk_full_keeps_the_manifest_consistent_and_resume_finishes(
+    tmp_path: Path, model_file: Path, monkeypatch
+) -> None:
+    import gankit.sample as engine
+
+    real = engine.np.lib.format.write_array
+    calls = {"n": 0}
+
+    def fill_disk(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine.np.lib.format, "write_array", fill_disk)
+    with pytest.raises(SamplingError, match="No space left on device.*--resume"):
+        run_job(tmp_path / "out", model_file)
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert manifest["status"] == "partial" and manifest["samples"] == 64
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(("shard", ".shard"))) == [
+        "shard_00000.npy",
+        "shard_00001.npy",
+    ]
+    monkeypatch.setattr(engine.np.lib.format, "write_array", real)
+    run_job(tmp_path / "out", model_file, resume=True)
+    run_job(tmp_path / "straight", model_file)
+    straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(tmp_path / "out")
+    assert all(np.array_equal(straight[k], resumed[k]) for k in straight) and len(resumed) == 4
+
+
+def test_resume_refuses_another_seed_or_model(tmp_path: Path, model_file: Path, seed_model_file: Path) -> None:
+    run_job(tmp_path / "out", model_file, n=40)
+    with pytest.raises(SamplingError, match="another seed"):
+        run_job(tmp_path / "out", model_file, n=40, seed=8, resume=True)
+    with pytest.raises(SamplingError, match="another model"):
+        run_job(tmp_path / "out", seed_model_file, n=40, resume=True)
+    with pytest.raises(SamplingError, match="already holds a sampling run"):
+        run_job(tmp_path / "out", model_file, n=40)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"n": 0}, "--n must be positive"),
+        ({"batch_size": 0}, "must be positive"),
+        ({"format": "tiff"}, "unknown --format"),
+        ({"format": "grid", "n": 5000}, "at most 4096"),
+    ],
+)
+def test_bad_job_options(tmp_path: Path, model_file: Path, options: dict, message: str) -> None:
+    with pytest.raises(SamplingError, match=message):
+        run_job(tmp_path / "out", model_file, **options)
+
+
+def test_output_not_writable(tmp_path: Path, model_file: Path) -> None:
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SamplingError, match="cannot write"):
+        run_job(blocker / "out", model_file)
+
+
+def test_unknown_and_mismatched_backends(tmp_path: Path, model_file: Path) -> None:
+    with pytest.raises(BackendError, match="unknown backend"):
+        run_job(tmp_path / "out", model_file, backend="tensorrt")
+    onnx_path = tmp_path / "g.onnx"
+    onnx_path.write_bytes(b"")
+    with pytest.raises(BackendError, match="runs on --backend onnxruntime"):
+        run_job(tmp_path / "out2", onnx_path, backend="eager")
+
+
+def test_cli_sample_errors_are_one_line(tmp_path: Path, model_file: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gankit", "sample", str(model_file), "--n", "-3", "--out", str(tmp_path / "o")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["gankit sample: error: --n must be positive, got -3"]
