@@ -162,6 +162,46 @@ def _run_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="time backends x batch sizes x precisions; table, JSON with the environment, and a plot",
+        description="Each backend is checked against eager fp32 before it is timed. GPU: do_bench medians; "
+        "CPU: repeated runs, median. Roofline from the generator's FLOPs/bytes and ceilings measured in the run.",
+    )
+    p.add_argument("model", nargs="?", default=None, help="generator .safetensors (default: the bundled one)")
+    p.add_argument(
+        "--backends", default=None, help="comma-separated [GPU: eager,compile,triton; CPU: eager,compile,onnxruntime]"
+    )
+    p.add_argument("--batch-sizes", default=None, help="comma-separated [GPU: 1,256,65536,1048576; CPU: 1,64,4096]")
+    p.add_argument("--precisions", default=None, help="comma-separated [GPU: fp32,tf32,bf16; CPU: fp32]")
+    p.add_argument("--output", default="float", choices=["float", "uint8"], help="image output type [%(default)s]")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
+    p.add_argument("--compile-mode", default="default", help="torch.compile mode for the compile backend [%(default)s]")
+    p.add_argument("--out", default=None, help="write OUT.json and OUT.png (e.g. benchmarks/results/cpu-2026-11-24)")
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from gankit.bench import format_table, parse_list, run_bench, write_report
+
+    report = run_bench(
+        args.model,
+        backends=parse_list(args.backends) if args.backends else None,
+        batch_sizes=parse_list(args.batch_sizes, int) if args.batch_sizes else None,
+        precisions=parse_list(args.precisions) if args.precisions else None,
+        output=args.output,
+        device=args.device,
+        compile_mode=args.compile_mode,
+        log=lambda line: print(line, flush=True),
+    )
+    print("\n" + format_table(report))
+    if args.out:
+        json_path, png_path = write_report(report, Path(args.out))
+        print(f"\nwrote {json_path} and {png_path}")
+    return 0
+
+
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole pipeline on the bundled data, in a few minutes on a CPU")
     p.add_argument("--out", default="runs/demo", help="where everything is written [%(default)s]")
@@ -176,7 +216,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = (_add_train, _add_sample, _add_info, _add_demo)
+COMMANDS = (_add_train, _add_sample, _add_info, _add_bench, _add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,101 @@
+"""End-to-end samples/s to disk, by backend and format, next to the backend's generation-only rate.
+
+    python benchmarks/run_sampling.py --out benchmarks/results/sampling-cpu-YYYY-MM-DD.json
+
+The ratio "to disk / generation only" says whether the writer keeps up (1.0 = disk and Python
+cost nothing) on this machine. Writes JSON with the environment (see gankit.bench.environment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gankit.backends import create_backend
+from gankit.bench import environment
+from gankit.checkpoint import atomic_path, load_generator
+from gankit.errors import GankitError
+from gankit.noise import noise
+from gankit.sample import SampleJob, sample
+
+
+def generation_rate(backend_name: str, batch: int, device: str, repeats: int = 8) -> float:
+    options = {"device": device}
+    if backend_name == "compile":
+        options["batch_size"] = batch
+    backend = create_backend(backend_name, load_generator(), **options)
+    z = noise(0, 0, batch, backend.config.latent_dim, device=device)
+    backend.generate(z, output="uint8")
+    begin = time.perf_counter()
+    for _ in range(repeats):
+        backend.generate(z, output="uint8")
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return repeats * batch / (time.perf_counter() - begin)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--n", type=int, default=262_144)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--backends", default="eager,compile,onnxruntime")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    cases = [("npy", "uint8", args.n), ("npy", "float16", args.n), ("png", "uint8", min(args.n, 4096))]
+    rows = []
+    for backend in args.backends.split(","):
+        try:
+            generation = generation_rate(backend, args.batch_size, args.device)
+        except GankitError as exc:
+            rows.append({"backend": backend, "status": f"unavailable: {exc}"})
+            continue
+        for fmt, dtype, n in cases:
+            folder = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
+            try:
+                job = SampleJob(
+                    folder / "out",
+                    n=n,
+                    backend=backend,
+                    format=fmt,
+                    dtype=dtype,
+                    batch_size=args.batch_size,
+                    shard_size=65536,
+                    device=args.device,
+                )
+                result = sample(job, progress=False, log=lambda message: None)
+            finally:
+                shutil.rmtree(folder)
+            row = {
+                "backend": backend,
+                "format": fmt,
+                "dtype": dtype,
+                "n": n,
+                "batch": args.batch_size,
+                "seconds": result.seconds,
+                "warmup_seconds": result.warmup_seconds,
+                "samples_per_second_to_disk": result.samples_per_second,
+                "samples_per_second_generation_only": generation,
+                "to_disk_over_generation": result.samples_per_second / generation,
+                "status": "ok",
+            }
+            rows.append(row)
+            print(
+                f"{backend:<12} {fmt:<4} {dtype:<8} n={n:<8} {result.samples_per_second:>12,.0f} samples/s to disk "
+                f"(generation only {generation:,.0f}/s, ratio {row['to_disk_over_generation']:.2f})",
+                flush=True,
+            )
+    payload = {"environment": environment(torch.device(args.device)), "results": rows}
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
