@@ -206,13 +206,14 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="the whole pipeline on the bundled data, in a few minutes on a CPU")
     p.add_argument("--out", default="runs/demo", help="where everything is written [%(default)s]")
     p.add_argument("--epochs", type=int, default=3, help="training epochs of the demo run [%(default)s]")
+    p.add_argument("--quick", action="store_true", help="fewer samples and batch sizes (for tests)")
     p.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from gankit.demo import run_demo
 
-    run_demo(Path(args.out), epochs=args.epochs)
+    run_demo(Path(args.out), epochs=args.epochs, quick=args.quick)
     return 0
 
 
