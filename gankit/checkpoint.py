@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,8 +37,12 @@ PRETRAINED = Path(__file__).parent / "pretrained" / "generator.safetensors"
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it."""
+def atomic_path(path: str | os.PathLike[str], durable: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
+
+    ``durable`` fsyncs the finished file before the rename, so a power loss cannot leave an empty file
+    under the real name (worth it for checkpoints; too slow for thousands of small PNGs).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -45,6 +50,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the final file gets the usual permissions
     try:
         yield Path(tmp)
+        if durable:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -69,7 +77,7 @@ def save_generator(path: str | os.PathLike[str], generator: Generator, training:
         "config": generator.config.to_json(),
         "training": json.dumps(training or {}, sort_keys=True),
     }
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=True) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
     return Path(path)
 
@@ -119,6 +127,10 @@ def load_generator(path: str | os.PathLike[str] | None = None, device: str | tor
 def generator_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What ``gankit info`` prints: config, parameter count, metadata and checksum."""
     config, _, metadata = read_generator_file(path)
+    try:
+        training = json.loads(metadata.get("training", "{}"))
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: metadata 'training' is not valid JSON: {exc}") from exc
     return {
         "path": str(path),
         "sha256": sha256_of(path),
@@ -126,13 +138,13 @@ def generator_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "parameters": config.parameter_count,
         "flops_per_sample": config.flops_per_sample,
         "gankit_version": metadata.get("gankit_version"),
-        "training": json.loads(metadata.get("training", "{}")),
+        "training": training,
     }
 
 
 def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """Write a training-state dict (tensors, numbers, strings, lists, dicts only) atomically."""
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=True) as tmp:
         torch.save(state, tmp)
 
 
@@ -144,9 +156,14 @@ def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for corrupt or foreign files
+        if isinstance(exc, pickle.UnpicklingError):  # weights_only refused what the pickle asked for
+            reason = "it holds something other than tensors and plain containers; refused, nothing was run"
+        else:  # the first line only: some of torch's messages span many lines, and the CLI prints one
+            reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or ['no detail'])[0]}"
         raise CheckpointError(
-            f"{path}: not a readable gankit training state (truncated, corrupt or foreign): {exc}"
+            f"{path}: not a readable gankit training state (truncated, corrupt or foreign): {reason}"
         ) from exc
     if not isinstance(state, dict) or state.get("format") != "gankit.train_state":
-        raise CheckpointError(f"{path}: not a gankit training state")
+        found = f"a dict with 'format' {state.get('format')!r}" if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: not a gankit training state (holds {found})")
     return state

@@ -17,7 +17,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/train", help="run folder (checkpoints, grids, losses) [%(default)s]")
     p.add_argument("--data", default="mnist-5k", help=f"training images: {SOURCES_HELP} [%(default)s]")
     p.add_argument("--data-dir", default=None, help="folder holding (or to download) torchvision data sets")
-    p.add_argument("--epochs", type=int, default=20, help="total epochs [%(default)s]")
+    p.add_argument("--epochs", type=int, default=None, help="total epochs [20; with --resume: the saved total]")
     p.add_argument("--batch-size", type=int, default=64, help="[%(default)s]")
     p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate [%(default)s]")
     p.add_argument(
@@ -31,7 +31,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--d-hidden", type=int, nargs="+", default=[512, 256], help="discriminator hidden sizes [512 256]")
     p.add_argument("--slope", type=float, default=0.2, help="LeakyReLU slope [%(default)s]")
     p.add_argument(
-        "--resume", action="store_true", help="continue the run saved in --out (--epochs sets the new total)"
+        "--resume",
+        action="store_true",
+        help="continue the run saved in --out with its saved recipe; only --epochs (a new total) may change",
     )
     p.set_defaults(run=_run_train)
 
@@ -43,6 +45,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.resume:
         result = resume(args.out, epochs=args.epochs)
     else:
+        args.epochs = 20 if args.epochs is None else args.epochs
         config = TrainConfig(
             data=args.data,
             data_dir=args.data_dir,

@@ -4,9 +4,39 @@ from __future__ import annotations
 
 import json
 import math
+import operator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from gankit.errors import ConfigError
+
+
+def _positive_int(name: str, value: Any) -> int:
+    """``value`` as a positive int; ConfigError for anything else (2.5 is refused, not rounded to 2)."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = 0
+    if number <= 0:
+        raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
+    return number
+
+
+def _sizes(name: str, values: Iterable[Any], length: int | None = None) -> tuple[int, ...]:
+    try:
+        sizes = tuple(values)
+    except TypeError:
+        sizes = ()
+    if not sizes or (length is not None and len(sizes) != length):
+        raise ConfigError(f"{name} must be {length or 'one or more'} sizes, got {values!r}")
+    return tuple(_positive_int(f"each of {name}", size) for size in sizes)
+
+
+def _slope(value: Any) -> float:
+    if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise ConfigError(f"slope must be in [0, 1), got {value!r}")
+    return float(value)
 
 
 @dataclass(frozen=True)
@@ -22,14 +52,10 @@ class GeneratorConfig:
     slope: float = 0.2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
-        if self.latent_dim <= 0 or not self.hidden or min(self.hidden) <= 0:
-            raise ConfigError(f"sizes must be positive: latent_dim={self.latent_dim}, hidden={self.hidden}")
-        if len(self.image_shape) != 3 or min(self.image_shape) <= 0:
-            raise ConfigError(f"image_shape must be (channels, height, width), got {self.image_shape}")
-        if not 0.0 <= self.slope < 1.0:
-            raise ConfigError(f"slope must be in [0, 1), got {self.slope}")
+        object.__setattr__(self, "latent_dim", _positive_int("latent_dim", self.latent_dim))
+        object.__setattr__(self, "hidden", _sizes("hidden", self.hidden))
+        object.__setattr__(self, "image_shape", _sizes("image_shape (channels, height, width)", self.image_shape, 3))
+        object.__setattr__(self, "slope", _slope(self.slope))
 
     @property
     def image_size(self) -> int:
@@ -71,10 +97,9 @@ class DiscriminatorConfig:
     slope: float = 0.2
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
-        if not self.hidden or min(self.hidden) <= 0:
-            raise ConfigError(f"hidden sizes must be positive, got {self.hidden}")
+        object.__setattr__(self, "hidden", _sizes("hidden", self.hidden))
+        object.__setattr__(self, "image_shape", _sizes("image_shape (channels, height, width)", self.image_shape, 3))
+        object.__setattr__(self, "slope", _slope(self.slope))
 
     @property
     def layer_sizes(self) -> list[tuple[int, int]]:
@@ -109,10 +134,10 @@ class TrainConfig:
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0 or self.batch_size <= 0 or self.lr <= 0:
-            raise ConfigError(
-                f"epochs, batch size and lr must be positive (got {self.epochs}, {self.batch_size}, {self.lr})"
-            )
+        self.epochs = _positive_int("epochs", self.epochs)
+        self.batch_size = _positive_int("batch size", self.batch_size)
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"lr must be positive and finite, got {self.lr}")
         if not (0 <= self.betas[0] < 1 and 0 <= self.betas[1] < 1):
             raise ConfigError(f"Adam betas must be in [0, 1), got {self.betas}")
         if not 0 <= self.ema < 1:

@@ -24,12 +24,11 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -
 
 def plot_losses(steps: list[int], d_losses: list[float], g_losses: list[float], path: str | Path) -> Path:
     """Discriminator and generator loss per training step -> PNG."""
-    import matplotlib
+    # A bare Figure, not pyplot: no global backend switch under a caller's notebook or GUI.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4), dpi=100)
+    fig = Figure(figsize=(8, 4), dpi=100)
+    ax = fig.subplots()
     ax.plot(steps, d_losses, label="D loss", linewidth=0.8)
     ax.plot(steps, g_losses, label="G loss", linewidth=0.8)
     ax.set_xlabel("step")
@@ -40,7 +39,6 @@ def plot_losses(steps: list[int], d_losses: list[float], g_losses: list[float], 
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-    plt.close(fig)
     return Path(path)
 
 

@@ -12,7 +12,7 @@ import csv
 import json
 import math
 import signal
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from gankit.checkpoint import atomic_path, load_state, save_generator, save_state
 from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
 from gankit.data import load_images, to_model_range
-from gankit.errors import CheckpointError, TrainingError
+from gankit.errors import CheckpointError, ConfigError, TrainingError
 from gankit.images import plot_losses, save_grid
 from gankit.model import Discriminator, Generator
 from gankit.noise import noise
@@ -173,6 +173,7 @@ class Trainer:
         }
 
     def load(self, state: dict[str, Any]) -> None:
+        path = self.out_dir / STATE_FILE
         try:
             self.generator.load_state_dict(state["generator"])
             if self.ema_generator is not None:
@@ -182,9 +183,15 @@ class Trainer:
             self.opt_d.load_state_dict(state["opt_d"])
             self.rng.set_state(state["rng"])
             self.epoch, self.step, self.perm = int(state["epoch"]), int(state["step"]), state["perm"]
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"training state does not fit this run's models: {exc}") from exc
-        self.history = [(int(a), int(b), float(c), float(d)) for a, b, c, d in state["history"].tolist()]
+            self.history = [(int(a), int(b), float(c), float(d)) for a, b, c, d in state["history"].tolist()]
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+            # load_state_dict's message spans many lines; the CLI prints one.
+            raise CheckpointError(f"{path}: does not fit this run's models: {' '.join(str(exc).split())}") from exc
+        if len(self.perm) != len(self.data):
+            raise CheckpointError(
+                f"{path}: saved for {len(self.perm)} training images, but {self.config.data} now holds "
+                f"{len(self.data)}; resume with the same data or start a new run"
+            )
 
     def checkpoint(self) -> None:
         """Write generator, training state and loss log, each atomically."""
@@ -253,10 +260,14 @@ def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> Tr
 
 def resume(out_dir: str | Path, epochs: int | None = None, progress: bool = True) -> TrainResult:
     """Continue the run saved in ``out_dir`` (optionally to a new total of ``epochs``)."""
-    state = load_state(Path(out_dir) / STATE_FILE)
-    config = config_from_dict(json.loads(state["config"]))
+    path = Path(out_dir) / STATE_FILE
+    state = load_state(path)
+    try:
+        config = config_from_dict(json.loads(state["config"]))
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: the saved training config is missing or invalid: {exc}") from exc
     if epochs is not None:
-        config.epochs = epochs
+        config = replace(config, epochs=epochs)  # replace() validates the new total
     trainer = Trainer(config, out_dir)
     trainer.load(state)
     return trainer.run(progress=progress)

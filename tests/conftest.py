@@ -29,4 +29,3 @@ def seed_generator() -> Generator:
     """A fresh random generator with the seed's default sizes (100 -> 256 -> 512 -> 784)."""
     torch.manual_seed(4321)
     return Generator().eval()
-

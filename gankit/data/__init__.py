@@ -32,8 +32,10 @@ def _load_torchvision(name: str, data_dir: Path) -> torch.Tensor:
     try:
         dataset = dataset_cls(root=str(data_dir), train=True, download=True)
     except Exception as exc:  # urllib, http and torchvision's own RuntimeError all mean "could not get it"
+        # torchvision's download error spans several lines (one per mirror); the CLI prints one line.
+        reason = " ".join(str(exc).split())
         raise DataError(
-            f"could not find or download {name} under {data_dir} ({type(exc).__name__}: {exc}). "
+            f"could not find or download {name} under {data_dir} ({type(exc).__name__}: {reason}). "
             f"Offline? Use the bundled digits (--data mnist-5k), or put torchvision's {TORCHVISION_SETS[name]} "
             "files under --data-dir."
         ) from exc
@@ -52,6 +54,8 @@ def _as_nchw_uint8(array: np.ndarray, origin: str) -> torch.Tensor:
     if not np.issubdtype(array.dtype, np.floating) and not np.issubdtype(array.dtype, np.integer):
         raise DataError(f"{origin}: pixel dtype {array.dtype} is not numeric")
     values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise DataError(f"{origin}: pixel values include NaN or inf")
     low, high = float(values.min()), float(values.max())
     if low >= 0 and high <= 1:
         values = values * 255.0
@@ -63,19 +67,22 @@ def _as_nchw_uint8(array: np.ndarray, origin: str) -> torch.Tensor:
 
 
 def _load_array_file(path: Path) -> torch.Tensor:
+    # Empty, truncated or corrupt files raise EOFError, zipfile.BadZipFile (an Exception), ValueError or OSError.
     try:
         loaded = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable NumPy file: {exc}") from exc
-    if isinstance(loaded, np.lib.npyio.NpzFile):
-        with loaded:
-            keys = list(loaded.keys())
-            key = next((k for k in ("images", "x_train", "x", "arr_0") if k in keys), None)
-            if key is None:
-                raise DataError(f"{path}: no 'images' array (found {keys})")
-            array = loaded[key]
-    else:
-        array = loaded
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                keys = list(loaded.keys())
+                key = next((k for k in ("images", "x_train", "x", "arr_0") if k in keys), None)
+                if key is None:
+                    raise DataError(f"{path}: no 'images' array (found {keys})")
+                array = loaded[key]
+        else:
+            array = loaded
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"{path}: not a readable NumPy file ({type(exc).__name__}: {exc})") from exc
     return _as_nchw_uint8(array, str(path))
 
 
@@ -105,9 +112,11 @@ def load_images(source: str = "mnist-5k", data_dir: str | Path | None = None) ->
     if source in TORCHVISION_SETS:
         return _load_torchvision(source, Path(data_dir) if data_dir else DEFAULT_DATA_DIR)
     path = Path(source)
-    if path.is_dir():
+    if source and path.is_dir():  # Path("") is the working directory, not a choice anyone made
         return _load_png_folder(path)
-    if path.suffix in (".npz", ".npy") and path.is_file():
+    if path.suffix in (".npz", ".npy"):
+        if not path.is_file():
+            raise DataError(f"{path}: no such file")
         return _load_array_file(path)
     raise DataError(f"unknown data source {source!r}: use {SOURCES_HELP}")
 

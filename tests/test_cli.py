@@ -1,0 +1,213 @@
+"""The CLI end to end: help, train -> info -> sample, Ctrl-C, and one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gankit.checkpoint import load_generator, load_state
+from gankit.cli import main
+from gankit.data import load_bundled
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ("train", "sample", "info", "bench", "demo")
+
+
+def gankit(*args: str, cwd: Path = ROOT, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gankit", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, images=load_bundled()[0][:100, 0].numpy())
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    args = ["--data", str(tiny_data), "--epochs", "1", "--batch-size", "32", "--device", "cpu", "--seed", "5"]
+    return out, gankit("train", "--out", str(out), *args)
+
+
+def test_top_level_help_through_the_console_script() -> None:
+    script = Path(sys.executable).parent / "gankit"  # installed by [project.scripts]
+    result = subprocess.run([str(script), "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: gankit")
+    for command in COMMANDS:
+        assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        ("train", "--resume"),
+        ("sample", "--num-samples"),
+        ("info", "--json"),
+        ("bench", "--batch-sizes"),
+        ("demo", "--epochs"),
+    ],
+)
+def test_subcommand_help(command: str, option: str) -> None:
+    result = gankit(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: gankit {command}") and option in result.stdout
+
+
+def test_train_one_epoch(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, result = trained
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("done: 1 epochs")
+    assert "Traceback" not in result.stderr
+    generator = load_generator(out / "generator.safetensors")
+    assert generator.config.image_shape == (1, 28, 28)
+    assert (out / "samples" / "epoch_0001.png").is_file() and (out / "losses.png").is_file()
+    assert load_state(out / "train_state.pt")["epoch"] == 1
+
+
+def test_info_text_and_json(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
+    out, _ = trained
+    path = out / "generator.safetensors"
+    text = gankit("info", str(path))
+    assert text.returncode == 0, text.stderr
+    lines = dict(line.strip().split(": ", 1) for line in text.stdout.strip().splitlines())
+    assert lines["parameters"] == str(load_generator(path).config.parameter_count)
+    assert lines["path"] == str(path) and len(lines["sha256"]) == 64
+
+    as_json = gankit("info", str(path), "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    info = json.loads(as_json.stdout)
+    assert info["config"]["hidden"] == [256, 512] and info["config"]["image_shape"] == [1, 28, 28]
+    assert info["training"]["epochs"] == 1 and info["training"]["batch_size"] == 32
+    assert info["sha256"] == lines["sha256"]
+
+
+def test_sample_grid_png(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    out, _ = trained
+    target = tmp_path / "grid.png"
+    result = gankit("sample", str(out / "generator.safetensors"), "--n", "16", "--out", str(target), "--quiet")
+    assert result.returncode == 0, result.stderr
+    with Image.open(target) as grid:
+        assert grid.format == "PNG" and grid.size == (4 * 30 + 2, 4 * 30 + 2)
+
+
+def test_sample_npy(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    out, _ = trained
+    folder = tmp_path / "npy"
+    result = gankit(
+        "sample", str(out / "generator.safetensors"), "--n", "10", "--format", "npy", "--out", str(folder), "--quiet"
+    )
+    assert result.returncode == 0, result.stderr
+    images = np.concatenate([np.load(p) for p in sorted(folder.glob("*.npy"))])
+    assert images.shape == (10, 1, 28, 28) and images.dtype == np.uint8
+    assert images.std() > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["info", "missing.safetensors"], "missing.safetensors: no such checkpoint file"),
+        (["sample", "missing.safetensors", "--out", "x.png"], "missing.safetensors: no such checkpoint file"),
+        (["sample", "--n", "0", "--out", "x.png"], "--n must be positive"),
+        (["train", "--data", "cifar-10", "--out", "run"], "unknown data source 'cifar-10'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = gankit(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(f"gankit {args[0]}: error: ") and message in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--epochs", "0"], "epochs must be a positive whole number"),
+        (["train", "--lr", "-1"], "lr must be positive"),
+        (["train", "--slope", "1.5"], "slope must be in"),
+        (["train", "--resume"], "no such training-state file"),
+        (["info", "not_a_checkpoint.safetensors"], "not a readable safetensors file"),
+    ],
+)
+def test_bad_options_are_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "not_a_checkpoint.safetensors").write_text("hello")
+    assert main([*args, "--out", "run"] if args[0] == "train" else args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"gankit {args[0]}: error: ") and message in err and err.count("\n") == 1
+
+
+def test_offline_torchvision_set_is_one_line_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import torchvision.datasets.mnist
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", offline)
+    code = main(["train", "--data", "fashion-mnist", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit train: error: could not find or download fashion-mnist") and err.count("\n") == 1
+    assert "--data mnist-5k" in err and "--data-dir" in err
+
+
+def test_sigint_saves_exits_130_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "gankit", "train", "--out", str(out), "--data", str(tiny_data)]
+    command += ["--epochs", "100000", "--batch-size", "16", "--device", "cpu"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "samples" / "epoch_0002.png").exists():  # training (and its Ctrl-C handler) is running
+            assert process.poll() is None, process.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    assert stdout.startswith("interrupted, saved: ") and f"gankit train --out {out} --resume" in stdout
+    epochs = int(stdout.split(": ", 1)[1].split()[0])
+    state = load_state(out / "train_state.pt")
+    assert state["epoch"] == epochs >= 2
+    assert len(state["history"]) == epochs * 7 + state["step"]  # 100 images / batch 16 = 7 steps an epoch
+    load_generator(out / "generator.safetensors")
+
+    resumed = gankit("train", "--out", str(out), "--resume", "--epochs", str(epochs + 1))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert resumed.stdout.startswith(f"done: {epochs + 1} epochs")
+    assert load_state(out / "train_state.pt")["epoch"] == epochs + 1
+
+
+def test_resume_without_epochs_keeps_the_saved_total(tiny_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--data", str(tiny_data), "--epochs", "1", "--batch-size", "32", "--device", "cpu"]
+    assert gankit("train", "--out", str(out), *args).returncode == 0
+    before = (out / "generator.safetensors").read_bytes()
+    result = gankit("train", "--out", str(out), "--resume")
+    assert result.returncode == 0, result.stderr
+    assert "done: 1 epochs" in result.stdout
+    assert (out / "generator.safetensors").read_bytes() == before

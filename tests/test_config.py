@@ -1,0 +1,114 @@
+"""Config dataclasses: the seed's defaults, derived sizes, JSON round trip, invalid values -> ConfigError."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
+from gankit.errors import ConfigError
+
+
+def test_defaults_are_the_seed() -> None:
+    config = GeneratorConfig()
+    assert config.layer_sizes == [(100, 256), (256, 512), (512, 784)]
+    assert config.image_shape == (1, 28, 28) and config.image_size == 784 and config.slope == 0.2
+    assert config.parameter_count == 100 * 256 + 256 + 256 * 512 + 512 + 512 * 784 + 784
+    assert config.flops_per_sample == 2 * (100 * 256 + 256 * 512 + 512 * 784)
+    assert DiscriminatorConfig().layer_sizes == [(784, 512), (512, 256), (256, 1)]
+    train = TrainConfig()
+    assert (train.batch_size, train.lr, train.betas, train.ema) == (64, 2e-4, (0.9, 0.999), 0.0)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        GeneratorConfig(),
+        GeneratorConfig(latent_dim=7, hidden=(5,), image_shape=(3, 4, 6), slope=0.0),
+        GeneratorConfig(latent_dim=20, hidden=[48, 80, 33], image_shape=[1, 10, 10], slope=0.5),
+    ],
+)
+def test_generator_config_json_round_trip(config: GeneratorConfig) -> None:
+    text = config.to_json()
+    assert json.loads(text)["hidden"] == list(config.hidden)
+    again = GeneratorConfig.from_json(text)
+    assert again == config
+    assert isinstance(again.hidden, tuple) and isinstance(again.image_shape, tuple)
+
+
+def test_discriminator_config_json_round_trip() -> None:
+    config = DiscriminatorConfig(hidden=[9, 3], image_shape=(3, 8, 8), slope=0.1)
+    assert config.hidden == (9, 3)
+    assert DiscriminatorConfig.from_json(config.to_json()) == config
+    assert config.layer_sizes == [(192, 9), (9, 3), (3, 1)]
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"latent_dim": 0},
+        {"latent_dim": -3},
+        {"latent_dim": 2.5},
+        {"latent_dim": "100"},
+        {"hidden": ()},
+        {"hidden": (256, 0)},
+        {"hidden": (256.7,)},
+        {"hidden": 256},
+        {"image_shape": (28, 28)},
+        {"image_shape": (1, 0, 28)},
+        {"image_shape": (1, 28, 28.5)},
+        {"slope": 1.0},
+        {"slope": -0.1},
+        {"slope": float("nan")},
+        {"slope": "0.2"},
+    ],
+)
+def test_invalid_generator_config_raises_config_error(values: dict) -> None:
+    with pytest.raises(ConfigError):
+        GeneratorConfig(**values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"hidden": ()}, {"hidden": (-1,)}, {"image_shape": (1, 28)}, {"image_shape": (0, 28, 28)}, {"slope": 2.0}],
+)
+def test_invalid_discriminator_config_raises_config_error(values: dict) -> None:
+    with pytest.raises(ConfigError):
+        DiscriminatorConfig(**values)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"epochs": 0},
+        {"epochs": 1.5},
+        {"batch_size": -64},
+        {"lr": 0.0},
+        {"lr": float("nan")},
+        {"lr": float("inf")},
+        {"betas": (1.0, 0.999)},
+        {"betas": (0.5, -0.1)},
+        {"ema": 1.0},
+        {"ema": -0.5},
+    ],
+)
+def test_invalid_train_config_raises_config_error(values: dict) -> None:
+    with pytest.raises(ConfigError):
+        TrainConfig(**values)
+
+
+@pytest.mark.parametrize("cls", [GeneratorConfig, DiscriminatorConfig])
+@pytest.mark.parametrize(
+    "text", ["not json", "[100, 256]", "null", '{"colour": "blue"}', '{"hidden": "abc"}', '{"hidden": [64, -1]}']
+)
+def test_from_json_rejects_bad_text_with_config_error(cls: type, text: str) -> None:
+    with pytest.raises(ConfigError):
+        cls.from_json(text)
+
+
+def test_config_error_names_the_bad_value() -> None:
+    with pytest.raises(ConfigError, match="latent_dim.*2.5"):
+        GeneratorConfig(latent_dim=2.5)
+    with pytest.raises(ConfigError, match="slope"):
+        GeneratorConfig(slope=3)
