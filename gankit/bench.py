@@ -29,6 +29,7 @@ import torch
 from gankit.backends import Backend, backend_class, create_backend
 from gankit.checkpoint import PRETRAINED, atomic_path, load_generator
 from gankit.config import GeneratorConfig
+from gankit.cpu import cpu_info
 from gankit.errors import BackendError, GankitError
 from gankit.noise import noise
 from gankit.version import __version__
@@ -78,20 +79,6 @@ class BenchReport:
 # ----------------------------------------------------------------------------- environment
 
 
-def _cpu_model_and_flags() -> tuple[str, list[str]]:
-    model, flags = platform.processor() or platform.machine(), []
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", platform.machine()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                wanted = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8", "avx_vnni", "fma")
-                flags = [f for f in line.split(":", 1)[1].split() if f in wanted]
-    except OSError:
-        pass
-    return model, flags
-
-
 def git_commit() -> str:
     try:
         root = Path(__file__).resolve().parents[1]
@@ -104,7 +91,7 @@ def git_commit() -> str:
 
 def environment(device: torch.device) -> dict[str, Any]:
     """Device, versions, threads, commit and date: everything a result needs to be read later."""
-    cpu, flags = _cpu_model_and_flags()
+    cpu = cpu_info()
     env: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_commit": git_commit(),
@@ -112,8 +99,8 @@ def environment(device: torch.device) -> dict[str, Any]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "device_type": device.type,
-        "cpu": cpu,
-        "cpu_flags": flags,
+        "cpu": cpu.model,
+        "cpu_flags": cpu.relevant_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
