@@ -30,10 +30,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from gankit.backends import Backend, backend_class, create_backend
+from gankit.backends import Backend, backend_class, backend_names, create_backend
 from gankit.checkpoint import PRETRAINED, atomic_path, load_generator, sha256_of
 from gankit.errors import BackendError, GankitError, SamplingError
 from gankit.images import save_grid, save_png
+from gankit.model import Generator
 from gankit.version import __version__
 
 FORMATS = ("npy", "png", "grid")
@@ -119,29 +120,32 @@ def _is_onnx(path: Path) -> bool:
     return path.suffix == ".onnx"
 
 
-def _auto_backend_name(job: SampleJob) -> tuple[str, str]:
+def _auto_backend_name(job: SampleJob, generator: Generator | None) -> tuple[str, str]:
     """(backend name, why) for ``--backend auto``."""
-    if _is_onnx(job.model_path):
+    if generator is None:
         return "onnxruntime", "the model is an ONNX export"
     if torch.cuda.is_available() and job.device != "cpu":
-        if backend_class("triton").unavailable_reason() is None and job.precision in backend_class("triton").precisions:
+        triton_ok = "triton" in backend_names() and backend_class("triton").unavailable_reason() is None
+        if triton_ok and job.precision in backend_class("triton").precisions:
             return "triton", "CUDA device found: the fused whole-generator Triton kernel is the fastest path there"
         return "compile", "CUDA device found, Triton unavailable: torch.compile is the next fastest"
-    return "eager", "CPU: eager runs large batches at the fp32 limit with no compile warm-up"
+    from gankit.autoselect import choose_cpu_backend
+
+    return choose_cpu_backend(generator, sha256_of(job.model_path), job.precision, min(job.batch_size, job.n))
 
 
 def open_backend(job: SampleJob, log: Callable[[str], None] = print) -> Backend:
     """Build the job's backend (resolving ``auto`` and saying which it picked and why)."""
+    path = job.model_path
+    generator = None if _is_onnx(path) else load_generator(path)
     name = job.backend
     if name == "auto":
-        name, why = _auto_backend_name(job)
+        name, why = _auto_backend_name(job, generator)
         log(f"backend auto -> {name} ({why})")
-    path = job.model_path
-    if _is_onnx(path):
+    if generator is None:
         if name != "onnxruntime":
             raise BackendError(f"{path} is an ONNX model: it runs on --backend onnxruntime (or auto), not {name!r}")
         return create_backend(name, path, precision=job.precision, device=job.device)
-    generator = load_generator(path)
     options: dict[str, Any] = {"device": job.device}
     if name == "compile":
         options.update(mode=job.compile_mode, batch_size=job.batch_size)

@@ -155,7 +155,7 @@ def test_torchrun_two_gloo_processes_equal_one_process(tmp_path: Path, model_fil
     args += ["--shard-size", "64", "--first-index", "0"]
     args += ["--backend", "eager", "--quiet", "--device", "cpu"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
     subprocess.run([*launcher, "-m", "gankit", *args, "--out", str(tmp_path / "two")], cwd=ROOT, env=env, check=True)
     subprocess.run([sys.executable, "-m", "gankit", *args, "--out", str(tmp_path / "one")], cwd=ROOT, check=True)
     one, two = shard_arrays(tmp_path / "one"), shard_arrays(tmp_path / "two")

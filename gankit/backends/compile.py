@@ -7,6 +7,7 @@ larger one is split, so sampling never recompiles. ``warmup()`` compiles and rep
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -42,7 +43,7 @@ class CompileBackend(Backend):
         self.dtype = TORCH_DTYPES[precision]
         self.mode = mode
         self.bucket = batch_size
-        self.model = generator.to(self.device, self.dtype).eval()
+        self.model = copy.deepcopy(generator).to(self.device, self.dtype).eval()  # the caller's stays as it is
         self._compiled = torch.compile(self.model, mode=mode, dynamic=False, fullgraph=True)
         self.warmup_seconds: float | None = None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 
 import torch
 
@@ -33,7 +34,7 @@ class EagerBackend(Backend):
         self.device = resolve_device(device)
         self.precision = precision
         self.dtype = TORCH_DTYPES[precision]
-        self.model = generator.to(self.device, self.dtype).eval()
+        self.model = copy.deepcopy(generator).to(self.device, self.dtype).eval()  # the caller's stays as it is
 
     @torch.inference_mode()
     def generate_float(self, z: torch.Tensor) -> torch.Tensor:
