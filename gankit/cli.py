@@ -148,7 +148,9 @@ def _run_sample(args: argparse.Namespace) -> int:
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show a generator's config, parameter count and metadata")
-    p.add_argument("path", nargs="?", default=None, help="generator .safetensors (default: the bundled one)")
+    p.add_argument(
+        "path", nargs="?", default=None, help="generator .safetensors or .onnx export (default: the bundled one)"
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(run=_run_info)
 
@@ -156,12 +158,58 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 def _run_info(args: argparse.Namespace) -> int:
     from gankit.checkpoint import PRETRAINED, generator_info
 
-    info = generator_info(args.path or PRETRAINED)
+    if args.path and str(args.path).endswith(".onnx"):
+        from gankit.export import describe
+
+        info = describe(args.path)
+    else:
+        info = generator_info(args.path or PRETRAINED)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
     for key, value in info.items():
         print(f"{key:>17}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    return 0
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from gankit.export import DEFAULT_OPSET, OUTPUTS, PRECISIONS
+
+    p = sub.add_parser(
+        "export",
+        help="export a generator to ONNX (fp32/fp16/int8, float or uint8 output), parity-checked",
+        description="Input z [batch, latent] float32. Output image [batch, C, H, W]: float32 in [-1, 1], or "
+        "uint8 0..255 with --output uint8 ((x+1)*127.5, rounded, clipped, in the graph). fp16 keeps float32 "
+        "I/O and computes in fp16; int8 is onnxruntime dynamic quantization. The export lands only if its "
+        "parity against a float64 reference passes; the report is written beside it as NAME.parity.json.",
+    )
+    p.add_argument("checkpoint", nargs="?", default=None, help="generator .safetensors (default: the bundled one)")
+    p.add_argument("--out", default="exported/generator.onnx", help="[%(default)s]")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="[%(default)s]")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="[%(default)s]")
+    p.add_argument("--output", default="float", choices=OUTPUTS, help="image output type [%(default)s]")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from gankit.export import export
+
+    result = export(args.checkpoint, args.out, precision=args.precision, output=args.output, opset=args.opset)
+    print(f"wrote {result.path} and {result.report_path}")
+    return 0
+
+
+def _add_validate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="re-run the parity check of an exported ONNX model")
+    p.add_argument("model", help="an ONNX file written by gankit export")
+    p.add_argument("--checkpoint", default=None, help="its source generator (default: the bundled one, if it is)")
+    p.set_defaults(run=_run_validate)
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from gankit.export import validate
+
+    validate(args.model, checkpoint=args.checkpoint)
     return 0
 
 
@@ -220,7 +268,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = (_add_train, _add_sample, _add_info, _add_bench, _add_demo)
+COMMANDS = (_add_train, _add_sample, _add_info, _add_export, _add_validate, _add_bench, _add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -245,3 +245,16 @@ def test_cli_sample_errors_are_one_line(tmp_path: Path, model_file: Path) -> Non
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["gankit sample: error: --n must be positive, got -3"]
+
+
+def test_cpu_backends_agree_on_the_same_indices(tmp_path: Path, model_file: Path) -> None:
+    from gankit.export import export
+
+    onnx_path = export(model_file, tmp_path / "g.onnx", log=lambda line: None).path
+    reference = generate(model_file, n=40, seed=4, start=1000, backend="eager", batch_size=16)
+    for backend, model in (("compile", model_file), ("onnxruntime", model_file), ("onnxruntime", onnx_path)):
+        images = generate(model, n=40, seed=4, start=1000, backend=backend, batch_size=16)
+        torch.testing.assert_close(images, reference, atol=1e-5, rtol=0, msg=f"{backend} on {model.name}")
+    run_job(tmp_path / "from-onnx", onnx_path, backend="auto", n=40)
+    manifest = json.loads((tmp_path / "from-onnx" / MANIFEST).read_text())
+    assert manifest["job"]["backend"] == "onnxruntime" and manifest["samples"] == 40

@@ -10,6 +10,7 @@ from gankit.errors import BackendError
 _MODULES = {
     "eager": ("gankit.backends.eager", "EagerBackend"),
     "compile": ("gankit.backends.compile", "CompileBackend"),
+    "onnxruntime": ("gankit.backends.onnxruntime", "OnnxRuntimeBackend"),
 }
 
 

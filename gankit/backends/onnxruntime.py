@@ -1,0 +1,122 @@
+"""onnxruntime: runs a gankit ONNX export (CPU EP by default; CUDA EP with IOBinding when installed).
+
+Accepts a path to an export (its config and precision come from the ONNX metadata) or a Generator,
+which is exported once to a temporary file in the asked precision.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit.backends.base import Backend
+from gankit.config import GeneratorConfig
+from gankit.data import to_uint8
+from gankit.errors import BackendError
+from gankit.model import Generator
+
+OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+
+
+class OnnxRuntimeBackend(Backend):
+    name = "onnxruntime"
+    precisions = ("fp32", "fp16", "int8")
+
+    def __init__(
+        self,
+        model: str | Path | Generator,
+        precision: str = "fp32",
+        device: str = "auto",
+        threads: int | None = None,
+        optimization: str = "all",
+    ) -> None:
+        import onnxruntime as ort
+
+        from gankit.export import build_onnx, read_metadata
+
+        if optimization not in OPTIMIZATION_LEVELS:
+            raise BackendError(f"unknown graph optimization {optimization!r}; choose from {OPTIMIZATION_LEVELS}")
+        self._folder = None
+        if isinstance(model, Generator):
+            self._folder = tempfile.TemporaryDirectory(prefix="gankit-ort-")
+            path = Path(self._folder.name) / "generator.onnx"
+            build_onnx(model, path, precision, "float", 20, "")
+        else:
+            path = Path(model)
+        props = read_metadata(path)
+        self.path = path
+        self.config = GeneratorConfig.from_json(props["gankit_config"])
+        self.precision = props["gankit_precision"]
+        self.output = props["gankit_output"]
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        # Spinning workers would steal the cores from whatever runs next (torch, the writer thread).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = {
+            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+        }[optimization]
+        cuda = (
+            "CUDAExecutionProvider" in ort.get_available_providers() and device != "cpu" and torch.cuda.is_available()
+        )
+        if device.startswith("cuda") and not cuda:
+            raise BackendError(
+                "the installed onnxruntime has no CUDA execution provider: install onnxruntime-gpu, or use --device cpu"
+            )
+        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.device = torch.device("cuda" if cuda else "cpu")
+
+    def _check(self, z: torch.Tensor | np.ndarray) -> None:
+        shape, dtype = tuple(z.shape), str(z.dtype).replace("torch.", "")
+        if len(shape) != 2 or shape[1] != self.config.latent_dim or dtype != "float32":
+            wanted = f"[batch, {self.config.latent_dim}] float32"
+            raise BackendError(f"{self.path.name} takes z of shape {wanted}; got {list(shape)} {dtype}")
+
+    def run_numpy(self, z: np.ndarray) -> np.ndarray:
+        """z: (B, latent_dim) float32 array -> the graph's image array (float32 [-1, 1] or uint8)."""
+        self._check(z)
+        return self.session.run(["image"], {"z": np.ascontiguousarray(z)})[0]
+
+    def _run(self, z: torch.Tensor) -> torch.Tensor:
+        self._check(z)
+        if self.device.type == "cuda":
+            return self._run_bound(z)
+        return torch.from_numpy(self.session.run(["image"], {"z": z.contiguous().numpy()})[0])
+
+    def _run_bound(self, z: torch.Tensor) -> torch.Tensor:
+        """CUDA EP: bind torch's device buffers (no host round trip)."""
+        z = z.to(self.device).contiguous()
+        dtype = torch.uint8 if self.output == "uint8" else torch.float32
+        images = torch.empty((z.shape[0], *self.config.image_shape), dtype=dtype, device=self.device)
+        binding = self.session.io_binding()
+        binding.bind_input("z", "cuda", 0, np.float32, tuple(z.shape), z.data_ptr())
+        np_dtype = np.uint8 if self.output == "uint8" else np.float32
+        binding.bind_output("image", "cuda", 0, np_dtype, tuple(images.shape), images.data_ptr())
+        self.session.run_with_iobinding(binding)
+        return images
+
+    def generate_float(self, z: torch.Tensor) -> torch.Tensor:
+        images = self._run(z)
+        return images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images
+
+    def generate(self, z: torch.Tensor, output: str = "float") -> torch.Tensor:
+        images = self._run(z)
+        if output == "uint8":
+            return images if images.dtype == torch.uint8 else to_uint8(images)
+        return images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images
+
+    @property
+    def noise_device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def describe(self) -> str:
+        provider = self.session.get_providers()[0].replace("ExecutionProvider", "")
+        return f"onnxruntime ({self.precision}, {provider}, {self.path.name})"

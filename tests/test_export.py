@@ -1,0 +1,149 @@
+"""ONNX export: every precision and output, metadata, dynamic batch, parity gate, bad inputs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from gankit.backends.onnxruntime import OnnxRuntimeBackend
+from gankit.checkpoint import save_generator, sha256_of
+from gankit.errors import BackendError, CheckpointError, ExportError
+from gankit.export import export, read_metadata, validate
+from gankit.model import Generator
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = {"log": lambda line: None}
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    from conftest import SMALL_CONFIG
+
+    torch.manual_seed(99)
+    return save_generator(tmp_path_factory.mktemp("ckpt") / "small.safetensors", Generator(SMALL_CONFIG))
+
+
+@pytest.mark.parametrize(
+    ("precision", "output"),
+    [("fp32", "float"), ("fp16", "float"), ("int8", "float"), ("fp32", "uint8"), ("fp16", "uint8")],
+)
+def test_export_each_precision_and_output(tmp_path: Path, checkpoint: Path, precision: str, output: str) -> None:
+    result = export(checkpoint, tmp_path / "g.onnx", precision=precision, output=output, **QUIET)
+    assert result.path.is_file() and result.report.passed
+    onnx.checker.check_model(str(result.path), full_check=True)
+    props = read_metadata(result.path)
+    assert props["gankit_precision"] == precision and props["gankit_output"] == output
+    assert props["gankit_opset"] == "20" and props["gankit_source_sha256"] == sha256_of(checkpoint)
+    assert json.loads(props["gankit_config"])["latent_dim"] == 20
+    report = json.loads(result.report_path.read_text())
+    assert report["passed"] and [c["batch"] for c in report["cases"]] == [1, 2, 7, 64, 1000, 64, 64]
+    assert {"onnxruntime", "onnx", "torch"} <= set(report["versions"])
+    model = onnx.load(str(result.path))
+    (z_input,) = model.graph.input
+    assert [d.dim_param or d.dim_value for d in z_input.type.tensor_type.shape.dim] == ["batch", 20]
+    assert z_input.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    out_type = model.graph.output[0].type.tensor_type.elem_type
+    assert out_type == (onnx.TensorProto.UINT8 if output == "uint8" else onnx.TensorProto.FLOAT)
+    if precision != "fp32" and output == "float":
+        assert report["vs_fp32"]["mean_pixel_levels_vs_fp32"] < 1.0
+
+
+def test_uint8_output_is_the_rounded_image(tmp_path: Path, checkpoint: Path, small_generator) -> None:
+    path = export(checkpoint, tmp_path / "u8.onnx", output="uint8", **QUIET).path
+    backend = OnnxRuntimeBackend(path)
+    z = torch.randn(33, 20)
+    from gankit.checkpoint import load_generator
+
+    expected = torch.clamp(torch.round((load_generator(checkpoint)(z) + 1) * 127.5), 0, 255)
+    got = backend.generate(z, output="uint8")
+    assert got.dtype == torch.uint8 and (got.float() - expected.detach()).abs().max() <= 1
+
+
+def test_dynamic_batch_runs_any_size(tmp_path: Path, checkpoint: Path) -> None:
+    backend = OnnxRuntimeBackend(export(checkpoint, tmp_path / "g.onnx", **QUIET).path)
+    for batch in (1, 3, 257):
+        assert backend.generate(torch.randn(batch, 20)).shape == (batch, 1, 10, 10)
+
+
+def test_a_perturbed_model_fails_validation(tmp_path: Path, checkpoint: Path) -> None:
+    path = export(checkpoint, tmp_path / "g.onnx", **QUIET).path
+    model = onnx.load(str(path))
+    initializer = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
+    weights = onnx.numpy_helper.to_array(initializer).copy()
+    weights.flat[0] += 0.05
+    initializer.CopyFrom(onnx.numpy_helper.from_array(weights, initializer.name))
+    onnx.save(model, str(path))
+    with pytest.raises(ExportError, match="parity check FAILED for fp32.*tolerance"):
+        validate(path, checkpoint=checkpoint, **QUIET)
+    assert (tmp_path / "g.parity.failed.json").is_file()
+
+
+def test_a_failed_export_is_not_left_looking_valid(tmp_path: Path, checkpoint: Path, monkeypatch) -> None:
+    import gankit.parity as parity
+
+    monkeypatch.setitem(parity.TOLERANCE_MAX, "fp32", 1e-12)
+    with pytest.raises(ExportError, match="FAILED"):
+        export(checkpoint, tmp_path / "g.onnx", **QUIET)
+    assert not (tmp_path / "g.onnx").exists()
+    assert json.loads((tmp_path / "g.parity.failed.json").read_text())["passed"] is False
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_bad_inputs(tmp_path: Path, checkpoint: Path) -> None:
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        export(tmp_path / "missing.safetensors", tmp_path / "g.onnx", **QUIET)
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a readable safetensors"):
+        export(corrupt, tmp_path / "g.onnx", **QUIET)
+    with pytest.raises(ExportError, match="must end in .onnx"):
+        export(checkpoint, tmp_path / "g.bin", **QUIET)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ExportError, match="cannot write"):
+        export(checkpoint, blocker / "g.onnx", **QUIET)
+    with pytest.raises(ExportError, match="not a readable ONNX"):
+        read_metadata(corrupt)
+
+
+def test_wrong_z_at_inference_is_a_clear_error(tmp_path: Path, checkpoint: Path) -> None:
+    backend = OnnxRuntimeBackend(export(checkpoint, tmp_path / "g.onnx", **QUIET).path)
+    with pytest.raises(BackendError, match=r"takes z of shape \[batch, 20\] float32; got \[4, 7\]"):
+        backend.generate(torch.randn(4, 7))
+    with pytest.raises(BackendError, match="float64"):
+        backend.generate(torch.randn(4, 20, dtype=torch.float64))
+
+
+def test_cli_export_validate_and_info(tmp_path: Path, checkpoint: Path) -> None:
+    out = tmp_path / "cli.onnx"
+    run = [sys.executable, "-m", "gankit"]
+    done = subprocess.run(
+        [*run, "export", str(checkpoint), "--out", str(out), "--precision", "fp16"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "PASSED" in done.stdout
+    done = subprocess.run(
+        [*run, "validate", str(out), "--checkpoint", str(checkpoint)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "PASSED" in done.stdout
+    done = subprocess.run([*run, "validate", str(out)], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "pass its checkpoint with --checkpoint" in done.stderr
+    done = subprocess.run([*run, "info", str(out), "--json"], cwd=ROOT, capture_output=True, text=True)
+    assert json.loads(done.stdout)["gankit_precision"] == "fp16"
+    done = subprocess.run(
+        [*run, "export", str(tmp_path / "nope.safetensors"), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and done.stderr.startswith("gankit export: error:") and "Traceback" not in done.stderr

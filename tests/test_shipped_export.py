@@ -1,0 +1,27 @@
+"""The shipped exported/generator.onnx still matches the shipped checkpoint (re-export when it changes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from gankit.checkpoint import PRETRAINED, sha256_of
+from gankit.export import read_metadata, validate
+
+SHIPPED = Path(__file__).resolve().parents[1] / "exported" / "generator.onnx"
+
+
+def test_shipped_export_is_of_the_shipped_checkpoint() -> None:
+    props = read_metadata(SHIPPED)
+    assert props["gankit_source_sha256"] == sha256_of(PRETRAINED), (
+        "re-export: gankit export --out exported/generator.onnx"
+    )
+    assert props["gankit_precision"] == "fp32" and props["gankit_output"] == "float"
+
+
+def test_shipped_export_passes_parity_and_its_report_is_committed(tmp_path: Path) -> None:
+    report = json.loads(SHIPPED.with_name("generator.parity.json").read_text())
+    assert report["passed"] and report["precision"] == "fp32"
+    copy = tmp_path / SHIPPED.name
+    copy.write_bytes(SHIPPED.read_bytes())
+    assert validate(copy, log=lambda line: None).passed
