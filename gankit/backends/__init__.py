@@ -11,6 +11,7 @@ _MODULES = {
     "eager": ("gankit.backends.eager", "EagerBackend"),
     "compile": ("gankit.backends.compile", "CompileBackend"),
     "onnxruntime": ("gankit.backends.onnxruntime", "OnnxRuntimeBackend"),
+    "triton": ("gankit.backends.triton", "TritonBackend"),
 }
 
 

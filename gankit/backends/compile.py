@@ -44,6 +44,10 @@ class CompileBackend(Backend):
         self.mode = mode
         self.bucket = batch_size
         self.model = copy.deepcopy(generator).to(self.device, self.dtype).eval()  # the caller's stays as it is
+        # Each backend compiles its own copy of the model; dynamo counts those as recompiles of one
+        # forward, and its default limit (8) is soon reached by a benchmark's many backends.
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
+        torch._dynamo.config.accumulated_recompile_limit = max(torch._dynamo.config.accumulated_recompile_limit, 4096)
         self._compiled = torch.compile(self.model, mode=mode, dynamic=False, fullgraph=True)
         self.warmup_seconds: float | None = None
 
