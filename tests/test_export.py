@@ -14,6 +14,7 @@ import torch
 
 from gankit.backends.onnxruntime import OnnxRuntimeBackend
 from gankit.checkpoint import save_generator, sha256_of
+from gankit.config import GeneratorConfig
 from gankit.errors import BackendError, CheckpointError, ExportError
 from gankit.export import export, read_metadata, validate
 from gankit.model import Generator
@@ -24,10 +25,9 @@ QUIET = {"log": lambda line: None}
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    from conftest import SMALL_CONFIG
-
     torch.manual_seed(99)
-    return save_generator(tmp_path_factory.mktemp("ckpt") / "small.safetensors", Generator(SMALL_CONFIG))
+    config = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10))
+    return save_generator(tmp_path_factory.mktemp("ckpt") / "small.safetensors", Generator(config))
 
 
 @pytest.mark.parametrize(
