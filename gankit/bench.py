@@ -40,6 +40,7 @@ from gankit.version import __version__
 TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 3e-2, "bf16": 0.15, "int8": 0.6}
 TORCH_DTYPE = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ROTATING_INPUTS = 4
+BACKEND_COLORS = {"eager": "tab:blue", "compile": "tab:orange", "onnxruntime": "tab:green", "triton": "tab:red"}
 
 
 @dataclass
@@ -312,7 +313,7 @@ def _measure_one(
         turn["i"] = (turn["i"] + 1) % len(inputs)
         return backend.generate(inputs[turn["i"]], output=output)
 
-    time.sleep(0.05)  # let the previous backend's spinning worker threads (onnxruntime) fall asleep
+    time.sleep(0.3)  # let the previous backend's spinning worker threads (onnxruntime) fall asleep
     times = time_gpu(call) if on_gpu else time_cpu(call)
     result.median_seconds, result.p90_seconds = _summarise(times, on_gpu)
     result.samples_per_second = batch / result.median_seconds
@@ -387,7 +388,7 @@ def plot_report(report: BenchReport, path: Path) -> None:
         rows = [m for m in report.results if m.precision == precision and m.samples_per_second]
         for name in dict.fromkeys(m.backend for m in rows):
             points = sorted((m.batch, m.samples_per_second) for m in rows if m.backend == name)
-            ax.plot(*zip(*points), marker="o", label=name)
+            ax.plot(*zip(*points), marker="o", label=name, color=BACKEND_COLORS.get(name))
         roof = sorted({(m.batch, m.roofline_samples_per_second) for m in rows if m.roofline_samples_per_second})
         if roof:
             ax.plot(*zip(*roof), linestyle="--", color="black", label="roofline (measured ceilings)")
