@@ -6,6 +6,7 @@ from pathlib import Path
 
 from gankit.bench import format_table, run_bench, write_report
 from gankit.config import TrainConfig
+from gankit.export import export
 from gankit.sample import SampleJob, sample
 from gankit.train import train
 
@@ -15,23 +16,27 @@ def _step(title: str) -> None:
 
 
 def run_demo(out: Path, epochs: int = 3, quick: bool = False) -> None:
-    """Train briefly, then sample and benchmark the bundled pretrained generator; files land under ``out``."""
+    """Train briefly; export, sample and benchmark the bundled pretrained generator; files land under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     _step(f"1. train {epochs} epoch(s) on the bundled 5,000 MNIST digits (the seed's recipe)")
     result = train(TrainConfig(epochs=epochs), out / "train")
     run = out / "train"
     print(f"generator: {result.generator_path}; grids: {run / 'samples'}; losses: {run / 'losses.png'}")
 
-    _step("2. sample the bundled pretrained generator with the fastest backend")
+    _step("2. export the bundled pretrained generator to ONNX and check its parity against float64")
+    exported = export(None, out / "generator.onnx")
+    print(f"ONNX model: {exported.path}; parity report: {exported.report_path}")
+
+    _step("3. sample the bundled pretrained generator with the fastest backend")
     grid = sample(SampleJob(out / "pretrained_grid.png", n=64, format="grid"))
     print(f"grid of samples 0..63 of seed 0: {grid.out}")
     count = 20_000 if quick else 200_000
     shards = sample(SampleJob(out / "samples", n=count, shard_size=65_536, resume=True))
     print(f"{shards.samples_written:,} samples to {shards.out} at {shards.samples_per_second:,.0f} samples/s")
 
-    _step("3. benchmark the backends on this machine (checked against eager, then timed)")
+    _step("4. benchmark the backends on this machine (checked against eager, then timed)")
     batches = [1, 4096] if quick else [1, 64, 4096]
-    report = run_bench(backends=["eager", "compile"], batch_sizes=batches, log=lambda line: None)
+    report = run_bench(backends=["eager", "compile", "onnxruntime"], batch_sizes=batches, log=lambda line: None)
     print(format_table(report))
     json_path, png_path = write_report(report, out / "bench")
     print(f"bench results: {json_path}, plot: {png_path}")

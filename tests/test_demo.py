@@ -22,4 +22,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert (out / "train" / "generator.safetensors").is_file()
     assert (out / "train" / "samples" / "epoch_0001.png").is_file()
     assert (out / "pretrained_grid.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "generator.onnx").is_file() and "PASSED" in result.stdout
+    assert (out / "samples" / "manifest.json").is_file() and (out / "bench.json").is_file()
+    assert "onnxruntime" in result.stdout
     assert "demo finished" in result.stdout

@@ -1,0 +1,77 @@
+"""Do the export and speed paths keep quality? MNIST-FID of every backend/precision vs eager fp32.
+
+    python benchmarks/run_quality.py --out benchmarks/results/quality-cpu-YYYY-MM-DD.json
+
+Same model, seed and indices for every path; on a CPU the triton path runs under the interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from gankit.bench import environment
+from gankit.checkpoint import atomic_path
+from gankit.errors import GankitError
+from gankit.eval import evaluate
+
+PATHS = [
+    ("eager", "fp32"),
+    ("eager", "bf16"),
+    ("compile", "fp32"),
+    ("onnxruntime", "fp32"),
+    ("onnxruntime", "fp16"),
+    ("onnxruntime", "int8"),
+    ("triton", "fp32"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+    rows = []
+    baseline = None
+    for backend, precision in PATHS:
+        try:
+            report = evaluate(args.model, backend=backend, precision=precision)
+        except GankitError as exc:
+            rows.append({"backend": backend, "precision": precision, "status": f"unavailable: {exc}"})
+            print(f"{backend:<12} {precision:<5} unavailable: {exc}")
+            continue
+        baseline = baseline or report.generated.fid
+        change = report.generated.fid / baseline - 1
+        rows.append(
+            {
+                "backend": report.backend,
+                "precision": precision,
+                "status": "ok",
+                "fid": report.generated.fid,
+                "fid_change_vs_eager_fp32": change,
+                "floor": report.floor.fid,
+                "coverage": report.generated.coverage,
+                "precision_knn": report.generated.precision,
+                "recall_knn": report.generated.recall,
+                "report": asdict(report),
+            }
+        )
+        print(
+            f"{report.backend:<45} MNIST-FID {report.generated.fid:9.3f} ({100 * change:+.2f}% vs eager fp32), "
+            f"min digit {100 * report.generated.min_share:.1f}%",
+            flush=True,
+        )
+    env = environment(torch.device("cpu"))
+    env["triton_interpret"] = os.environ.get("TRITON_INTERPRET")
+    with atomic_path(args.out) as tmp:
+        tmp.write_text(json.dumps({"environment": env, "results": rows}, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
