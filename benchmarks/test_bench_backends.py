@@ -18,7 +18,18 @@ from gankit.noise import noise
 ON_GPU = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU (the CPU cases cover the same code)")
 
-CPU_CASES = [(name, batch) for name in ("eager", "compile", "onnxruntime") for batch in (1, 64, 4096)]
+CPU_CASES = [
+    (name, precision, batch)
+    for name, precision in [
+        ("eager", "fp32"),
+        ("compile", "fp32"),
+        ("onnxruntime", "fp32"),
+        ("onnxruntime", "fp16"),
+        ("onnxruntime", "int8"),
+        ("eager", "bf16"),
+    ]
+    for batch in (1, 64, 4096)
+]
 GPU_CASES = [
     pytest.param(name, precision, batch, marks=needs_gpu)
     for name in ("eager", "compile", "triton")
@@ -34,14 +45,15 @@ def _backend(name: str, precision: str, batch: int, device: str):
     return create_backend(name, load_generator(), precision=precision, **options)
 
 
-@pytest.mark.parametrize(("name", "batch"), CPU_CASES)
-def test_cpu_backend(benchmark, name: str, batch: int) -> None:
+@pytest.mark.parametrize(("name", "precision", "batch"), CPU_CASES)
+def test_cpu_backend(benchmark, name: str, precision: str, batch: int) -> None:
     torch.set_num_threads(2)
-    backend = _backend(name, "fp32", batch, "cpu")
+    backend = _backend(name, precision, batch, "cpu")
     z = noise(11, 0, batch, backend.config.latent_dim)
-    expected = load_generator()(z)
+    with torch.inference_mode():
+        expected = load_generator()(z)
     images = benchmark(backend.generate, z)
-    assert (images - expected).abs().max().item() <= TOLERANCE["fp32"]
+    assert (images - expected).abs().max().item() <= TOLERANCE[precision]
 
 
 @pytest.mark.parametrize(("name", "precision", "batch"), GPU_CASES)
