@@ -1,9 +1,21 @@
-"""y = act(x @ W.T + b) in one Triton kernel: the matmul, the bias and the activation fused.
+"""y = act(x @ W.T + b) in one Triton launch: the matmul, the bias and the activation fused.
 
-x: (M, K) and W: (N, K) in fp32, fp16 or bf16; b: (N,) fp32 or None; y: (M, N) in x's dtype.
-Accumulation is fp32. fp32 inputs use IEEE fp32 products (``allow_tf32=False``) or TF32 tensor
-cores (``allow_tf32=True``). Edges are masked, so any M, N, K works (K = 100 included).
+x: (M, K) and W: (N, K), both fp32, fp16 or bf16, any strides; b: (N,) or None, added in fp32;
+y: (M, N) in x's dtype. Products accumulate in fp32: fp32 inputs use IEEE fp32 products, or TF32
+tensor cores with ``allow_tf32=True``. Any M, N, K (K = 100 included): every edge is masked.
 Reference: ``kernels.reference.fused_linear_reference``.
+
+W may be ``nn.Linear``'s weight as it is, but a transposed view of a contiguous W.T (``w_t.t()``) is
+the faster layout: its tiles are contiguous along N. Compiled offline for sm_90 (Triton 3.6 and 3.8),
+the 64x128x64 bf16 configuration spills 568 bytes a thread with W's own layout, none with W.T's.
+
+On the CPU the kernels run under Triton's interpreter (``TRITON_INTERPRET=1``, set before Triton is
+imported). It computes every dot in exact fp32: ``input_precision`` is ignored there, so a TF32
+tolerance can only be proven on a GPU, and bf16 operands are widened to fp32 first (the
+interpreter's own dot would multiply their raw 16-bit patterns). A bf16 product is exact in fp32, so
+that is what the tensor cores compute, up to the order of the fp32 additions.
+
+The helpers above the kernel (activations, the dot, device checks) are shared with ``kernels.generator``.
 """
 
 from __future__ import annotations
@@ -14,40 +26,69 @@ import torch
 import triton
 import triton.language as tl
 
-ACT_CODES = {"none": 0, "leaky_relu": 1, "tanh": 2}
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+_INTERPRETER = tl.constexpr(INTERPRETED)
+
+NONE = tl.constexpr(0)
+LEAKY_RELU = tl.constexpr(1)
+TANH = tl.constexpr(2)
+ACTIVATIONS = {"none": NONE.value, "leaky_relu": LEAKY_RELU.value, "tanh": TANH.value}
+DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @triton.jit
-def apply_activation(x, ACT: tl.constexpr, slope):
-    """ACT 0: identity, 1: LeakyReLU(slope), 2: tanh (exp-based, stable for large |x|)."""
-    if ACT == 1:
+def activate(x, ACT: tl.constexpr, slope):
+    """Elementwise on the fp32 accumulator: NONE, LEAKY_RELU(slope) or TANH."""
+    if ACT == LEAKY_RELU:
         x = tl.where(x >= 0, x, x * slope)
-    elif ACT == 2:
-        t = tl.exp(-2.0 * tl.abs(x))
+    elif ACT == TANH:
+        t = tl.exp(-2.0 * tl.abs(x))  # in (0, 1]: no overflow for any x
         y = (1.0 - t) / (1.0 + t)
         x = tl.where(x >= 0, y, -y)
     return x
 
 
-def _configs() -> list[triton.Config]:
-    if INTERPRETED:  # the interpreter is for correctness: one small config keeps it quick
-        return [triton.Config({"BLOCK_M": 16, "BLOCK_N": 32, "BLOCK_K": 32}, num_warps=1)]
-    return [
-        triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=w, num_stages=s)
-        for bm, bn, bk, w, s in [
-            (16, 64, 64, 4, 3),
-            (32, 64, 64, 4, 3),
-            (64, 64, 32, 4, 4),
-            (64, 128, 64, 4, 3),
-            (128, 128, 32, 8, 3),
-            (128, 256, 64, 8, 3),
-            (128, 64, 64, 4, 4),
-        ]
+@triton.jit
+def dot_acc(a, b, acc, DOT_PRECISION: tl.constexpr):
+    """acc + a @ b in fp32. DOT_PRECISION: "ieee" or "tf32" (it only matters for fp32 operands)."""
+    if _INTERPRETER:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc)
+    return tl.dot(a, b, acc, input_precision=DOT_PRECISION)
+
+
+def dot_precision(dtype: torch.dtype, allow_tf32: bool) -> str:
+    return "tf32" if allow_tf32 or dtype != torch.float32 else "ieee"
+
+
+def check_device(device: torch.device) -> None:
+    """ValueError unless the kernels can run on ``device`` (CUDA, or the CPU under the interpreter)."""
+    if device.type == "cuda" or (device.type == "cpu" and INTERPRETED):
+        return
+    raise ValueError(
+        f"tensors are on {device}: the kernels need a CUDA device, or TRITON_INTERPRET=1 (set before Triton is "
+        "imported) to run on the CPU interpreter"
+    )
+
+
+GPU_CONFIGS = [
+    triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=warps, num_stages=stages)
+    for bm, bn, bk, warps, stages in [
+        (16, 64, 64, 4, 3),  # small batches: more programs along N
+        (32, 64, 64, 4, 3),
+        (64, 64, 32, 4, 4),
+        (64, 128, 64, 4, 3),
+        (128, 64, 32, 4, 4),
+        (128, 128, 32, 8, 3),
+        (128, 256, 64, 8, 3),
     ]
+]
+# The interpreter is for correctness: one config and no autotuning (bigger blocks run faster in NumPy).
+INTERPRETER_CONFIG = triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32})
 
 
-@triton.autotune(configs=_configs(), key=["M", "N", "K", "IEEE"])
+@triton.autotune(
+    configs=[INTERPRETER_CONFIG] if INTERPRETED else GPU_CONFIGS, key=["M_BUCKET", "N", "K", "DOT_PRECISION"]
+)
 @triton.jit
 def fused_linear_kernel(
     x_ptr,
@@ -56,44 +97,49 @@ def fused_linear_kernel(
     y_ptr,
     M,
     N,
-    K,
+    K: tl.constexpr,  # a layer's fan-in: known when compiling, so the K loop's trip count is too
     slope,
     stride_xm,
+    stride_xk,
     stride_wn,
+    stride_wk,
     stride_ym,
+    M_BUCKET,  # autotuning key only: M rounded up to a power of two, so a new batch size does not retune
     HAS_BIAS: tl.constexpr,
     ACT: tl.constexpr,
-    IEEE: tl.constexpr,
+    DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
 ):
-    pid_m = tl.program_id(0)
-    pid_n = tl.program_id(1)
-    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    # N varies fastest across programs: the programs that share a block of x rows run together, so x
+    # is read from memory about once (W, at most a few MB, stays in L2).
+    pid = tl.program_id(0)
+    num_n = tl.cdiv(N, BLOCK_N)
+    pid_m = pid // num_n
+    pid_n = pid % num_n
+    rows = (pid_m * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)  # int64: M * K may pass 2**31
     cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    ks = tl.arange(0, BLOCK_K)
+    row_ok = rows < M
+    col_ok = cols < N
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
-        k = k0 + ks
+        k = k0 + tl.arange(0, BLOCK_K)
+        k_ok = k < K
         x = tl.load(
-            x_ptr + rows[:, None] * stride_xm + k[None, :], mask=(rows[:, None] < M) & (k[None, :] < K), other=0.0
+            x_ptr + rows[:, None] * stride_xm + k[None, :] * stride_xk, mask=row_ok[:, None] & k_ok[None, :], other=0.0
         )
-        # W is (N, K) row-major: read a (BLOCK_K, BLOCK_N) tile of W.T directly.
-        w = tl.load(
-            w_ptr + cols[None, :] * stride_wn + k[:, None], mask=(cols[None, :] < N) & (k[:, None] < K), other=0.0
+        w = tl.load(  # the (BLOCK_K, BLOCK_N) tile of W.T, read in place
+            w_ptr + k[:, None] * stride_wk + cols[None, :] * stride_wn, mask=k_ok[:, None] & col_ok[None, :], other=0.0
         )
-        if IEEE:
-            acc += tl.dot(x, w, input_precision="ieee")
-        else:
-            acc += tl.dot(x, w)
+        acc = dot_acc(x, w, acc, DOT_PRECISION)
     if HAS_BIAS:
-        acc += tl.load(b_ptr + cols, mask=cols < N, other=0.0)[None, :]
-    acc = apply_activation(acc, ACT, slope)
+        acc += tl.load(b_ptr + cols, mask=col_ok, other=0.0)[None, :]
+    y = activate(acc, ACT, slope)
     tl.store(
         y_ptr + rows[:, None] * stride_ym + cols[None, :],
-        acc.to(y_ptr.dtype.element_ty),
-        mask=(rows[:, None] < M) & (cols[None, :] < N),
+        y.to(y_ptr.dtype.element_ty),
+        mask=row_ok[:, None] & col_ok[None, :],
     )
 
 
@@ -106,44 +152,58 @@ def fused_linear(
     allow_tf32: bool = False,
     out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """act(x @ weight.T + bias): x (M, K), weight (N, K) same dtype (fp32/fp16/bf16), bias (N,) -> (M, N)."""
-    if act not in ACT_CODES:
-        raise ValueError(f"act must be one of {sorted(ACT_CODES)}, got {act!r}")
+    """act(x @ weight.T + bias) -> (M, N) in x's dtype (written into ``out`` when given).
+
+    x: (M, K) and weight: (N, K), one dtype among fp32/fp16/bf16, any strides (fastest: x contiguous,
+    weight the ``.t()`` view of a contiguous (K, N) W.T);
+    bias: (N,) float or None; act: "leaky_relu" (with ``slope``), "tanh" or "none";
+    allow_tf32: fp32 inputs on TF32 tensor cores instead of IEEE fp32 products.
+    """
+    if act not in ACTIVATIONS:
+        raise ValueError(f"act must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
     if x.ndim != 2 or weight.ndim != 2 or x.shape[1] != weight.shape[1]:
-        raise ValueError(f"need x (M, K) and weight (N, K); got {tuple(x.shape)} and {tuple(weight.shape)}")
-    if x.dtype not in (torch.float32, torch.float16, torch.bfloat16) or weight.dtype != x.dtype:
+        raise ValueError(f"need x (M, K) and weight (N, K); got x {tuple(x.shape)} and weight {tuple(weight.shape)}")
+    if x.dtype not in DTYPES or weight.dtype != x.dtype:
         raise ValueError(f"x and weight must share a dtype among fp32/fp16/bf16; got {x.dtype} and {weight.dtype}")
-    if x.device != weight.device or (bias is not None and bias.device != x.device):
-        raise ValueError(f"x, weight and bias must be on one device; got {x.device}, {weight.device}")
-    if bias is not None and bias.shape != (weight.shape[0],):
-        raise ValueError(f"bias must be ({weight.shape[0]},), got {tuple(bias.shape)}")
-    if x.stride(1) != 1 or weight.stride(1) != 1:
-        raise ValueError("x and weight must be contiguous along K (call .contiguous())")
     M, K = x.shape
     N = weight.shape[0]
+    if bias is not None and (bias.shape != (N,) or not bias.is_floating_point()):
+        raise ValueError(f"bias must be a float ({N},) tensor, got {tuple(bias.shape)} {bias.dtype}")
+    devices = {x.device, weight.device} | ({bias.device} if bias is not None else set())
+    if len(devices) != 1:
+        raise ValueError(f"x, weight and bias must be on one device; got {sorted(map(str, devices))}")
+    check_device(x.device)
     if out is None:
         out = torch.empty((M, N), dtype=x.dtype, device=x.device)
-    elif out.shape != (M, N) or out.stride(1) != 1:
-        raise ValueError(f"out must be ({M}, {N}) and contiguous along N, got {tuple(out.shape)}")
-    bias_arg = bias.float().contiguous() if bias is not None else out  # dummy pointer when HAS_BIAS is False
+    elif out.shape != (M, N) or out.dtype != x.dtype or out.device != x.device or out.stride(1) != 1:
+        raise ValueError(
+            f"out must be ({M}, {N}) {x.dtype} on {x.device}, contiguous along N; "
+            f"got {tuple(out.shape)} {out.dtype} on {out.device}, strides {out.stride()}"
+        )
+    if M == 0 or N == 0:
+        return out
+    bias_fp32 = bias.float().contiguous() if bias is not None else out  # ``out`` stands in when HAS_BIAS is off
 
-    def grid(meta):
-        return (triton.cdiv(M, meta["BLOCK_M"]), triton.cdiv(N, meta["BLOCK_N"]))
+    def grid(meta: dict) -> tuple[int]:
+        return (triton.cdiv(M, meta["BLOCK_M"]) * triton.cdiv(N, meta["BLOCK_N"]),)
 
     fused_linear_kernel[grid](
         x,
         weight,
-        bias_arg,
+        bias_fp32,
         out,
         M,
         N,
         K,
         float(slope),
         x.stride(0),
+        x.stride(1),
         weight.stride(0),
+        weight.stride(1),
         out.stride(0),
+        triton.next_power_of_2(M),
         HAS_BIAS=bias is not None,
-        ACT=ACT_CODES[act],
-        IEEE=x.dtype == torch.float32 and not allow_tf32,
+        ACT=ACTIVATIONS[act],
+        DOT_PRECISION=dot_precision(x.dtype, allow_tf32),
     )
     return out

@@ -9,6 +9,7 @@ ACTIVATIONS = ("leaky_relu", "tanh", "none")
 
 
 def activation(x: torch.Tensor, name: str, slope: float = 0.2) -> torch.Tensor:
+    """Elementwise: "leaky_relu" (negative side times ``slope``), "tanh" or "none"."""
     if name == "leaky_relu":
         return F.leaky_relu(x, slope)
     if name == "tanh":
@@ -36,7 +37,10 @@ def to_uint8_reference(images: torch.Tensor) -> torch.Tensor:
 def generator_reference(
     z: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor], slope: float = 0.2
 ) -> torch.Tensor:
-    """z: (B, latent) -> (B, out_features) flat images: LeakyReLU between layers, tanh at the end."""
+    """z: (B, latent) -> (B, out_features) flat images: LeakyReLU between layers, tanh at the end.
+
+    weights: [(out, in)] as nn.Linear stores them, input to output; biases: [(out,)]; any float dtype.
+    """
     x = z
     for i, (weight, bias) in enumerate(zip(weights, biases)):
         last = i == len(weights) - 1

@@ -1,74 +1,170 @@
-"""kernels.fused_linear vs a float64 reference (CPU: Triton interpreter; GPU: the compiled kernel).
+"""kernels.fused_linear vs a float64 reference (CPU: the Triton interpreter; GPU: the compiled kernel).
 
-Tolerances, relative to max |reference|: fp32 (IEEE) 1e-5; tf32 1e-3 and bf16 2e-2 (GPU only: the
-interpreter computes everything in exact fp32 and has no bf16, so those are proven on a GPU); fp16 1e-2
-(inputs are rounded to fp16, and so is the output).
+Check: max |y - reference| <= TOL * max(1, max |reference|), reference in float64 from the same
+(unrounded) inputs. TOL per compute dtype:
+
+- fp32 (IEEE) 1e-5: products and sums in fp32.
+- fp16 1e-2: inputs and output rounded to fp16 (11 significant bits).
+- bf16 2e-2: inputs and output rounded to bf16 (8 significant bits). On the CPU the interpreter widens
+  bf16 to fp32 before its dot (see kernels.fused_linear), so the CPU proves the rounding, the masking
+  and the fp32 accumulation; the tensor-core instruction itself is proven on a GPU.
+- tf32 2e-3: inputs rounded to 11 significant bits by the tensor cores. GPU only: the interpreter
+  ignores ``input_precision`` and computes exact fp32 (its CPU twin checks just that).
+
+Every output is poisoned with NaN before the launch, so an element the kernel fails to write fails.
 """
 
 from __future__ import annotations
 
 import pytest
 import torch
+from triton.runtime.errors import OutOfResources
 
-from kernels.fused_linear import fused_linear
+from kernels.fused_linear import GPU_CONFIGS, check_device, fused_linear, fused_linear_kernel
 from kernels.reference import fused_linear_reference
 
 ON_GPU = torch.cuda.is_available()
-DEVICE = "cuda" if ON_GPU else "cpu"
-needs_gpu = pytest.mark.skipif(not ON_GPU, reason="tf32/bf16 need a GPU: the interpreter has no tf32 or bf16 math")
-
-DTYPE_CASES = [
-    pytest.param(torch.float32, False, 1e-5, id="fp32"),
-    pytest.param(torch.float16, False, 1e-2, id="fp16"),
-    pytest.param(torch.float32, True, 1e-3, id="tf32", marks=needs_gpu),
-    pytest.param(torch.bfloat16, False, 2e-2, id="bf16", marks=needs_gpu),
-]
+DEVICE = torch.device("cuda" if ON_GPU else "cpu")
+NEEDS_GPU = pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU; its CPU twin runs here instead")
+GPU_ONLY = [pytest.mark.gpu, NEEDS_GPU]
+INTERPRETER_ONLY = pytest.mark.skipif(ON_GPU, reason="checks the interpreter; its GPU twin runs here instead")
+TOLERANCE = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 2e-2}
+TF32_TOLERANCE = 2e-3
 
 
-def check(m: int, n: int, k: int, act: str, dtype: torch.dtype, tf32: bool, tol: float, bias: bool = True) -> None:
-    torch.manual_seed(m * 1000 + n + k)
-    x = torch.randn(m, k, device=DEVICE)
-    w = torch.randn(n, k, device=DEVICE) / k**0.5
-    b = torch.randn(n, device=DEVICE) if bias else None
-    expected = fused_linear_reference(x.double(), w.double(), b.double() if bias else None, act, 0.2)
-    out = torch.full((m, n), float("nan"), device=DEVICE, dtype=dtype)  # poisoned: an unwritten element fails
-    got = fused_linear(x.to(dtype), w.to(dtype), b, act, 0.2, allow_tf32=tf32, out=out)
+def inputs(m: int, n: int, k: int, bias: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Fresh random x (m, k), weight (n, k) scaled like nn.Linear's, bias (n,): fp32 on DEVICE."""
+    generator = torch.Generator().manual_seed(m * 1_000_003 + n * 1009 + k)
+    x = torch.randn(m, k, generator=generator)
+    weight = torch.randn(n, k, generator=generator) / max(k, 1) ** 0.5
+    b = torch.randn(n, generator=generator) if bias else None
+    return x.to(DEVICE), weight.to(DEVICE), b.to(DEVICE) if bias else None
+
+
+def run(x, weight, bias, act="leaky_relu", dtype=torch.float32, allow_tf32=False, rows=None) -> torch.Tensor:
+    """The kernel's output, written into a NaN-poisoned tensor; ``rows``: only those rows are returned."""
+    out = torch.full((x.shape[0], weight.shape[0]), float("nan"), dtype=dtype, device=DEVICE)
+    got = fused_linear(x.to(dtype), weight.to(dtype), bias, act, 0.2, allow_tf32=allow_tf32, out=out)
     assert got.data_ptr() == out.data_ptr() and got.dtype == dtype
-    assert torch.isfinite(got).all()
-    error = (got.double() - expected).abs().max().item()
-    assert error <= tol * max(1.0, expected.abs().max().item()), f"max |err| {error:.3g}"
+    return got if rows is None else got[rows]
+
+
+def max_error(got: torch.Tensor, x, weight, bias, act="leaky_relu") -> float:
+    """max |got - reference| / max(1, max |reference|), reference in float64 on the CPU."""
+    expected = fused_linear_reference(
+        x.double().cpu(), weight.double().cpu(), bias.double().cpu() if bias is not None else None, act, 0.2
+    )
+    assert torch.isfinite(got).all(), "the kernel left NaN (unwritten) elements"
+    return (got.double().cpu() - expected).abs().max().item() / max(1.0, expected.abs().max().item())
 
 
 @pytest.mark.parametrize("m", [1, 3, 64, 257, 1000])
 @pytest.mark.parametrize("act", ["leaky_relu", "tanh", "none"])
-def test_batches_and_activations_fp32(m: int, act: str) -> None:
-    check(m, 256, 100, act, torch.float32, False, 1e-5)
+def test_batches_and_activations(m: int, act: str) -> None:
+    x, weight, bias = inputs(m, 256, 100)
+    assert max_error(run(x, weight, bias, act), x, weight, bias, act) <= TOLERANCE[torch.float32]
 
 
-@pytest.mark.parametrize(("n", "k"), [(1, 1), (7, 13), (33, 100), (784, 512), (100, 257)])
-def test_odd_dims(n: int, k: int) -> None:
-    check(5, n, k, "leaky_relu", torch.float32, False, 1e-5)
+@pytest.mark.parametrize(("m", "n", "k"), [(1, 1, 1), (5, 7, 13), (3, 33, 100), (17, 784, 512), (65, 100, 257)])
+def test_odd_dims(m: int, n: int, k: int) -> None:
+    x, weight, bias = inputs(m, n, k)
+    assert max_error(run(x, weight, bias), x, weight, bias) <= TOLERANCE[torch.float32]
 
 
-@pytest.mark.parametrize(("dtype", "tf32", "tol"), DTYPE_CASES)
-def test_dtypes(dtype: torch.dtype, tf32: bool, tol: float) -> None:
-    check(64, 96, 100, "leaky_relu", dtype, tf32, tol)
-    check(3, 784, 512, "tanh", dtype, tf32, tol)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=["fp32", "fp16", "bf16"])
+@pytest.mark.parametrize(("m", "n", "k", "act"), [(64, 96, 100, "leaky_relu"), (3, 784, 512, "tanh")])
+def test_dtypes(dtype: torch.dtype, m: int, n: int, k: int, act: str) -> None:
+    x, weight, bias = inputs(m, n, k)
+    assert max_error(run(x, weight, bias, act, dtype), x, weight, bias, act) <= TOLERANCE[dtype]
 
 
-def test_no_bias() -> None:
-    check(17, 40, 30, "none", torch.float32, False, 1e-5, bias=False)
+@pytest.mark.gpu
+@NEEDS_GPU
+@pytest.mark.parametrize("act", ["leaky_relu", "tanh"])
+@pytest.mark.parametrize("m", [3, 257])
+def test_tf32_on_gpu(m: int, act: str) -> None:
+    x, weight, bias = inputs(m, 784, 512)
+    tf32 = run(x, weight, bias, act, allow_tf32=True)
+    ieee = run(x, weight, bias, act)
+    assert max_error(tf32, x, weight, bias, act) <= TF32_TOLERANCE
+    assert max_error(ieee, x, weight, bias, act) <= TOLERANCE[torch.float32]  # fp32 really is IEEE on the GPU
+    assert not torch.equal(tf32, ieee)  # and allow_tf32 really reaches the tensor cores
+
+
+@INTERPRETER_ONLY
+def test_tf32_flag_under_interpreter() -> None:
+    """CPU twin of test_tf32_on_gpu: the TF32 path runs, and the interpreter computes it in exact fp32."""
+    x, weight, bias = inputs(65, 784, 512)
+    tf32 = run(x, weight, bias, allow_tf32=True)
+    assert torch.equal(tf32, run(x, weight, bias))
+    assert max_error(tf32, x, weight, bias) <= TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize(
+    "m", [pytest.param(2**21 + 3, marks=GPU_ONLY, id="M*N>2**31"), pytest.param(1003, id="cpu-twin")]
+)
+def test_offsets_past_int32(m: int) -> None:
+    """M * N > 2**31 elements: row offsets must be int64. The CPU twin runs the same check at a size it can hold."""
+    x, weight, bias = inputs(m, 1024, 16)
+    tail = slice(m - 5, m)
+    got = run(x, weight, bias, dtype=torch.float16, rows=tail)
+    assert max_error(got, x[tail], weight, bias) <= TOLERANCE[torch.float16]
+
+
+def config_id(config) -> str:
+    k = config.kwargs
+    return f"M{k['BLOCK_M']}-N{k['BLOCK_N']}-K{k['BLOCK_K']}-w{config.num_warps}-s{config.num_stages}"
+
+
+@pytest.mark.parametrize("config", GPU_CONFIGS, ids=config_id)
+def test_every_autotune_config(config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each GPU block configuration on odd sizes (on a CPU: under the interpreter, which runs one config otherwise)."""
+    monkeypatch.setattr(fused_linear_kernel, "configs", [config])
+    monkeypatch.setattr(fused_linear_kernel, "cache", {})
+    x, weight, bias = inputs(37, 100, 77)
+    for dtype in (torch.float32, torch.bfloat16):
+        try:
+            got = run(x, weight, bias, "tanh", dtype)
+        except OutOfResources:  # a GPU with less shared memory: the autotuner skips the config too
+            pytest.skip(f"{config_id(config)} does not fit this GPU in {dtype}")
+        assert max_error(got, x, weight, bias, "tanh") <= TOLERANCE[dtype], (config_id(config), dtype)
+
+
+@pytest.mark.parametrize("layout", ["W.T-view", "x-transposed", "x-strided"])
+def test_strided_operands(layout: str) -> None:
+    """Any strides: W as a view of a contiguous W.T (the layout the backend uses), x transposed or sliced."""
+    x, weight, bias = inputs(33, 100, 77)
+    if layout == "W.T-view":
+        weight = weight.t().contiguous().t()
+    elif layout == "x-transposed":
+        x = x.t().contiguous().t()
+    else:
+        x = torch.stack([x, x], dim=2)[:, :, 0]  # strides (2K, 2)
+    assert max_error(run(x, weight, bias), x, weight, bias) <= TOLERANCE[torch.float32]
+
+
+def test_no_bias_and_empty_batch() -> None:
+    x, weight, _ = inputs(17, 40, 30, bias=False)
+    assert max_error(run(x, weight, None, "none"), x, weight, None, "none") <= TOLERANCE[torch.float32]
+    assert fused_linear(x[:0], weight).shape == (0, 40)
 
 
 def test_launcher_rejects_bad_inputs() -> None:
-    x, w = torch.randn(4, 8, device=DEVICE), torch.randn(5, 8, device=DEVICE)
-    with pytest.raises(ValueError, match=r"need x \(M, K\) and weight \(N, K\)"):
+    x, weight = torch.randn(4, 8, device=DEVICE), torch.randn(5, 8, device=DEVICE)
+    with pytest.raises(ValueError, match=r"need x \(M, K\) and weight \(N, K\); got x \(4, 8\) and weight \(5, 9\)"):
         fused_linear(x, torch.randn(5, 9, device=DEVICE))
-    with pytest.raises(ValueError, match="share a dtype"):
-        fused_linear(x, w.half())
-    with pytest.raises(ValueError, match="bias must be"):
-        fused_linear(x, w, torch.randn(4, device=DEVICE))
-    with pytest.raises(ValueError, match="act must be one of"):
-        fused_linear(x, w, act="gelu")
-    with pytest.raises(ValueError, match="contiguous along K"):
-        fused_linear(torch.randn(8, 4, device=DEVICE).t(), w)
+    with pytest.raises(ValueError, match="share a dtype among fp32/fp16/bf16; got torch.float32 and torch.float16"):
+        fused_linear(x, weight.half())
+    with pytest.raises(ValueError, match=r"share a dtype .* got torch.float64"):
+        fused_linear(x.double(), weight.double())
+    with pytest.raises(ValueError, match=r"bias must be a float \(5,\) tensor, got \(4,\)"):
+        fused_linear(x, weight, torch.randn(4, device=DEVICE))
+    with pytest.raises(ValueError, match="act must be one of none, leaky_relu, tanh, got 'gelu'"):
+        fused_linear(x, weight, act="gelu")
+    with pytest.raises(ValueError, match=r"out must be \(4, 5\) torch.float32"):
+        fused_linear(x, weight, out=torch.empty(4, 5, dtype=torch.float16, device=DEVICE))
+    with pytest.raises(ValueError, match="tensors are on meta: the kernels need a CUDA device, or TRITON_INTERPRET=1"):
+        fused_linear(x.to("meta"), weight.to("meta"))
+    with pytest.raises(ValueError, match="on one device"):
+        fused_linear(x, weight.to("meta"))
+    check_device(DEVICE)
