@@ -1,9 +1,16 @@
-"""``--backend auto`` on a CPU: time the candidate backends once on this machine, cache the winner.
+"""``--backend auto`` / ``--precision auto`` on a CPU: measure the candidates once here, cache the winner.
 
 The choice depends on the CPU (its cores, AVX-512/VNNI/bf16), the library versions, the model and the
 batch size, so it is measured rather than guessed: each candidate generates one batch for a fraction
 of a second, and the fastest wins. The result is cached in ``$GANKIT_CACHE_DIR`` (default
 ``~/.cache/gankit``) under a key made of all of those, so the next run decides at once.
+
+With ``--precision auto`` the candidates are (backend, precision) paths, lower precisions included
+(bf16 only where the CPU has native bf16, ``gankit.cpu``), and a path must first keep quality: its
+2,500 samples (seed 0) must score an MNIST-FID within ``FID_TOLERANCE`` (5%) of eager fp32's on the
+same seeds, with every digit still at least half as common as under fp32 (``gankit.eval``); for
+generators that do not make 28x28 greyscale images, the mean pixel difference from eager fp32 must
+be within ``MEAN_LEVELS_TOLERANCE`` (1 grey level) instead.
 """
 
 from __future__ import annotations
@@ -22,8 +29,13 @@ from gankit.errors import GankitError
 from gankit.model import Generator
 from gankit.noise import noise
 
-CPU_CANDIDATES = ("eager", "onnxruntime")
+CPU_CANDIDATES = ("eager", "onnxruntime", "openvino")
+LOW_PRECISIONS = ("fp32", "bf16", "int8")  # tf32 is a GPU mode; fp16 has no fast CPU kernels
 MAX_CALIBRATION_BATCH = 4096
+FID_TOLERANCE = 0.05
+COVERAGE_FRACTION = 0.5
+MEAN_LEVELS_TOLERANCE = 1.0
+QUALITY_SAMPLES = 2500
 
 
 def cache_file() -> Path:
@@ -80,3 +92,115 @@ def choose_cpu_backend(generator: Generator, model_sha: str, precision: str, bat
     best = max(rates, key=rates.get)
     shown = ", ".join(f"{name} {rate:,.0f}/s" for name, rate in sorted(rates.items(), key=lambda kv: -kv[1]))
     return best, f"fastest on this CPU at batch {batch}, measured once and cached: {shown}"
+
+
+def _paths() -> list[tuple[str, str]]:
+    """(backend, precision) pairs that can run on this CPU, eager fp32 (the reference) first."""
+    bf16 = cpu_info().has_bf16
+    paths = []
+    for name in CPU_CANDIDATES:
+        if name not in backend_names() or backend_class(name).unavailable_reason() is not None:
+            continue
+        for precision in LOW_PRECISIONS:
+            if precision in backend_class(name).precisions and (precision != "bf16" or bf16):
+                paths.append((name, precision))
+    return sorted(paths, key=lambda path: path != ("eager", "fp32"))
+
+
+def _seeded_images(name: str, generator: Generator, precision: str) -> torch.Tensor:
+    backend = create_backend(name, generator, precision=precision, device="cpu")
+    return torch.cat(
+        [
+            backend.generate_seeded(0, start, min(1000, QUALITY_SAMPLES - start), output="float").cpu()
+            for start in range(0, QUALITY_SAMPLES, 1000)
+        ]
+    )
+
+
+def _quality(images: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    """The quality of ``images`` beside eager fp32's ``reference`` (same seeds): MNIST-FID and coverage, or pixels."""
+    levels = float((images - reference).abs().mean()) * 127.5
+    if tuple(images.shape[1:]) != (1, 28, 28):
+        return {"mean_levels": levels}
+    from gankit.eval import features, quality, real_halves
+
+    real = features(real_halves()[0])
+    ours, theirs = quality(real, features(images)), quality(real, features(reference))
+    return {
+        "mean_levels": levels,
+        "fid": ours.fid,
+        "fid_fp32": theirs.fid,
+        "min_coverage_ratio": min(a / b for a, b in zip(ours.coverage, theirs.coverage) if b > 0),
+    }
+
+
+def quality_ok(measured: dict[str, float]) -> bool:
+    """Within the module's quality tolerance (see the module docstring)."""
+    if "fid" not in measured:
+        return measured["mean_levels"] <= MEAN_LEVELS_TOLERANCE
+    return (
+        measured["fid"] <= measured["fid_fp32"] * (1 + FID_TOLERANCE)
+        and measured["min_coverage_ratio"] >= COVERAGE_FRACTION
+    )
+
+
+def _describe_quality(measured: dict[str, float]) -> str:
+    if "fid" not in measured:
+        return f"mean {measured['mean_levels']:.2f} grey levels from fp32"
+    cost = 100 * (measured["fid"] / measured["fid_fp32"] - 1)
+    return f"MNIST-FID {cost:+.1f}% vs fp32"
+
+
+def choose_cpu_path(generator: Generator, model_sha: str, batch: int) -> tuple[str, str, str]:
+    """(backend, precision, why): the fastest CPU path whose quality cost is within tolerance, measured once, cached."""
+    paths = _paths()
+    batch = max(1, min(batch, MAX_CALIBRATION_BATCH))
+    versions = {name: _version(name) for name in ("torch", "onnxruntime", "openvino")}
+    key = json.dumps(
+        ["precision-auto", cpu_info().model, torch.get_num_threads(), versions, model_sha, batch, paths],
+        sort_keys=True,
+    )
+    path = cache_file()
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key not in cache:
+        measured = {}
+        reference = _seeded_images("eager", generator, "fp32")
+        for name, precision in paths:
+            try:
+                images = (
+                    reference if (name, precision) == ("eager", "fp32") else _seeded_images(name, generator, precision)
+                )
+                entry = _quality(images, reference)
+                entry["rate"] = _rate(name, generator, precision, batch)
+            except GankitError:
+                continue
+            measured[f"{name}/{precision}"] = entry
+        cache[key] = measured
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(cache, indent=1))
+        except OSError:
+            pass
+    measured = cache[key]
+    good = {label: entry for label, entry in measured.items() if quality_ok(entry)}
+    if not good:
+        return "eager", "fp32", "no path could be measured here; eager fp32, the reference"
+    best = max(good, key=lambda label: good[label]["rate"])
+    shown = "; ".join(
+        f"{label} {entry['rate']:,.0f}/s, {_describe_quality(entry)}{'' if quality_ok(entry) else ' (over tolerance)'}"
+        for label, entry in sorted(measured.items(), key=lambda kv: -kv[1]["rate"])
+    )
+    name, precision = best.split("/")
+    why = f"fastest path within the quality tolerance on this CPU at batch {batch}, measured once and cached: {shown}"
+    return name, precision, why
+
+
+def _version(module: str) -> str:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return "absent"
+    return getattr(__import__(module), "__version__", "?")

@@ -40,7 +40,13 @@ from gankit.version import __version__
 TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 3e-2, "bf16": 0.15, "int8": 0.6}
 TORCH_DTYPE = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 ROTATING_INPUTS = 4
-BACKEND_COLORS = {"eager": "tab:blue", "compile": "tab:orange", "onnxruntime": "tab:green", "triton": "tab:red"}
+BACKEND_COLORS = {
+    "eager": "tab:blue",
+    "compile": "tab:orange",
+    "onnxruntime": "tab:green",
+    "triton": "tab:red",
+    "openvino": "tab:purple",
+}
 
 
 @dataclass
@@ -107,7 +113,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
-    for module in ("triton", "onnxruntime", "onnx", "numpy"):
+    for module in ("triton", "onnxruntime", "onnx", "numpy", "openvino"):
         try:
             env[module] = __import__(module).__version__
         except ImportError:
@@ -240,7 +246,10 @@ def run_bench(
     model_path = Path(model) if model else PRETRAINED
     torch_device = resolve_device(device)
     on_gpu = torch_device.type == "cuda"
-    backends = backends or (["eager", "compile", "triton"] if on_gpu else ["eager", "compile", "onnxruntime"])
+    if not backends:
+        backends = ["eager", "compile", "triton"] if on_gpu else ["eager", "compile", "onnxruntime"]
+        if not on_gpu and backend_class("openvino").unavailable_reason() is None:
+            backends.append("openvino")
     batch_sizes = batch_sizes or ([1, 256, 65536, 1_048_576] if on_gpu else [1, 64, 4096])
     precisions = precisions or (["fp32", "tf32", "bf16"] if on_gpu else ["fp32"])
     precisions = sorted(precisions, key=lambda p: p != "fp32")  # fp32 first: it is the "vs eager" baseline

@@ -3,9 +3,10 @@
 The exported graph: input ``z`` [batch, latent_dim] float32; output ``image`` [batch, C, H, W]:
 float32 in [-1, 1] (``--output float``) or uint8 in 0..255 (``--output uint8``: (x + 1) * 127.5,
 rounded, clipped, cast, all in the graph). fp16 keeps float32 I/O and casts inside (weights and
-compute in fp16), so it is a drop-in replacement; int8 is onnxruntime's dynamic quantization (int8
-weights, activations quantized at run time) of the fp32 graph. ``metadata_props`` carry the gankit
-version, the generator config, precision, output, opset and the source checkpoint's sha256.
+compute in fp16), so it is a drop-in replacement; int8 is onnxruntime's quantization of the fp32
+graph, by default dynamic (int8 weights per channel, activations quantized at run time), with the
+options of ``gankit.quantize.Int8Options``. ``metadata_props`` carry the gankit version, the generator
+config, precision, output, opset, the source checkpoint's sha256 and, for int8, the options.
 
 An export is written to a temporary file, checked (``onnx.checker`` full check, then parity against a
 float64 reference, see ``gankit.parity``) and only then renamed to its name; a failed one is deleted
@@ -30,6 +31,7 @@ from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.model import Generator
 from gankit.parity import ParityReport, check_parity, format_report, raise_if_failed, write_report
+from gankit.quantize import Int8Options, quantize
 from gankit.version import __version__
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -61,8 +63,12 @@ class ExportResult:
     report: ParityReport
 
 
-def _metadata(config: GeneratorConfig, precision: str, output: str, opset: int, source_sha: str) -> dict[str, str]:
+def _metadata(
+    config: GeneratorConfig, precision: str, output: str, opset: int, source_sha: str, int8: Int8Options | None
+) -> dict[str, str]:
+    extra = {"gankit_int8": (int8 or Int8Options()).to_json()} if precision == "int8" else {}
     return {
+        **extra,
         "gankit_version": __version__,
         "gankit_config": config.to_json(),
         "gankit_precision": precision,
@@ -122,8 +128,16 @@ def warnings_quiet():
             logger.setLevel(level)
 
 
-def build_onnx(generator: Generator, path: Path, precision: str, output: str, opset: int, source_sha: str) -> None:
-    """Write the ONNX graph of ``generator`` to ``path`` (no validation)."""
+def build_onnx(
+    generator: Generator,
+    path: Path,
+    precision: str,
+    output: str,
+    opset: int,
+    source_sha: str,
+    int8: Int8Options | None = None,
+) -> None:
+    """Write the ONNX graph of ``generator`` to ``path`` (no validation); ``int8``: options when precision is int8."""
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
     if output not in OUTPUTS:
@@ -134,12 +148,10 @@ def build_onnx(generator: Generator, path: Path, precision: str, output: str, op
     graph_precision = "fp32" if precision == "int8" else precision
     try:
         if precision == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
-
             float_path = path.with_name(path.name + ".fp32")
             try:
                 _torch_export(_Exportable(source, "fp32", output), generator.config.latent_dim, float_path, opset)
-                quantize_dynamic(str(float_path), str(path), weight_type=QuantType.QInt8, per_channel=True)
+                quantize(float_path, path, int8 or Int8Options(), generator.config.latent_dim)
             finally:
                 float_path.unlink(missing_ok=True)
         else:
@@ -149,7 +161,7 @@ def build_onnx(generator: Generator, path: Path, precision: str, output: str, op
     except Exception as exc:  # the exporter raises many kinds; all mean "this export failed"
         raise ExportError(f"ONNX export failed ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     model = onnx.load(str(path))
-    for key, value in _metadata(generator.config, precision, output, opset, source_sha).items():
+    for key, value in _metadata(generator.config, precision, output, opset, source_sha, int8).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(model, str(path))
@@ -222,8 +234,13 @@ def export(
     output: str = "float",
     opset: int = DEFAULT_OPSET,
     log=print,
+    int8: Int8Options | None = None,
 ) -> ExportResult:
-    """Export ``checkpoint`` (default: the bundled generator) to ``out``, validated; see the module doc."""
+    """Export ``checkpoint`` (default: the bundled generator) to ``out``, validated; see the module doc.
+
+    ``int8``: quantization options when precision is int8 (default: ``Int8Options()``)."""
+    if int8 is not None and precision != "int8":
+        raise ExportError("int8 options were given, but the precision is not int8 (add --precision int8)")
     out = Path(out)
     if out.suffix != ".onnx":
         raise ExportError(f"--out must end in .onnx (got {out})")
@@ -239,8 +256,9 @@ def export(
         raise ExportError(f"cannot write to {out.parent} ({exc.strerror or exc}); choose a writable --out") from exc
     tmp = Path(tmp_name)
     try:
-        build_onnx(generator, tmp, precision, output, opset, sha256_of(source))
-        log(f"exported {source} -> {out} ({precision}, {output} output, opset {opset}); checking parity...")
+        build_onnx(generator, tmp, precision, output, opset, sha256_of(source), int8)
+        what = f"int8 {(int8 or Int8Options()).label}" if precision == "int8" else precision
+        log(f"exported {source} -> {out} ({what}, {output} output, opset {opset}); checking parity...")
         try:
             report = validate(tmp, checkpoint=source, log=log, name=out.name)
         finally:
@@ -260,4 +278,7 @@ def export(
 def describe(path: str | os.PathLike[str]) -> dict[str, object]:
     """The metadata of an export, decoded (for ``gankit info MODEL.onnx``)."""
     props = read_metadata(path)
-    return {**props, "gankit_config": json.loads(props["gankit_config"])}
+    decoded = {**props, "gankit_config": json.loads(props["gankit_config"])}
+    if "gankit_int8" in props:
+        decoded["gankit_int8"] = json.loads(props["gankit_int8"])
+    return decoded

@@ -14,10 +14,11 @@ Tolerances (images are in [-1, 1]; one pixel level is 1/127.5 = 7.8e-3):
 - fp16: max |Δ| <= 1e-2, mean <= 1e-3. fp16 has a unit roundoff of 4.9e-4; three layers of
   dot products of length <= 512 accumulate a few of those, and tanh's slope is <= 1: 1e-2 is 20
   roundoffs, ~1.3 pixel levels, and below it no image a person can tell apart.
-- int8 (dynamic, onnxruntime): max |Δ| <= 0.6, mean <= 0.02. Activations are quantized per tensor at
-  run time to 256 levels of their own range; an outlier sample near tanh's steep middle can move a
-  pixel far (measured ~0.45 max on the bundled generator), while the mean stays under 1 pixel level
-  (~0.006). The mean bound is what keeps int8 honest; the max bound only catches broken models.
+- int8 (onnxruntime, any ``gankit.quantize`` option): max |Δ| <= 1.0, mean <= 0.02. Activations are
+  quantized to 256 levels of a range (each batch's own when dynamic, a calibrated one when static);
+  an outlier sample near tanh's steep middle can move a pixel far (measured max ~0.45 dynamic, ~0.67
+  static on the bundled generator), while the mean stays near 1 pixel level (0.005-0.008). The mean
+  bound is what keeps int8 honest; the max bound (half the output range) only catches broken models.
 - uint8 output: the exported graph rounds in the model's precision; it may differ from the rounded
   float64 reference by 1 level where the value sits on a .5 boundary, so the bound is max 1 level
   (fp32), and the precision's own bound, in levels, otherwise.
@@ -40,7 +41,7 @@ from gankit.model import Generator
 from gankit.version import __version__
 
 PARITY_BATCHES = (1, 2, 7, 64, 1000)
-TOLERANCE_MAX = {"fp32": 1e-5, "fp16": 1e-2, "int8": 0.6}
+TOLERANCE_MAX = {"fp32": 1e-5, "fp16": 1e-2, "int8": 1.0}
 TOLERANCE_MEAN = {"fp32": 1e-5, "fp16": 1e-3, "int8": 0.02}
 PIXEL = 1 / 127.5
 

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,17 +134,38 @@ def _auto_backend_name(job: SampleJob, generator: Generator | None) -> tuple[str
     return choose_cpu_backend(generator, sha256_of(job.model_path), job.precision, min(job.batch_size, job.n))
 
 
+def _auto_path(job: SampleJob, generator: Generator | None) -> tuple[str, str, str]:
+    """(backend, precision, why) for ``--precision auto``."""
+    if generator is None:
+        raise BackendError("--precision auto needs a generator checkpoint; an ONNX export has its precision fixed")
+    if torch.cuda.is_available() and job.device != "cpu":
+        name = job.backend if job.backend != "auto" else _auto_backend_name(job, generator)[0]
+        return name, "fp32", "on a GPU, --precision auto keeps fp32 (the low-precision choice is measured on CPUs)"
+    from gankit.autoselect import choose_cpu_path
+
+    name, precision, why = choose_cpu_path(generator, sha256_of(job.model_path), min(job.batch_size, job.n))
+    if job.backend not in ("auto", name):
+        raise BackendError(f"--precision auto picks a backend too ({name} {precision}); use it with --backend auto")
+    return name, precision, why
+
+
 def open_backend(job: SampleJob, log: Callable[[str], None] = print) -> Backend:
     """Build the job's backend (resolving ``auto`` and saying which it picked and why)."""
     path = job.model_path
     generator = None if _is_onnx(path) else load_generator(path)
     name = job.backend
+    if job.precision == "auto":
+        name, precision, why = _auto_path(job, generator)
+        log(f"precision auto -> {name} {precision} ({why})")
+        job = replace(job, backend=name, precision=precision)
     if name == "auto":
         name, why = _auto_backend_name(job, generator)
         log(f"backend auto -> {name} ({why})")
     if generator is None:
-        if name != "onnxruntime":
-            raise BackendError(f"{path} is an ONNX model: it runs on --backend onnxruntime (or auto), not {name!r}")
+        if name not in ("onnxruntime", "openvino"):
+            raise BackendError(
+                f"{path} is an ONNX model: it runs on --backend onnxruntime, openvino or auto, not {name!r}"
+            )
         return create_backend(name, path, precision=job.precision, device=job.device)
     options: dict[str, Any] = {"device": job.device}
     if name == "compile":
@@ -209,7 +230,7 @@ def _job_header(job: SampleJob, backend: Backend, model_sha: str) -> dict[str, A
         "dtype": job.dtype,
         "shard_size": job.shard_size,
         "backend": backend.name,
-        "precision": job.precision,
+        "precision": backend.precision,
     }
 
 

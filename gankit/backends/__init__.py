@@ -12,6 +12,7 @@ _MODULES = {
     "compile": ("gankit.backends.compile", "CompileBackend"),
     "onnxruntime": ("gankit.backends.onnxruntime", "OnnxRuntimeBackend"),
     "triton": ("gankit.backends.triton", "TritonBackend"),
+    "openvino": ("gankit.backends.openvino", "OpenVinoBackend"),
 }
 
 

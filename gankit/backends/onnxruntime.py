@@ -33,7 +33,9 @@ class OnnxRuntimeBackend(Backend):
         threads: int | None = None,
         optimization: str = "all",
         spin: bool = True,
+        int8=None,
     ) -> None:
+        """``int8``: ``gankit.quantize.Int8Options`` for a Generator exported at precision int8 (default options)."""
         import onnxruntime as ort
 
         from gankit.export import build_onnx, read_metadata
@@ -44,7 +46,7 @@ class OnnxRuntimeBackend(Backend):
         if isinstance(model, Generator):
             self._folder = tempfile.TemporaryDirectory(prefix="gankit-ort-")
             path = Path(self._folder.name) / "generator.onnx"
-            build_onnx(model, path, precision, "float", 20, "")
+            build_onnx(model, path, precision, "float", 20, "", int8=int8 if precision == "int8" else None)
         else:
             path = Path(model)
         props = read_metadata(path)
@@ -52,6 +54,11 @@ class OnnxRuntimeBackend(Backend):
         self.config = GeneratorConfig.from_json(props["gankit_config"])
         self.precision = props["gankit_precision"]
         self.output = props["gankit_output"]
+        self.variant = self.precision
+        if "gankit_int8" in props:
+            from gankit.quantize import Int8Options
+
+            self.variant = f"int8 {Int8Options.from_json(props['gankit_int8']).label}"
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -121,4 +128,4 @@ class OnnxRuntimeBackend(Backend):
 
     def describe(self) -> str:
         provider = self.session.get_providers()[0].replace("ExecutionProvider", "")
-        return f"onnxruntime ({self.precision}, {provider}, {self.path.name})"
+        return f"onnxruntime ({self.variant}, {provider}, {self.path.name})"

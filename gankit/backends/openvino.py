@@ -1,0 +1,155 @@
+"""openvino: runs a gankit fp32 ONNX export with OpenVINO's CPU plugin, in fp32 or bf16.
+
+Accepts a path to a gankit ONNX export (its config comes from the ONNX metadata) or a Generator, which is
+exported once, as an fp32 graph, to a temporary file. ``generate_float`` takes z of shape (B, latent_dim)
+float32 (any B: the export's batch dimension is dynamic) and returns images (B, C, H, W) float32 in [-1, 1]
+on the CPU.
+
+Only exports of an fp32 graph with float output are accepted as paths: bf16 is not a graph of its own here,
+OpenVINO applies it when it compiles the fp32 graph (``INFERENCE_PRECISION_HINT``). fp16/int8 exports are
+refused (pass an fp32 export), and so are ``--output uint8`` exports (their in-graph rounding would run in
+bf16 too; convert to uint8 with ``generate(z, output="uint8")`` instead).
+
+Pitfall: OpenVINO's CPU plugin *defaults* to bf16 inference on CPUs with native bf16 (AVX-512 BF16, AMX), so
+an fp32 model silently runs in bf16 there (max error ~2e-3 instead of ~5e-7). This backend always sets the
+inference precision hint explicitly (f32 for fp32) and checks that the compiled model reports what was asked.
+bf16 is refused on CPUs without native bf16 (``gankit.cpu.require_bf16``), where it would be emulated.
+
+One infer request is reused for every call: a backend object is not safe to call from several threads at once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit.backends.base import Backend
+from gankit.config import GeneratorConfig
+from gankit.errors import BackendError
+from gankit.model import Generator
+
+DEVICES = ("auto", "cpu")
+# latency: one stream using every thread (best at batch 1: ~75-140 us vs ~200 us, and for bf16 at every batch);
+# throughput: one stream per core, which was a little faster for fp32 at batch 4096 on a 2-core shared CPU.
+PERFORMANCE_HINTS = ("latency", "throughput")
+
+
+class OpenVinoBackend(Backend):
+    name = "openvino"
+    precisions = ("fp32", "bf16")
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        if importlib.util.find_spec("openvino") is None:
+            return "OpenVINO is not installed (pip install 'gankit[openvino]' or pip install openvino)"
+        return None
+
+    def __init__(
+        self,
+        model: str | Path | Generator,
+        precision: str = "fp32",
+        device: str = "auto",
+        threads: int | None = None,
+        performance: str = "latency",
+    ) -> None:
+        if precision not in self.precisions:
+            raise BackendError(
+                f"backend 'openvino' supports precisions {', '.join(self.precisions)}, not {precision!r}"
+            )
+        if device not in DEVICES:
+            raise BackendError(f"backend 'openvino' runs on the CPU only (--device auto or cpu), not {device!r}")
+        if performance not in PERFORMANCE_HINTS:
+            raise BackendError(f"unknown OpenVINO performance hint {performance!r}; choose from {PERFORMANCE_HINTS}")
+        if threads is not None and threads < 1:
+            raise BackendError(f"threads must be at least 1, not {threads}")
+        if precision == "bf16":
+            from gankit import cpu
+
+            cpu.require_bf16()
+        reason = self.unavailable_reason()
+        if reason is not None:
+            raise BackendError(reason)
+
+        import openvino as ov
+        import openvino.properties as props
+        import openvino.properties.hint as hints
+
+        from gankit.export import build_onnx, read_metadata
+
+        self._folder = None
+        if isinstance(model, Generator):
+            self._folder = tempfile.TemporaryDirectory(prefix="gankit-openvino-")
+            path = Path(self._folder.name) / "generator.onnx"
+            build_onnx(model, path, "fp32", "float", 20, "")
+        else:
+            path = Path(model)
+        meta = read_metadata(path)
+        if meta["gankit_precision"] != "fp32":
+            raise BackendError(
+                f"{path.name} is a {meta['gankit_precision']} export: OpenVINO takes an fp32 export "
+                "(gankit export --precision fp32) and applies bf16 itself with --precision bf16"
+            )
+        if meta.get("gankit_output", "float") != "float":
+            raise BackendError(
+                f"{path.name} is a --output {meta['gankit_output']} export: OpenVINO takes a float-output export "
+                "(gankit export --output float); uint8 conversion happens after it"
+            )
+        self.path = path
+        self.config = GeneratorConfig.from_json(meta["gankit_config"])
+        self.precision = precision
+        self.device = torch.device("cpu")
+        self.threads = threads or torch.get_num_threads()
+        self.performance = performance
+
+        wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
+        config = {
+            hints.inference_precision: wanted,
+            props.inference_num_threads: self.threads,
+            hints.performance_mode: {
+                "latency": hints.PerformanceMode.LATENCY,
+                "throughput": hints.PerformanceMode.THROUGHPUT,
+            }[performance],
+        }
+        try:
+            core = ov.Core()
+            self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+        except RuntimeError as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise BackendError(f"OpenVINO could not compile {path.name}: {first}") from exc
+        got = self.compiled.get_property(hints.inference_precision)
+        if got != wanted:
+            raise BackendError(f"OpenVINO compiled {path.name} for {got.get_type_name()}, not {precision} as asked")
+        self.request = self.compiled.create_infer_request()
+
+    def _check(self, z: torch.Tensor | np.ndarray) -> None:
+        shape, dtype = tuple(z.shape), str(z.dtype).replace("torch.", "")
+        if len(shape) != 2 or shape[1] != self.config.latent_dim or dtype != "float32":
+            wanted = f"[batch, {self.config.latent_dim}] float32"
+            raise BackendError(f"{self.path.name} takes z of shape {wanted}; got {list(shape)} {dtype}")
+
+    def run_numpy(self, z: np.ndarray) -> np.ndarray:
+        """z: (B, latent_dim) float32 array -> images (B, C, H, W) float32 in [-1, 1], a fresh array."""
+        self._check(z)
+        if z.shape[0] == 0:
+            return np.empty((0, *self.config.image_shape), dtype=np.float32)
+        # share_outputs=False: the result is a copy, not a view of the request's output tensor, so the next
+        # call cannot overwrite it. share_inputs=True: no copy of z (the call is synchronous).
+        result = self.request.infer({0: np.ascontiguousarray(z)}, share_inputs=True, share_outputs=False)
+        return result[0]
+
+    def generate_float(self, z: torch.Tensor) -> torch.Tensor:
+        self._check(z)
+        return torch.from_numpy(self.run_numpy(z.detach().cpu().numpy()))
+
+    @property
+    def noise_device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def describe(self) -> str:
+        threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")
+        hint = "" if self.performance == "latency" else ", throughput"
+        return f"openvino ({self.precision}, CPU, {threads}{hint})"
