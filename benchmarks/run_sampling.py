@@ -3,7 +3,9 @@
     python benchmarks/run_sampling.py --out benchmarks/results/sampling-cpu-YYYY-MM-DD.json
 
 The ratio "to disk / generation only" says whether the writer keeps up (1.0 = disk and Python
-cost nothing) on this machine. Writes JSON with the environment (see gankit.bench.environment).
+cost nothing) on this machine. "generation only" times the backend on a fixed z; the end-to-end
+run also makes the noise (``gankit.noise``), whose own rate is recorded as ``noise_per_second``.
+Backends are NAME or NAME:PRECISION. Writes JSON with the environment (see gankit.bench.environment).
 """
 
 from __future__ import annotations
@@ -25,11 +27,21 @@ from gankit.noise import noise
 from gankit.sample import SampleJob, sample
 
 
-def generation_rate(backend_name: str, batch: int, device: str, repeats: int = 8) -> float:
+def noise_rate(batch: int, device: str, repeats: int = 8) -> float:
+    noise(0, 0, batch, 100, device=device)
+    begin = time.perf_counter()
+    for i in range(repeats):
+        noise(0, i * batch, batch, 100, device=device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return repeats * batch / (time.perf_counter() - begin)
+
+
+def generation_rate(backend_name: str, precision: str, batch: int, device: str, repeats: int = 8) -> float:
     options = {"device": device}
     if backend_name == "compile":
         options["batch_size"] = batch
-    backend = create_backend(backend_name, load_generator(), **options)
+    backend = create_backend(backend_name, load_generator(), precision=precision, **options)
     z = noise(0, 0, batch, backend.config.latent_dim, device=device)
     backend.generate(z, output="uint8")
     begin = time.perf_counter()
@@ -45,16 +57,23 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--n", type=int, default=262_144)
     parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--backends", default="eager,compile,onnxruntime")
+    parser.add_argument(
+        "--backends", default="eager,compile,onnxruntime,onnxruntime:int8,openvino:bf16", help="NAME[:PRECISION],..."
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     cases = [("npy", "uint8", args.n), ("npy", "float16", args.n), ("png", "uint8", min(args.n, 4096))]
     rows = []
-    for backend in args.backends.split(","):
+    noise_per_second = noise_rate(args.batch_size, args.device)
+    print(f"noise alone: {noise_per_second:,.0f} latent vectors/s at batch {args.batch_size}", flush=True)
+    for entry in args.backends.split(","):
+        backend, _, precision = entry.partition(":")
+        precision = precision or "fp32"
         try:
-            generation = generation_rate(backend, args.batch_size, args.device)
+            generation = generation_rate(backend, precision, args.batch_size, args.device)
         except GankitError as exc:
-            rows.append({"backend": backend, "status": f"unavailable: {exc}"})
+            rows.append({"backend": backend, "precision": precision, "status": f"unavailable: {exc}"})
+            print(f"{entry}: unavailable ({exc})", flush=True)
             continue
         for fmt, dtype, n in cases:
             folder = Path(tempfile.mkdtemp(prefix="gankit-bench-"))
@@ -63,6 +82,7 @@ def main() -> None:
                     folder / "out",
                     n=n,
                     backend=backend,
+                    precision=precision,
                     format=fmt,
                     dtype=dtype,
                     batch_size=args.batch_size,
@@ -74,6 +94,7 @@ def main() -> None:
                 shutil.rmtree(folder)
             row = {
                 "backend": backend,
+                "precision": precision,
                 "format": fmt,
                 "dtype": dtype,
                 "n": n,
@@ -87,11 +108,15 @@ def main() -> None:
             }
             rows.append(row)
             print(
-                f"{backend:<12} {fmt:<4} {dtype:<8} n={n:<8} {result.samples_per_second:>12,.0f} samples/s to disk "
+                f"{entry:<16} {fmt:<4} {dtype:<8} n={n:<8} {result.samples_per_second:>12,.0f} samples/s to disk "
                 f"(generation only {generation:,.0f}/s, ratio {row['to_disk_over_generation']:.2f})",
                 flush=True,
             )
-    payload = {"environment": environment(torch.device(args.device)), "results": rows}
+    payload = {
+        "environment": environment(torch.device(args.device)),
+        "noise_per_second": noise_per_second,
+        "results": rows,
+    }
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps(payload, indent=2))
     print(f"wrote {args.out}")

@@ -216,3 +216,10 @@ def test_to_uint8_rounds_and_clips() -> None:
     assert to_uint8(values).tolist() == expected
     assert to_uint8(values.double()).dtype == torch.uint8
     assert to_uint8(torch.zeros(2, 1, 3, 3, dtype=torch.float16)).unique().tolist() == [128]
+
+
+def test_to_uint8_leaves_its_input_alone() -> None:
+    images = torch.linspace(-1.2, 1.2, 97)
+    before = images.clone()
+    to_uint8(images)
+    assert torch.equal(images, before)

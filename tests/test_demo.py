@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gankit", "demo", "--out", str(out), "--epochs", "1", "--quick"],
         cwd=ROOT,
+        env={**os.environ, "GANKIT_CACHE_DIR": str(tmp_path / "cache")},
         capture_output=True,
         text=True,
         timeout=900,
@@ -25,4 +27,6 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     assert (out / "generator.onnx").is_file() and "PASSED" in result.stdout
     assert (out / "samples" / "manifest.json").is_file() and (out / "bench.json").is_file()
     assert "onnxruntime" in result.stdout
+    assert "precision auto -> " in result.stdout and "within the quality tolerance" in result.stdout
+    assert (tmp_path / "cache" / "auto-backend.json").is_file()
     assert "demo finished" in result.stdout

@@ -59,3 +59,14 @@ def test_bad_arguments() -> None:
         noise(2**64, 0, 1, 10)
     with pytest.raises(ValueError, match="start >= 0"):
         noise(0, -5, 1, 10)
+
+
+@pytest.mark.parametrize(("seed", "start"), [(0, 0), (2**64 - 1, 2**33 + 3), (987654321, 12345)])
+def test_cpu_numpy_path_equals_the_torch_path(seed: int, start: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU's NumPy Philox (uint64, in chunks) == the torch one (int64, 16-bit pieces), across chunk edges."""
+    import importlib
+
+    module = importlib.import_module("gankit.noise")
+    monkeypatch.setattr(module, "_CHUNK", 1000)  # 300 x 7 values: three chunk edges, one mid-row
+    offsets = torch.arange(start, start + 300, dtype=torch.int64)[:, None] * 7 + torch.arange(7)[None, :]
+    assert torch.equal(module.noise(seed, start, 300, 7), module.randn_like_triton(seed, offsets))
