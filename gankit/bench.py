@@ -357,7 +357,11 @@ def format_row(m: Measurement) -> str:
 
 
 def format_table(report: BenchReport) -> str:
-    return "\n".join([HEADER, *(format_row(m) for m in report.results)])
+    """One line a measurement; backends without the precision are left out (they stay in the JSON)."""
+    shown = [m for m in report.results if m.status != "skipped"]
+    skipped = sorted({f"{m.backend} {m.precision}" for m in report.results if m.status == "skipped"})
+    footer = [f"(no such path, not timed: {', '.join(skipped)})"] if skipped else []
+    return "\n".join([HEADER, *(format_row(m) for m in shown), *footer])
 
 
 def markdown_table(report: BenchReport) -> str:

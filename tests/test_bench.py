@@ -53,6 +53,17 @@ def test_run_bench_checks_then_times_and_writes_json_and_plot(tmp_path: Path, mo
     assert "eager" in bench.format_table(report) and "| eager | fp32 | 8 |" in bench.markdown_table(report)
 
 
+def test_table_leaves_out_paths_that_do_not_exist(model_file: Path) -> None:
+    report = bench.run_bench(
+        model_file, backends=["eager", "onnxruntime"], precisions=["int8"], batch_sizes=[4], device="cpu", log=print
+    )
+    statuses = {m.backend: m.status for m in report.results}
+    assert statuses == {"eager": "skipped", "onnxruntime": "ok"}
+    table = bench.format_table(report)
+    assert "onnxruntime  int8" in table and "eager        int8" not in table
+    assert "(no such path, not timed: eager int8)" in table
+
+
 def test_a_wrong_backend_is_not_timed(tmp_path: Path, model_file: Path, monkeypatch) -> None:
     class Wrong(EagerBackend):
         def generate_float(self, z: torch.Tensor) -> torch.Tensor:
