@@ -11,8 +11,10 @@ Backends are NAME or NAME:PRECISION. Writes JSON with the environment (see ganki
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 
 from gankit.backends import create_backend
-from gankit.bench import environment
+from gankit.bench import environment, time_cpu, time_gpu
 from gankit.checkpoint import atomic_path, load_generator
 from gankit.errors import GankitError
 from gankit.noise import noise
@@ -37,19 +39,20 @@ def noise_rate(batch: int, device: str, repeats: int = 8) -> float:
     return repeats * batch / (time.perf_counter() - begin)
 
 
-def generation_rate(backend_name: str, precision: str, batch: int, device: str, repeats: int = 8) -> float:
+def generation_rate(backend_name: str, precision: str, batch: int, device: str) -> float:
+    """Median samples/s of ``generate(z, output="uint8")`` on a fixed z (no noise, no disk)."""
     options = {"device": device}
     if backend_name == "compile":
         options["batch_size"] = batch
     backend = create_backend(backend_name, load_generator(), precision=precision, **options)
     z = noise(0, 0, batch, backend.config.latent_dim, device=device)
-    backend.generate(z, output="uint8")
-    begin = time.perf_counter()
-    for _ in range(repeats):
-        backend.generate(z, output="uint8")
+    gc.collect()  # drop earlier sessions, and let onnxruntime's spinning threads fall asleep
+    time.sleep(0.3)
     if device == "cuda":
-        torch.cuda.synchronize()
-    return repeats * batch / (time.perf_counter() - begin)
+        times = time_gpu(lambda: backend.generate(z, output="uint8"))
+    else:
+        times = time_cpu(lambda: backend.generate(z, output="uint8"), min_seconds=0.5)
+    return batch / statistics.median(times)
 
 
 def main() -> None:
