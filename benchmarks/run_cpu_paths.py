@@ -37,7 +37,7 @@ from gankit.bench import environment, measure_ceilings, roofline, time_cpu
 from gankit.checkpoint import PRETRAINED, atomic_path, load_generator
 from gankit.cpu import cpu_info
 from gankit.errors import GankitError
-from gankit.eval import features, quality, real_halves
+from gankit.eval import features, generated_images, quality, real_halves
 from gankit.export import DEFAULT_OPSET, build_onnx
 from gankit.noise import noise
 from gankit.quantize import Int8Options
@@ -127,24 +127,20 @@ def build_paths(generator, folder: Path, with_compile: bool) -> dict[str, tuple[
     return paths
 
 
-def seeded(backend, count: int) -> torch.Tensor:
-    return torch.cat(
-        [backend.generate_seeded(0, s, min(1000, count - s), output="float").cpu() for s in range(0, count, 1000)]
-    )
-
-
 def measure(label: str, precision: str, make, z: torch.Tensor, expected: torch.Tensor, real, fp32_quality) -> dict:
+    """One path's row; ``fp32_quality``: eager fp32's, or None when this row is eager fp32 itself."""
     backend = make(4096)
     row: dict = {"path": label, "precision": precision, "describe": backend.describe()}
     images = backend.generate(z).float()
     levels = (images - expected).abs() * 127.5
     row["mean_levels_vs_eager_fp32"] = float(levels.mean())
     row["max_levels_vs_eager_fp32"] = float(levels.max())
-    q = quality(real, features(seeded(backend, 2500)))
+    q = quality(real, features(generated_images(backend, 2500)))
     row.update(fid=q.fid, min_digit_share=q.min_share, coverage=q.coverage, precision_knn=q.precision, recall=q.recall)
-    if fp32_quality is not None:
-        row["fid_cost"] = q.fid / fp32_quality.fid - 1
-        row["min_coverage_ratio"] = min(a / b for a, b in zip(q.coverage, fp32_quality.coverage) if b > 0)
+    fp32_quality = fp32_quality or q
+    row["fid_cost"] = q.fid / fp32_quality.fid - 1
+    row["min_coverage_ratio"] = min(a / b for a, b in zip(q.coverage, fp32_quality.coverage) if b > 0)
+    row["quality"] = q
     for batch in BATCHES:
         zb, timed_backend = z[:batch].contiguous(), make(batch)
         call = functools.partial(timed_backend.generate, zb)
@@ -288,9 +284,9 @@ def main() -> None:
             except GankitError as exc:
                 print(f"{label}: skipped ({exc})", file=sys.stderr)
                 continue
-            if label == "eager fp32":
-                fp32_quality = quality(real, features(seeded(create_backend("eager", generator), 2500)))
-                row.update(fid_cost=0.0, min_coverage_ratio=1.0)
+            quality_of_path = row.pop("quality")
+            if label == "eager fp32":  # the first path: every later one is compared with it
+                fp32_quality = quality_of_path
             bound = roofline(config, ceilings[precision], 4096, precision, "float")
             row["roofline_samples_per_s_b4096"] = bound
             row["fraction_of_roofline_b4096"] = row["samples_per_s_b4096"] / bound

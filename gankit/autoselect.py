@@ -15,6 +15,7 @@ be within ``MEAN_LEVELS_TOLERANCE`` (1 grey level) instead.
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -54,6 +55,23 @@ def _candidates(precision: str) -> list[str]:
     return names
 
 
+def _cached(key: str, measure) -> object:
+    """``cache[key]``, measuring it with ``measure()`` and saving it (atomically) the first time."""
+    path = cache_file()
+    try:
+        cache = json.loads(path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    if key not in cache:
+        cache[key] = measure()
+        try:
+            with atomic_path(path) as tmp:
+                tmp.write_text(json.dumps(cache, indent=1))
+        except OSError:
+            pass  # an unwritable cache only costs a re-measurement next time
+    return cache[key]
+
+
 def _rate(name: str, generator: Generator, precision: str, batch: int) -> float:
     from gankit.bench import time_cpu
 
@@ -70,29 +88,21 @@ def choose_cpu_backend(generator: Generator, model_sha: str, precision: str, bat
     if len(candidates) <= 1:
         return "eager", "CPU, no other backend available to compare"
     batch = max(1, min(batch, MAX_CALIBRATION_BATCH))
-    versions = {name: getattr(__import__(name), "__version__", "?") for name in ("torch", "onnxruntime")}
+    versions = {name: _version(name) for name in ("torch", "onnxruntime")}
     key = json.dumps(
         [cpu_info().model, torch.get_num_threads(), versions, model_sha, precision, batch, candidates], sort_keys=True
     )
-    path = cache_file()
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    if key not in cache:
+
+    def measure() -> dict[str, float]:
         rates = {}
         for name in candidates:
             try:
                 rates[name] = _rate(name, generator, precision, batch)
             except GankitError:
                 continue
-        cache[key] = rates
-        try:
-            with atomic_path(path) as tmp:
-                tmp.write_text(json.dumps(cache, indent=1))
-        except OSError:
-            pass  # an unwritable cache only costs a re-measurement next time
-    rates = cache[key]
+        return rates
+
+    rates = _cached(key, measure)
     best = max(rates, key=rates.get)
     shown = ", ".join(f"{name} {rate:,.0f}/s" for name, rate in sorted(rates.items(), key=lambda kv: -kv[1]))
     return best, f"fastest on this CPU at batch {batch}, measured once and cached: {shown}"
@@ -112,24 +122,38 @@ def _paths() -> list[tuple[str, str]]:
 
 
 def _seeded_images(name: str, generator: Generator, precision: str) -> torch.Tensor:
-    backend = create_backend(name, generator, precision=precision, device="cpu")
-    return torch.cat(
-        [
-            backend.generate_seeded(0, start, min(1000, QUALITY_SAMPLES - start), output="float").cpu()
-            for start in range(0, QUALITY_SAMPLES, 1000)
-        ]
-    )
+    from gankit.eval import generated_images
+
+    return generated_images(create_backend(name, generator, precision=precision, device="cpu"), QUALITY_SAMPLES)
 
 
-def _quality(images: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
-    """The quality of ``images`` beside eager fp32's ``reference`` (same seeds): MNIST-FID and coverage, or pixels."""
+@functools.lru_cache(maxsize=1)
+def _real_features():
+    """Classifier features of the first half of the bundled real digits (the same every call: made once)."""
+    from gankit.eval import features, real_halves
+
+    return features(real_halves()[0])
+
+
+def _mnist_quality(images: torch.Tensor):
+    from gankit.eval import features, quality
+
+    return quality(_real_features(), features(images))
+
+
+def _reference_quality(reference: torch.Tensor):
+    """Eager fp32's ``gankit.eval.Quality``, made once for all candidates; None when it is not 28x28 greyscale."""
+    return _mnist_quality(reference) if tuple(reference.shape[1:]) == (1, 28, 28) else None
+
+
+def _quality(images: torch.Tensor, reference: torch.Tensor, reference_quality=None) -> dict[str, float]:
+    """The quality of ``images`` beside eager fp32's ``reference`` (same seeds): MNIST-FID and coverage, or pixels.
+
+    ``reference_quality``: the reference's ``gankit.eval.Quality`` when the caller has it already."""
     levels = float((images - reference).abs().mean()) * 127.5
     if tuple(images.shape[1:]) != (1, 28, 28):
         return {"mean_levels": levels}
-    from gankit.eval import features, quality, real_halves
-
-    real = features(real_halves()[0])
-    ours, theirs = quality(real, features(images)), quality(real, features(reference))
+    ours, theirs = _mnist_quality(images), reference_quality or _mnist_quality(reference)
     return {
         "mean_levels": levels,
         "fid": ours.fid,
@@ -164,31 +188,24 @@ def choose_cpu_path(generator: Generator, model_sha: str, batch: int) -> tuple[s
         ["precision-auto", cpu_info().model, torch.get_num_threads(), versions, model_sha, batch, paths],
         sort_keys=True,
     )
-    path = cache_file()
-    try:
-        cache = json.loads(path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    if key not in cache:
+
+    def measure() -> dict[str, dict[str, float]]:
         measured = {}
         reference = _seeded_images("eager", generator, "fp32")
+        reference_quality = _reference_quality(reference)
         for name, precision in paths:
             try:
                 images = (
                     reference if (name, precision) == ("eager", "fp32") else _seeded_images(name, generator, precision)
                 )
-                entry = _quality(images, reference)
+                entry = _quality(images, reference, reference_quality)
                 entry["rate"] = _rate(name, generator, precision, batch)
             except GankitError:
                 continue
             measured[f"{name}/{precision}"] = entry
-        cache[key] = measured
-        try:
-            with atomic_path(path) as tmp:
-                tmp.write_text(json.dumps(cache, indent=1))
-        except OSError:
-            pass
-    measured = cache[key]
+        return measured
+
+    measured = _cached(key, measure)
     good = {label: entry for label, entry in measured.items() if quality_ok(entry)}
     if not good:
         return "eager", "fp32", "no path could be measured here; eager fp32, the reference"

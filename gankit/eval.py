@@ -112,6 +112,12 @@ def real_halves() -> tuple[torch.Tensor, torch.Tensor]:
     return images[torch.cat(first)], images[torch.cat(second)]
 
 
+def generated_images(backend, n: int, seed: int = 0) -> torch.Tensor:
+    """Samples 0 .. n-1 of ``seed`` through ``backend``: (n, C, H, W) float32 in [-1, 1] on the CPU."""
+    starts = range(0, n, 1000)
+    return torch.cat([backend.generate_seeded(seed, s, min(1000, n - s), output="float").cpu() for s in starts])
+
+
 def evaluate(
     model: str | Path | None = None, backend: str = "auto", precision: str = "fp32", seed: int = 0, n: int = HALF
 ) -> EvalReport:
@@ -124,9 +130,7 @@ def evaluate(
     floor = quality(real, features(second))
     job = SampleJob(Path("."), n=n, model=Path(model) if model else None, backend=backend, precision=precision)
     engine = open_backend(job, log=lambda message: None)
-    images = torch.cat(
-        [engine.generate_seeded(seed, s, min(1000, n - s), output="float").cpu() for s in range(0, n, 1000)]
-    )
+    images = generated_images(engine, n, seed)
     report = EvalReport(
         str(job.model_path), engine.describe(), n, seed, accuracy, floor, quality(real, features(images))
     )

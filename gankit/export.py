@@ -171,6 +171,18 @@ def build_onnx(
         raise ExportError(f"onnx.checker rejected the export: {str(exc).splitlines()[0]}") from exc
 
 
+def temporary_export(
+    generator: Generator, precision: str, int8: Int8Options | None = None
+) -> tuple[tempfile.TemporaryDirectory, Path]:
+    """Export ``generator`` (float output, default opset, unvalidated) into a fresh temporary folder.
+
+    Returns the folder (deleted when it is garbage-collected: keep it as long as the model is used) and the path."""
+    folder = tempfile.TemporaryDirectory(prefix="gankit-onnx-")
+    path = Path(folder.name) / "generator.onnx"
+    build_onnx(generator, path, precision, "float", DEFAULT_OPSET, "", int8=int8)
+    return folder, path
+
+
 def report_path_for(model_path: Path, failed: bool = False) -> Path:
     suffix = ".parity.failed.json" if failed else ".parity.json"
     return model_path.with_name(model_path.stem + suffix)

@@ -48,7 +48,7 @@ def fake_paths(monkeypatch, measured: dict[tuple[str, str], tuple[float, float]]
         calls.append((name, precision))
         return (name, precision)
 
-    def fake_quality(images, reference):
+    def fake_quality(images, reference, reference_quality=None):
         return {
             "mean_levels": 0.5,
             "fid": measured[images][1],
@@ -58,6 +58,7 @@ def fake_paths(monkeypatch, measured: dict[tuple[str, str], tuple[float, float]]
 
     monkeypatch.setattr(autoselect, "_seeded_images", fake_images)
     monkeypatch.setattr(autoselect, "_quality", fake_quality)
+    monkeypatch.setattr(autoselect, "_reference_quality", lambda reference: None)
     monkeypatch.setattr(autoselect, "_rate", lambda name, generator, precision, batch: measured[(name, precision)][0])
     return calls
 

@@ -9,9 +9,18 @@ import torch
 
 from gankit.config import GeneratorConfig
 from gankit.data import to_uint8
+from gankit.errors import BackendError
 from gankit.noise import noise
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+
+
+def check_latent_batch(z: object, latent_dim: int, model_name: str) -> None:
+    """BackendError unless ``z`` (a tensor or an array) is (batch, latent_dim) float32."""
+    shape, dtype = tuple(z.shape), str(z.dtype).replace("torch.", "")
+    if len(shape) != 2 or shape[1] != latent_dim or dtype != "float32":
+        wanted = f"[batch, {latent_dim}] float32"
+        raise BackendError(f"{model_name} takes z of shape {wanted}; got {list(shape)} {dtype}")
 
 
 class Backend(ABC):

@@ -6,13 +6,12 @@ which is exported once to a temporary file in the asked precision.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gankit.backends.base import Backend
+from gankit.backends.base import Backend, check_latent_batch
 from gankit.config import GeneratorConfig
 from gankit.data import to_uint8
 from gankit.errors import BackendError
@@ -38,15 +37,13 @@ class OnnxRuntimeBackend(Backend):
         """``int8``: ``gankit.quantize.Int8Options`` for a Generator exported at precision int8 (default options)."""
         import onnxruntime as ort
 
-        from gankit.export import build_onnx, read_metadata
+        from gankit.export import read_metadata, temporary_export
 
         if optimization not in OPTIMIZATION_LEVELS:
             raise BackendError(f"unknown graph optimization {optimization!r}; choose from {OPTIMIZATION_LEVELS}")
         self._folder = None
         if isinstance(model, Generator):
-            self._folder = tempfile.TemporaryDirectory(prefix="gankit-ort-")
-            path = Path(self._folder.name) / "generator.onnx"
-            build_onnx(model, path, precision, "float", 20, "", int8=int8 if precision == "int8" else None)
+            self._folder, path = temporary_export(model, precision, int8=int8 if precision == "int8" else None)
         else:
             path = Path(model)
         props = read_metadata(path)
@@ -84,10 +81,7 @@ class OnnxRuntimeBackend(Backend):
         self.device = torch.device("cuda" if cuda else "cpu")
 
     def _check(self, z: torch.Tensor | np.ndarray) -> None:
-        shape, dtype = tuple(z.shape), str(z.dtype).replace("torch.", "")
-        if len(shape) != 2 or shape[1] != self.config.latent_dim or dtype != "float32":
-            wanted = f"[batch, {self.config.latent_dim}] float32"
-            raise BackendError(f"{self.path.name} takes z of shape {wanted}; got {list(shape)} {dtype}")
+        check_latent_batch(z, self.config.latent_dim, self.path.name)
 
     def run_numpy(self, z: np.ndarray) -> np.ndarray:
         """z: (B, latent_dim) float32 array -> the graph's image array (float32 [-1, 1] or uint8)."""

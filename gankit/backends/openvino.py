@@ -21,13 +21,12 @@ One infer request is reused for every call: a backend object is not safe to call
 from __future__ import annotations
 
 import importlib.util
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from gankit.backends.base import Backend
+from gankit.backends.base import Backend, check_latent_batch
 from gankit.config import GeneratorConfig
 from gankit.errors import BackendError
 from gankit.model import Generator
@@ -78,13 +77,11 @@ class OpenVinoBackend(Backend):
         import openvino.properties as props
         import openvino.properties.hint as hints
 
-        from gankit.export import build_onnx, read_metadata
+        from gankit.export import read_metadata, temporary_export
 
         self._folder = None
         if isinstance(model, Generator):
-            self._folder = tempfile.TemporaryDirectory(prefix="gankit-openvino-")
-            path = Path(self._folder.name) / "generator.onnx"
-            build_onnx(model, path, "fp32", "float", 20, "")
+            self._folder, path = temporary_export(model, "fp32")
         else:
             path = Path(model)
         meta = read_metadata(path)
@@ -126,10 +123,7 @@ class OpenVinoBackend(Backend):
         self.request = self.compiled.create_infer_request()
 
     def _check(self, z: torch.Tensor | np.ndarray) -> None:
-        shape, dtype = tuple(z.shape), str(z.dtype).replace("torch.", "")
-        if len(shape) != 2 or shape[1] != self.config.latent_dim or dtype != "float32":
-            wanted = f"[batch, {self.config.latent_dim}] float32"
-            raise BackendError(f"{self.path.name} takes z of shape {wanted}; got {list(shape)} {dtype}")
+        check_latent_batch(z, self.config.latent_dim, self.path.name)
 
     def run_numpy(self, z: np.ndarray) -> np.ndarray:
         """z: (B, latent_dim) float32 array -> images (B, C, H, W) float32 in [-1, 1], a fresh array."""
