@@ -3,7 +3,7 @@
     python benchmarks/bench_gpu_kernels.py --out benchmarks/results/gpu-h100-YYYY-MM-DD.json
 
 For each precision and batch size, on the bundled generator (or --model), every path is first
-checked against eager fp32 (``gankit.bench.TOLERANCE``), then timed with ``triton.testing.do_bench``
+checked against eager fp32 (``gankit.perf.bench.TOLERANCE``), then timed with ``triton.testing.do_bench``
 (CUDA events, L2 flushed between calls; median, p20, p80):
 
 - eager: the model in the precision's dtype, z already cast;
@@ -59,7 +59,7 @@ def timed(fn: Callable[[], object]) -> dict[str, float]:
 
 def paths(generator, precision: str, batch: int, z: torch.Tensor, compile_modes: list[str]) -> dict[str, Callable]:
     """name -> a call that makes ``batch`` images (float32 or uint8, flat or shaped) on the GPU."""
-    from gankit.backends.eager import TORCH_DTYPES, matmul_precision
+    from gankit.device import TORCH_DTYPES, matmul_precision
     from kernels.fused_linear import fused_linear
     from kernels.generator import generator_forward, pack_generator
 
@@ -101,7 +101,7 @@ def paths(generator, precision: str, batch: int, z: torch.Tensor, compile_modes:
 
 def check(images: torch.Tensor, expected: torch.Tensor, precision: str) -> tuple[float, str | None]:
     """Max |Δ| against eager fp32 (uint8 paths: in grey levels, scaled back to [-1, 1] units)."""
-    from gankit.bench import TOLERANCE
+    from gankit.perf.bench import TOLERANCE
 
     images = images.reshape(expected.shape)
     if images.dtype == torch.uint8:
@@ -115,7 +115,7 @@ def check(images: torch.Tensor, expected: torch.Tensor, precision: str) -> tuple
 
 def measure(row: dict, call: Callable, expected: torch.Tensor, config, ceilings) -> None:
     """Check one path against eager fp32, then time it and hold it to the roofline; fills ``row``."""
-    from gankit.bench import roofline
+    from gankit.perf.ceilings import roofline
     from kernels.generator import generator_kernel
 
     images = call()
@@ -165,9 +165,11 @@ def main() -> None:
         sys.exit("bench_gpu_kernels.py needs a CUDA GPU and found none; on a CPU use `gankit bench`.")
     if os.environ.get("TRITON_INTERPRET") == "1":
         sys.exit("TRITON_INTERPRET=1 is set: the kernels would run on the CPU interpreter. Unset it and run again.")
-    from gankit.bench import environment, measure_ceilings
-    from gankit.checkpoint import atomic_path, load_generator
+    from gankit.checkpoint import load_generator
+    from gankit.io import atomic_path
     from gankit.noise import noise
+    from gankit.perf.ceilings import measure_ceilings
+    from gankit.perf.environment import environment
 
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 256)
     device = torch.device("cuda")

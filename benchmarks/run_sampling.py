@@ -5,7 +5,7 @@
 The ratio "to disk / generation only" says whether the writer keeps up (1.0 = disk and Python
 cost nothing) on this machine. "generation only" times the backend on a fixed z; the end-to-end
 run also makes the noise (``gankit.noise``), whose own rate is recorded as ``noise_per_second``.
-Backends are NAME or NAME:PRECISION. Writes JSON with the environment (see gankit.bench.environment).
+Backends are NAME or NAME:PRECISION. Writes JSON with the environment (see gankit.perf.bench.environment).
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from pathlib import Path
 import torch
 
 from gankit.backends import create_backend
-from gankit.bench import environment, time_cpu, time_gpu
-from gankit.checkpoint import atomic_path, load_generator
+from gankit.checkpoint import load_generator
 from gankit.errors import GankitError
+from gankit.io import atomic_path
 from gankit.noise import noise
-from gankit.sample import SampleJob, sample
+from gankit.perf.environment import environment
+from gankit.sampling.engine import SampleJob, sample
+from gankit.timing import time_cpu, time_gpu
 
 
 def noise_rate(batch: int, device: str, repeats: int = 8) -> float:

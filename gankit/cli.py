@@ -70,13 +70,16 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     from gankit.backends import PRECISIONS, backend_names
     from gankit.backends.compile import COMPILE_MODES
-    from gankit.sample import DTYPES, FORMATS
+    from gankit.sampling.job import DTYPES, FORMATS
 
     p = sub.add_parser(
         "sample",
         help="generate samples to disk (sharded .npy, PNG files or a grid); resumable; torchrun-aware",
-        description="Sample i of seed s is always the same image, whatever the backend, batch size or "
-        "number of processes. --format npy/png write a folder with manifest.json; Ctrl-C or a kill "
+        description="Sample i of seed s has the same noise everywhere, bit for bit (gankit.noise), so its image "
+        "is the same whatever the batch size or number of processes: bit for bit with the same backend, batch size "
+        "and machine (shards, resumes and torchrun ranks are), and within 1 uint8 level across batch sizes and "
+        "machines (a matmul's summation order depends on its shape and the CPU). --format npy/png write a "
+        "folder with manifest.json; Ctrl-C or a kill "
         "loses nothing: rerun with --resume. Several processes: torchrun --nproc-per-node K -m gankit sample "
         "--num-samples N ... (under torchrun spell --n and --start as --num-samples and --first-index).",
     )
@@ -114,7 +117,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=int, default=65536, help="samples per shard [%(default)s]")
     p.add_argument("--out", default="samples.png", help="folder (npy, png) or .png file (grid) [%(default)s]")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [%(default)s]")
     p.add_argument(
         "--compile-mode", default="default", choices=COMPILE_MODES, help="for --backend compile [%(default)s]"
     )
@@ -123,7 +126,8 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from gankit.sample import SampleJob, sample
+    from gankit.sampling.engine import sample
+    from gankit.sampling.job import SampleJob
 
     fmt = args.format or ("grid" if str(args.out).endswith(".png") else "npy")
     job = SampleJob(
@@ -165,7 +169,7 @@ def _run_info(args: argparse.Namespace) -> int:
     from gankit.checkpoint import PRETRAINED, generator_info
 
     if args.path and str(args.path).endswith(".onnx"):
-        from gankit.export import describe
+        from gankit.onnx.build import describe
 
         info = describe(args.path)
     else:
@@ -179,8 +183,8 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    from gankit.export import DEFAULT_OPSET, OUTPUTS, PRECISIONS
-    from gankit.quantize import CALIBRATIONS, INT8_TYPES, MODES
+    from gankit.onnx.build import DEFAULT_OPSET, OUTPUTS, PRECISIONS
+    from gankit.onnx.quantize import CALIBRATIONS, INT8_TYPES, MODES
 
     p = sub.add_parser(
         "export",
@@ -188,7 +192,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         description="Input z [batch, latent] float32. Output image [batch, C, H, W]: float32 in [-1, 1], or "
         "uint8 0..255 with --output uint8 ((x+1)*127.5, rounded, clipped, in the graph). fp16 keeps float32 "
         "I/O and computes in fp16; int8 is onnxruntime quantization (default: dynamic, per-channel QInt8 "
-        "weights, every layer: the fastest measured, and within 1%% of fp32's MNIST-FID on the bundled generator; "
+        "weights, every layer: the fastest measured, and within 1% of fp32's MNIST-FID on the bundled generator; "
         "the --int8-* options pick others). The export lands only if its parity against a float64 reference "
         "passes; the report is written beside it as NAME.parity.json.",
     )
@@ -214,7 +218,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
 
 def int8_options_from(args: argparse.Namespace):
     """Int8Options from the --int8-* flags; None when none was given (the export's default then)."""
-    from gankit.quantize import Int8Options, parse_layers
+    from gankit.onnx.quantize import Int8Options, parse_layers
 
     given = {
         "mode": args.int8_mode,
@@ -230,7 +234,7 @@ def int8_options_from(args: argparse.Namespace):
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from gankit.export import export
+    from gankit.onnx.export import export
 
     result = export(
         args.checkpoint,
@@ -248,38 +252,69 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="re-run the parity check of an exported ONNX model")
     p.add_argument("model", help="an ONNX file written by gankit export")
     p.add_argument("--checkpoint", default=None, help="its source generator (default: the bundled one, if it is)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="base seed of the parity inputs, to reproduce a report (each report records its own) [fresh]",
+    )
     p.set_defaults(run=_run_validate)
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from gankit.export import validate
+    from gankit.onnx.validate import validate
 
-    validate(args.model, checkpoint=args.checkpoint)
+    validate(args.model, checkpoint=args.checkpoint, seed=args.seed)
     return 0
 
 
+def parse_list(text: str, kind: type = str) -> list:
+    """'a,b' -> ['a', 'b'] (``kind`` applied to each); ConfigError naming the text when an item does not parse."""
+    from gankit.errors import ConfigError
+
+    try:
+        items = [kind(item.strip()) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ConfigError(f"cannot read {text!r} as a comma-separated list of {kind.__name__}") from None
+    if not items:
+        raise ConfigError(f"{text!r} is an empty list")
+    return items
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from gankit.backends import PRECISIONS
+    from gankit.backends.compile import COMPILE_MODES
+    from gankit.device import DEVICE_HELP
+
     p = sub.add_parser(
         "bench",
         help="time backends x batch sizes x precisions; table, JSON with the environment, and a plot",
         description="Each backend is checked against eager fp32 before it is timed. GPU: do_bench medians; "
-        "CPU: repeated runs, median. Roofline from the generator's FLOPs/bytes and ceilings measured in the run.",
+        "CPU: repeated runs, median. Roofline from the generator's FLOPs/bytes and ceilings measured in the run "
+        "(the best GEMM of torch, onnxruntime and OpenVINO, and the best copy), with the CPU's paper peak beside it.",
     )
     p.add_argument("model", nargs="?", default=None, help="generator .safetensors (default: the bundled one)")
     p.add_argument(
         "--backends", default=None, help="comma-separated [GPU: eager,compile,triton; CPU: eager,compile,onnxruntime]"
     )
     p.add_argument("--batch-sizes", default=None, help="comma-separated [GPU: 1,256,65536,1048576; CPU: 1,64,4096]")
-    p.add_argument("--precisions", default=None, help="comma-separated [GPU: fp32,tf32,bf16; CPU: fp32]")
+    p.add_argument(
+        "--precisions",
+        default=None,
+        help=f"comma-separated, of {', '.join(PRECISIONS)} [GPU: fp32,tf32,bf16; CPU: fp32]",
+    )
     p.add_argument("--output", default="float", choices=["float", "uint8"], help="image output type [%(default)s]")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
-    p.add_argument("--compile-mode", default="default", help="torch.compile mode for the compile backend [%(default)s]")
+    p.add_argument("--device", default="auto", help=f"{DEVICE_HELP} [%(default)s]")
+    p.add_argument(
+        "--compile-mode", default="default", choices=COMPILE_MODES, help="for the compile backend [%(default)s]"
+    )
     p.add_argument("--out", default=None, help="write OUT.json and OUT.png (e.g. benchmarks/results/cpu-2026-11-24)")
     p.set_defaults(run=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from gankit.bench import format_table, parse_list, run_bench, write_report
+    from gankit.perf.bench import run_bench
+    from gankit.perf.report import describe_ceilings, format_row, format_table, write_report
 
     report = run_bench(
         args.model,
@@ -290,7 +325,9 @@ def _run_bench(args: argparse.Namespace) -> int:
         device=args.device,
         compile_mode=args.compile_mode,
         log=lambda line: print(line, flush=True),
+        on_row=lambda row: print(format_row(row), flush=True),
     )
+    print("\nceilings measured in this run:\n" + "\n".join(f"  {line}" for line in describe_ceilings(report)))
     print("\n" + format_table(report))
     if args.out:
         json_path, png_path = write_report(report, Path(args.out))
@@ -299,6 +336,8 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from gankit.backends import PRECISIONS, backend_names
+
     p = sub.add_parser(
         "eval",
         help="sample quality: MNIST-FID (digit-classifier features), digit coverage, precision/recall",
@@ -306,8 +345,8 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "(not Inception's). The floor is the same distance between two disjoint halves of the real digits.",
     )
     p.add_argument("model", nargs="?", default=None, help="generator .safetensors or .onnx (default: the bundled one)")
-    p.add_argument("--backend", default="auto", help="any sampling backend [%(default)s]")
-    p.add_argument("--precision", default="fp32", help="[%(default)s]")
+    p.add_argument("--backend", default="auto", choices=["auto", *backend_names()], help="[%(default)s]")
+    p.add_argument("--precision", default="fp32", choices=[*PRECISIONS, "auto"], help="[%(default)s]")
     p.add_argument("--seed", type=int, default=0, help="[%(default)s]")
     p.add_argument("--n", type=int, default=2500, help="generated samples; 2500 matches the floor [%(default)s]")
     p.add_argument("--out", default=None, help="write the report as JSON here")
@@ -316,7 +355,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _run_eval(args: argparse.Namespace) -> int:
     from gankit.errors import SamplingError
-    from gankit.eval import evaluate, format_report, write_report
+    from gankit.evaluate import evaluate, format_report, write_report
 
     if args.n < 20:
         raise SamplingError(f"--n must be at least 20 for a covariance estimate, got {args.n}")

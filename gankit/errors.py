@@ -21,6 +21,10 @@ class TrainingError(GankitError):
     """Training cannot go on (for example a non-finite loss)."""
 
 
+class DeviceError(GankitError):
+    """A device name is unknown, or names a device this machine does not have."""
+
+
 class BackendError(GankitError):
     """A backend is unknown, unavailable, or was given inputs it cannot take."""
 

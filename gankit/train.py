@@ -20,13 +20,15 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from gankit.checkpoint import atomic_path, load_state, save_generator, save_state
+from gankit.checkpoint import load_state, save_generator, save_state
 from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
-from gankit.data import load_images, to_model_range
+from gankit.data import load_images
+from gankit.device import resolve_device
 from gankit.errors import CheckpointError, ConfigError, TrainingError
-from gankit.images import plot_losses, save_grid
+from gankit.io import atomic_path
 from gankit.model import Discriminator, Generator
 from gankit.noise import noise
+from gankit.pixels import from_uint8, plot_losses, save_grid
 
 GENERATOR_FILE = "generator.safetensors"
 STATE_FILE = "train_state.pt"
@@ -41,14 +43,6 @@ class TrainResult:
     epochs_done: int
     interrupted: bool
     last_losses: tuple[float, float] | None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} asked for, but no CUDA device is available; use --device cpu")
-    return torch.device(name)
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
@@ -107,7 +101,7 @@ class Trainer:
             slope=config.discriminator.slope,
         )
         self.config.generator, self.config.discriminator = generator_config, discriminator_config
-        self.data = to_model_range(images).to(self.device)
+        self.data = from_uint8(images).to(self.device)
         torch.manual_seed(config.seed)
         self.generator = Generator(generator_config).to(self.device)
         self.discriminator = Discriminator(discriminator_config).to(self.device)

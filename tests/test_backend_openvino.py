@@ -7,7 +7,7 @@ Tolerances (measured on seed_generator, OpenVINO 2026.4, 2-core AMD EPYC with av
   their rounding errors grow ~10x; measured 2.1e-6, tolerance 10 * 1e-5 = 1e-4.
 - bf16: 8 significant bits (unit roundoff 2^-9 ~ 2e-3) on the matmul inputs of three layers; measured max
   |diff| 1.3e-3 .. 2.3e-3 at batches 1..4096. Tolerance 2e-2: ~9x the measured error, still 7x tighter than the
-  project-wide bf16 bound (gankit.bench.TOLERANCE["bf16"] = 0.15, which covers every bf16 backend).
+  project-wide bf16 bound (gankit.perf.bench.TOLERANCE["bf16"] = 0.15, which covers every bf16 backend).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from gankit.backends import backend_names, create_backend
 from gankit.backends.openvino import OpenVinoBackend
 from gankit.cpu import CpuInfo
 from gankit.errors import BackendError
-from gankit.export import build_onnx
 from gankit.model import Generator
+from gankit.onnx.build import build_onnx
 
 FP32_TOL = 1e-5
 FP32_EXTREME_TOL = 1e-4

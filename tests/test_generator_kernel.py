@@ -106,7 +106,7 @@ def test_tf32_flag_under_interpreter(seed_generator: Generator) -> None:
 def test_extreme_inputs_stay_finite_and_close(seed_generator: Generator) -> None:
     z = (torch.randint(0, 2, (16, 100), generator=torch.Generator().manual_seed(5)) * 20 - 10).float().to(DEVICE)
     images = generator_forward(pack(seed_generator), z=z, out=poisoned(16, 784))
-    assert max_error(images, reference(seed_generator, z)) <= 1e-4  # |z| = 10: sums 10x larger, see gankit.parity
+    assert max_error(images, reference(seed_generator, z)) <= 1e-4  # |z| = 10: sums 10x larger, see gankit.onnx.parity
 
 
 def test_uint8_output(seed_generator: Generator) -> None:

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,9 @@ from gankit.backends import create_backend
 from gankit.checkpoint import save_generator
 from gankit.errors import BackendError, SamplingError
 from gankit.noise import noise
-from gankit.sample import MANIFEST, SampleJob, generate, sample
+from gankit.sampling.engine import generate, sample
+from gankit.sampling.job import SampleJob
+from gankit.sampling.manifest import MANIFEST
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -92,11 +93,14 @@ def test_compile_backend_matches_eager_and_never_recompiles(model_file: Path, sm
     import torch._dynamo
 
     torch._dynamo.reset()
-    backend = create_backend("compile", small_generator, batch_size=16, device="cpu")
-    assert backend.warmup() > 0
     from torch._dynamo.utils import counters
 
+    backend = create_backend("compile", small_generator, batch_size=16, device="cpu")
+    graphs_before = counters["stats"]["unique_graphs"]
+    seconds = backend.warmup()
     frames_before = counters["stats"]["unique_graphs"]
+    assert frames_before == graphs_before + 1, "warm-up compiles the bucket's graph, once"
+    assert backend.warmup() == seconds and counters["stats"]["unique_graphs"] == frames_before
     z = noise(5, 0, 37, 20)  # 16 + 16 + a padded partial batch of 5
     images = backend.generate(z)
     assert counters["stats"]["unique_graphs"] == frames_before
@@ -106,7 +110,7 @@ def test_compile_backend_matches_eager_and_never_recompiles(model_file: Path, sm
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, model_file: Path, monkeypatch) -> None:
     run_job(tmp_path / "straight", model_file)
-    import gankit.sample as engine
+    import gankit.sampling.engine as engine
 
     real = engine._generate_shard
     calls = {"n": 0}
@@ -131,23 +135,46 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, mod
     assert json.loads((tmp_path / "resumed" / MANIFEST).read_text())["status"] == "complete"
 
 
+KILLER = """
+import os, signal
+import gankit.sampling.writer as writer
+
+_real, _calls = writer.write_shard, [0]
+
+
+def _write_then_die(out, name, first, images):
+    _calls[0] += 1
+    if _calls[0] == 4:  # in the middle of the 4th shard: its temp file is half written, then SIGKILL
+        with open(out / (".partial-" + name), "wb") as handle:
+            handle.write(images.tobytes()[: images.nbytes // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _real(out, name, first, images)
+
+
+writer.write_shard = _write_then_die
+"""
+
+
 def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path: Path, model_file: Path) -> None:
-    command = [sys.executable, "-m", "gankit", "sample", str(model_file), "--n", "20000", "--seed", "1"]
-    command += ["--batch-size", "64", "--shard-size", "256", "--backend", "eager", "--quiet", "--device", "cpu"]
+    """SIGKILL at a fixed point (while the 4th shard is being written, in a real process), then --resume."""
+    (tmp_path / "killer.py").write_text(KILLER)
+    options = [str(model_file), "--n", "2000", "--seed", "1", "--batch-size", "64", "--shard-size", "256"]
+    options += ["--backend", "eager", "--quiet", "--device", "cpu"]
+    run = "import killer, runpy; runpy.run_module('gankit', run_name='__main__', alter_sys=True)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     killed = tmp_path / "killed"
-    process = subprocess.Popen([*command, "--out", str(killed)], cwd=ROOT)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(killed.glob("shard_*.npy"))) < 3:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert len(list(killed.glob("shard_*.npy"))) < 79, "the run finished before it could be killed"
-    assert not [p for p in killed.iterdir() if p.name.startswith("shard_") and not p.name.endswith(".npy")]
+    done = subprocess.run([sys.executable, "-c", run, "sample", *options, "--out", str(killed)], cwd=ROOT, env=env)
+    assert done.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in killed.glob("shard_*")) == [f"shard_{i:05d}.npy" for i in range(3)]
+    manifest = json.loads((killed / MANIFEST).read_text())
+    assert manifest["status"] == "running" and manifest["shards"] == []  # rank 0 never got to merge
+    command = [sys.executable, "-m", "gankit", "sample", *options]
     subprocess.run([*command, "--out", str(killed), "--resume"], cwd=ROOT, check=True)
     subprocess.run([*command, "--out", str(tmp_path / "straight")], cwd=ROOT, check=True)
     straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(killed)
-    assert len(straight) == 79 and straight.keys() == resumed.keys()
+    assert len(straight) == 8 and straight.keys() == resumed.keys()
     assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
+    assert json.loads((killed / MANIFEST).read_text())["status"] == "complete"
 
 
 def test_torchrun_two_gloo_processes_equal_one_process(tmp_path: Path, model_file: Path) -> None:
@@ -169,9 +196,9 @@ def test_torchrun_two_gloo_processes_equal_one_process(tmp_path: Path, model_fil
 def test_disk_full_keeps_the_manifest_consistent_and_resume_finishes(
     tmp_path: Path, model_file: Path, monkeypatch
 ) -> None:
-    import gankit.sample as engine
+    import gankit.sampling.writer as writer
 
-    real = engine.np.lib.format.write_array
+    real = writer.np.lib.format.write_array
     calls = {"n": 0}
 
     def fill_disk(*args, **kwargs):
@@ -180,7 +207,7 @@ def test_disk_full_keeps_the_manifest_consistent_and_resume_finishes(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine.np.lib.format, "write_array", fill_disk)
+    monkeypatch.setattr(writer.np.lib.format, "write_array", fill_disk)
     with pytest.raises(SamplingError, match="No space left on device.*--resume"):
         run_job(tmp_path / "out", model_file)
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
@@ -189,7 +216,7 @@ def test_disk_full_keeps_the_manifest_consistent_and_resume_finishes(
         "shard_00000.npy",
         "shard_00001.npy",
     ]
-    monkeypatch.setattr(engine.np.lib.format, "write_array", real)
+    monkeypatch.setattr(writer.np.lib.format, "write_array", real)
     run_job(tmp_path / "out", model_file, resume=True)
     run_job(tmp_path / "straight", model_file)
     straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(tmp_path / "out")
@@ -248,7 +275,7 @@ def test_cli_sample_errors_are_one_line(tmp_path: Path, model_file: Path) -> Non
 
 
 def test_cpu_backends_agree_on_the_same_indices(tmp_path: Path, model_file: Path) -> None:
-    from gankit.export import export
+    from gankit.onnx.export import export
 
     onnx_path = export(model_file, tmp_path / "g.onnx", log=lambda line: None).path
     reference = generate(model_file, n=40, seed=4, start=1000, backend="eager", batch_size=16)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gankit.checkpoint import PRETRAINED, sha256_of
-from gankit.export import read_metadata, validate
+from gankit.checkpoint import PRETRAINED
+from gankit.io import sha256_of
+from gankit.onnx.build import read_metadata
+from gankit.onnx.validate import validate
 
 SHIPPED = Path(__file__).resolve().parents[1] / "exported" / "generator.onnx"
 

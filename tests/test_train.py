@@ -17,8 +17,8 @@ from gankit.checkpoint import load_generator, load_state, read_generator_file, s
 from gankit.config import TrainConfig
 from gankit.data import load_bundled
 from gankit.errors import CheckpointError, ConfigError, TrainingError
-from gankit.images import plot_losses
 from gankit.model import Generator
+from gankit.pixels import plot_losses
 from gankit.train import GENERATOR_FILE, STATE_FILE, Trainer, resume, train
 
 IMAGES = 200

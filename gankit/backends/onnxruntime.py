@@ -13,9 +13,9 @@ import torch
 
 from gankit.backends.base import Backend, check_latent_batch
 from gankit.config import GeneratorConfig
-from gankit.data import to_uint8
 from gankit.errors import BackendError
 from gankit.model import Generator
+from gankit.pixels import to_uint8
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -34,10 +34,10 @@ class OnnxRuntimeBackend(Backend):
         spin: bool = True,
         int8=None,
     ) -> None:
-        """``int8``: ``gankit.quantize.Int8Options`` for a Generator exported at precision int8 (default options)."""
+        """``int8``: ``gankit.onnx.quantize.Int8Options`` for a Generator exported at precision int8."""
         import onnxruntime as ort
 
-        from gankit.export import read_metadata, temporary_export
+        from gankit.onnx.build import read_metadata, temporary_export
 
         if optimization not in OPTIMIZATION_LEVELS:
             raise BackendError(f"unknown graph optimization {optimization!r}; choose from {OPTIMIZATION_LEVELS}")
@@ -53,7 +53,7 @@ class OnnxRuntimeBackend(Backend):
         self.output = props["gankit_output"]
         self.variant = self.precision
         if "gankit_int8" in props:
-            from gankit.quantize import Int8Options
+            from gankit.onnx.quantize import Int8Options
 
             self.variant = f"int8 {Int8Options.from_json(props['gankit_int8']).label}"
 

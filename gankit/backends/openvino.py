@@ -77,7 +77,7 @@ class OpenVinoBackend(Backend):
         import openvino.properties as props
         import openvino.properties.hint as hints
 
-        from gankit.export import read_metadata, temporary_export
+        from gankit.onnx.build import read_metadata, temporary_export
 
         self._folder = None
         if isinstance(model, Generator):

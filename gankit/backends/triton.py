@@ -16,11 +16,11 @@ import os
 import torch
 
 from gankit.backends.base import Backend
-from gankit.backends.eager import TORCH_DTYPES
-from gankit.data import to_uint8
+from gankit.device import TORCH_DTYPES
 from gankit.errors import BackendError
 from gankit.model import Generator
 from gankit.noise import check_seed
+from gankit.pixels import to_uint8
 
 OUTPUTS = ("float", "uint8")
 

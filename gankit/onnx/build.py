@@ -1,16 +1,15 @@
-"""PyTorch -> ONNX, in fp32, fp16 or int8, with float or uint8 image output, validated before it lands.
+"""PyTorch -> ONNX graph, in fp32, fp16 or int8, with float or uint8 image output (building only).
 
 The exported graph: input ``z`` [batch, latent_dim] float32; output ``image`` [batch, C, H, W]:
 float32 in [-1, 1] (``--output float``) or uint8 in 0..255 (``--output uint8``: (x + 1) * 127.5,
 rounded, clipped, cast, all in the graph). fp16 keeps float32 I/O and casts inside (weights and
 compute in fp16), so it is a drop-in replacement; int8 is onnxruntime's quantization of the fp32
 graph, by default dynamic (int8 weights per channel, activations quantized at run time), with the
-options of ``gankit.quantize.Int8Options``. ``metadata_props`` carry the gankit version, the generator
+options of ``gankit.onnx.quantize.Int8Options``. ``metadata_props`` carry the gankit version, the generator
 config, precision, output, opset, the source checkpoint's sha256 and, for int8, the options.
 
-An export is written to a temporary file, checked (``onnx.checker`` full check, then parity against a
-float64 reference, see ``gankit.parity``) and only then renamed to its name; a failed one is deleted
-and its report kept as ``NAME.parity.failed.json``.
+``build_onnx`` writes and checks the graph (``onnx.checker`` full check); ``gankit.onnx.export`` runs the
+parity gate (``gankit.onnx.validate``) before a file lands under its name.
 """
 
 from __future__ import annotations
@@ -19,19 +18,17 @@ import contextlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
 import torch
 from torch import nn
 
-from gankit.checkpoint import PRETRAINED, load_generator, sha256_of
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.model import Generator
-from gankit.parity import ParityReport, check_parity, format_report, raise_if_failed, write_report
-from gankit.quantize import Int8Options, quantize
+from gankit.onnx.quantize import Int8Options, quantize
+from gankit.pixels import to_uint8
 from gankit.version import __version__
 
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -51,16 +48,7 @@ class _Exportable(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         images = self.generator(z.half() if self.half else z).float()
-        if self.uint8:
-            return torch.clamp(torch.round((images + 1.0) * 127.5), 0.0, 255.0).to(torch.uint8)
-        return images
-
-
-@dataclass
-class ExportResult:
-    path: Path
-    report_path: Path
-    report: ParityReport
+        return to_uint8(images) if self.uint8 else images
 
 
 def _metadata(
@@ -161,6 +149,13 @@ def build_onnx(
     except Exception as exc:  # the exporter raises many kinds; all mean "this export failed"
         raise ExportError(f"ONNX export failed ({type(exc).__name__}: {str(exc).splitlines()[0]})") from exc
     model = onnx.load(str(path))
+    made = next((entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
+    if made != opset:
+        raise ExportError(
+            f"the exporter wrote opset {made}, not the --opset {opset} asked for: it cannot convert this graph to "
+            f"opset {opset}; pick another (default {DEFAULT_OPSET}; opsets 15 to {onnx.defs.onnx_opset_version()} "
+            "were seen to work with torch 2.14)"
+        )
     for key, value in _metadata(generator.config, precision, output, opset, source_sha, int8).items():
         entry = model.metadata_props.add()
         entry.key, entry.value = key, value
@@ -181,110 +176,6 @@ def temporary_export(
     path = Path(folder.name) / "generator.onnx"
     build_onnx(generator, path, precision, "float", DEFAULT_OPSET, "", int8=int8)
     return folder, path
-
-
-def report_path_for(model_path: Path, failed: bool = False) -> Path:
-    suffix = ".parity.failed.json" if failed else ".parity.json"
-    return model_path.with_name(model_path.stem + suffix)
-
-
-def validate(
-    model_path: str | os.PathLike[str],
-    checkpoint: str | os.PathLike[str] | None = None,
-    threads: int | None = None,
-    log=print,
-    name: str | None = None,
-) -> ParityReport:
-    """Re-run the parity check of an exported model against its source checkpoint; write the report.
-
-    Without ``checkpoint`` the bundled generator is used when it is the model's recorded source.
-    Raises ExportError (with the worst case against its tolerance) when parity fails.
-    """
-    from gankit.backends.onnxruntime import OnnxRuntimeBackend
-
-    model_path = Path(model_path)
-    props = read_metadata(model_path)
-    source = Path(checkpoint) if checkpoint else PRETRAINED
-    if checkpoint is None and sha256_of(PRETRAINED) != props.get("gankit_source_sha256"):
-        raise ExportError(
-            f"{model_path} was not exported from the bundled generator: pass its checkpoint with --checkpoint"
-        )
-    generator = load_generator(source)
-    if generator.config != GeneratorConfig.from_json(props["gankit_config"]):
-        raise ExportError(f"{model_path} and {source} have different generator configs")
-    backend = OnnxRuntimeBackend(model_path, threads=threads)
-    report = check_parity(
-        backend.run_numpy, generator, props["gankit_precision"], props["gankit_output"], name or model_path.name
-    )
-    if props["gankit_precision"] != "fp32" and props["gankit_output"] == "float":
-        report.vs_fp32 = _compare_with_fp32(generator, backend)
-    log(format_report(report))
-    write_report(report, report_path_for(model_path, failed=not report.passed))
-    if report.passed:
-        report_path_for(model_path, failed=True).unlink(missing_ok=True)
-    raise_if_failed(report, str(model_path))
-    return report
-
-
-def _compare_with_fp32(generator: Generator, backend) -> dict[str, float]:
-    """Pixel-space error of a low-precision export against the fp32 export, on 4,096 standard-normal z."""
-    from gankit.backends.onnxruntime import OnnxRuntimeBackend
-
-    with tempfile.TemporaryDirectory() as folder:
-        fp32_path = Path(folder) / "fp32.onnx"
-        build_onnx(generator, fp32_path, "fp32", "float", DEFAULT_OPSET, "")
-        fp32 = OnnxRuntimeBackend(fp32_path)
-        z = torch.randn(4096, generator.config.latent_dim, generator=torch.Generator().manual_seed(0)).numpy()
-        diff = abs(backend.run_numpy(z).astype("float64") - fp32.run_numpy(z).astype("float64")) * 127.5
-    return {"max_pixel_levels_vs_fp32": float(diff.max()), "mean_pixel_levels_vs_fp32": float(diff.mean())}
-
-
-def export(
-    checkpoint: str | os.PathLike[str] | None,
-    out: str | os.PathLike[str],
-    precision: str = "fp32",
-    output: str = "float",
-    opset: int = DEFAULT_OPSET,
-    log=print,
-    int8: Int8Options | None = None,
-) -> ExportResult:
-    """Export ``checkpoint`` (default: the bundled generator) to ``out``, validated; see the module doc.
-
-    ``int8``: quantization options when precision is int8 (default: ``Int8Options()``)."""
-    if int8 is not None and precision != "int8":
-        raise ExportError("int8 options were given, but the precision is not int8 (add --precision int8)")
-    out = Path(out)
-    if out.suffix != ".onnx":
-        raise ExportError(f"--out must end in .onnx (got {out})")
-    if out.is_dir():
-        raise ExportError(f"--out {out} is a folder; give a file name ending in .onnx")
-    source = Path(checkpoint) if checkpoint else PRETRAINED
-    generator = load_generator(source)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx", dir=out.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise ExportError(f"cannot write to {out.parent} ({exc.strerror or exc}); choose a writable --out") from exc
-    tmp = Path(tmp_name)
-    try:
-        build_onnx(generator, tmp, precision, output, opset, sha256_of(source), int8)
-        what = f"int8 {(int8 or Int8Options()).label}" if precision == "int8" else precision
-        log(f"exported {source} -> {out} ({what}, {output} output, opset {opset}); checking parity...")
-        try:
-            report = validate(tmp, checkpoint=source, log=log, name=out.name)
-        finally:
-            for suffix in (".parity.json", ".parity.failed.json"):
-                produced = report_path_for(tmp, failed=suffix.endswith("failed.json"))
-                if produced.exists():
-                    produced.replace(out.with_name(out.stem + suffix))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    stale = report_path_for(out, failed=True)
-    stale.unlink(missing_ok=True)
-    return ExportResult(out, report_path_for(out), report)
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, object]:

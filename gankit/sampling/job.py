@@ -1,0 +1,98 @@
+"""What a sampling run is asked to do (``SampleJob``), how its index range splits into shards, and what it did.
+
+Shards are fixed index ranges: shard k holds samples [start + k * shard_size, ...), so their contents do
+not depend on the number of processes or on interruptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gankit.checkpoint import PRETRAINED
+from gankit.errors import SamplingError
+
+FORMATS = ("npy", "png", "grid")
+DTYPES = ("uint8", "float16")
+MAX_GRID = 4096
+MAX_PNG = 100_000
+
+
+@dataclass
+class SampleJob:
+    """What to generate and where. ``out`` is a folder for npy/png, a .png file for grid."""
+
+    out: Path
+    n: int
+    model: Path | None = None
+    seed: int = 0
+    start: int = 0
+    backend: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 4096
+    format: str = "npy"
+    dtype: str = "uint8"
+    shard_size: int = 65536
+    device: str = "auto"
+    compile_mode: str = "default"
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.model = Path(self.model) if self.model is not None else None
+        if self.n <= 0:
+            raise SamplingError(f"--n must be positive, got {self.n}")
+        if self.start < 0 or not 0 <= self.seed < 2**64:
+            raise SamplingError(f"need --start >= 0 and 0 <= --seed < 2**64 (got {self.start}, {self.seed})")
+        if self.batch_size <= 0 or self.shard_size <= 0:
+            raise SamplingError(
+                f"--batch-size and --shard-size must be positive ({self.batch_size}, {self.shard_size})"
+            )
+        if self.format not in FORMATS:
+            raise SamplingError(f"unknown --format {self.format!r}; choose from {', '.join(FORMATS)}")
+        if self.dtype not in DTYPES:
+            raise SamplingError(f"unknown --dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
+        if self.format == "grid" and self.n > MAX_GRID:
+            raise SamplingError(f"a grid holds at most {MAX_GRID} samples (asked {self.n}); use --format npy")
+        if self.format == "png" and self.n > MAX_PNG:
+            raise SamplingError(f"--format png writes one file a sample, at most {MAX_PNG}; use --format npy")
+
+    @property
+    def model_path(self) -> Path:
+        return self.model or PRETRAINED
+
+
+@dataclass
+class ShardRecord:
+    file: str
+    start: int
+    count: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class SampleResult:
+    out: Path
+    backend: str
+    samples_written: int
+    seconds: float
+    warmup_seconds: float
+    interrupted: bool = False
+    shards: list[ShardRecord] = field(default_factory=list)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples_written / self.seconds if self.seconds > 0 else float("nan")
+
+
+def shards_of(job: SampleJob) -> Iterator[tuple[int, int, int]]:
+    """(shard index, first sample, count) over the job's range."""
+    for index, offset in enumerate(range(0, job.n, job.shard_size)):
+        yield index, job.start + offset, min(job.shard_size, job.n - offset)
+
+
+def shard_name(job: SampleJob, index: int) -> str:
+    """``shard_NNNNN.npy`` (npy), or the folder ``shard_NNNNN/`` of one PNG a sample (png)."""
+    return f"shard_{index:05d}.npy" if job.format == "npy" else f"shard_{index:05d}/"
