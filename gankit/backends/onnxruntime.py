@@ -1,7 +1,7 @@
 """onnxruntime: runs a gankit ONNX export (CPU EP by default; CUDA EP with IOBinding when installed).
 
 Accepts a path to an export (its config and precision come from the ONNX metadata) or a Generator,
-which is exported once to a temporary file in the asked precision.
+which is exported in the asked precision once per machine (``gankit.onnx.cache``).
 """
 
 from __future__ import annotations
@@ -37,13 +37,14 @@ class OnnxRuntimeBackend(Backend):
         """``int8``: ``gankit.onnx.quantize.Int8Options`` for a Generator exported at precision int8."""
         import onnxruntime as ort
 
-        from gankit.onnx.build import read_metadata, temporary_export
+        from gankit.onnx.build import read_metadata
+        from gankit.onnx.cache import cached_export
 
         if optimization not in OPTIMIZATION_LEVELS:
             raise BackendError(f"unknown graph optimization {optimization!r}; choose from {OPTIMIZATION_LEVELS}")
         self._folder = None
         if isinstance(model, Generator):
-            self._folder, path = temporary_export(model, precision, int8=int8 if precision == "int8" else None)
+            self._folder, path = cached_export(model, precision, int8=int8 if precision == "int8" else None)
         else:
             path = Path(model)
         props = read_metadata(path)

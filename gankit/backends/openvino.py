@@ -1,9 +1,9 @@
 """openvino: runs a gankit fp32 ONNX export with OpenVINO's CPU plugin, in fp32 or bf16.
 
 Accepts a path to a gankit ONNX export (its config comes from the ONNX metadata) or a Generator, which is
-exported once, as an fp32 graph, to a temporary file. ``generate_float`` takes z of shape (B, latent_dim)
-float32 (any B: the export's batch dimension is dynamic) and returns images (B, C, H, W) float32 in [-1, 1]
-on the CPU.
+exported as an fp32 graph once per machine (``gankit.onnx.cache``). ``generate_float`` takes z of shape
+(B, latent_dim) float32 (any B: the export's batch dimension is dynamic) and returns images (B, C, H, W)
+float32 in [-1, 1] on the CPU.
 
 Only exports of an fp32 graph with float output are accepted as paths: bf16 is not a graph of its own here,
 OpenVINO applies it when it compiles the fp32 graph (``INFERENCE_PRECISION_HINT``). fp16/int8 exports are
@@ -77,11 +77,12 @@ class OpenVinoBackend(Backend):
         import openvino.properties as props
         import openvino.properties.hint as hints
 
-        from gankit.onnx.build import read_metadata, temporary_export
+        from gankit.onnx.build import read_metadata
+        from gankit.onnx.cache import cached_export
 
         self._folder = None
         if isinstance(model, Generator):
-            self._folder, path = temporary_export(model, "fp32")
+            self._folder, path = cached_export(model, "fp32")
         else:
             path = Path(model)
         meta = read_metadata(path)
