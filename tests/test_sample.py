@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +20,11 @@ from gankit.backends import create_backend
 from gankit.checkpoint import save_generator
 from gankit.errors import BackendError, SamplingError
 from gankit.noise import noise
+from gankit.pixels import to_uint8
 from gankit.sampling.engine import generate, sample
 from gankit.sampling.job import SampleJob
 from gankit.sampling.manifest import MANIFEST
+from gankit.sampling.pipeline import ShardMaker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +63,66 @@ def test_shards_hold_the_images_of_their_indices(tmp_path: Path, model_file: Pat
     for shard in manifest["shards"]:
         assert (tmp_path / "out" / shard["file"]).stat().st_size == shard["bytes"]
     assert not list((tmp_path / "out" / ".journal").glob("*.json"))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_lanes_and_threads_do_not_change_the_shards(
+    tmp_path: Path, model_file: Path, monkeypatch, precision: str
+) -> None:
+    """onnxruntime in 2 lanes of 1 thread or 1 lane of 2 threads: the same shards, equal bit for bit to
+    the backend's own uint8 images (its float graph rounded on the host)."""
+    import gankit.sampling.engine as engine
+
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    folders = {}
+    for split in ((2, 1), (1, 2)):
+        monkeypatch.setattr(engine, "plan_lanes", lambda backend, dtype, batch, split=split: (*split, "forced"))
+        folders[split] = tmp_path / f"{split[0]}x{split[1]}"
+        run_job(folders[split], model_file, backend="onnxruntime", precision=precision, n=1000, shard_size=256)
+    one, two = shard_arrays(folders[(1, 2)]), shard_arrays(folders[(2, 1)])
+    assert len(one) == 4 and one.keys() == two.keys() and all(np.array_equal(one[k], two[k]) for k in one)
+    expected = generate(model_file, n=1000, seed=7, backend="onnxruntime", precision=precision, batch_size=16)
+    assert np.array_equal(np.concatenate(list(one.values())), to_uint8(expected).numpy())
+
+
+def test_shard_checksums_are_crc32_and_sha256_runs_still_resume(tmp_path: Path, model_file: Path) -> None:
+    run_job(tmp_path / "out", model_file)
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert manifest["job"]["checksum"] == "crc32"
+    for shard in manifest["shards"]:
+        data = (tmp_path / "out" / shard["file"]).read_bytes()
+        assert shard["crc32"] == f"{zlib.crc32(data):08x}" and "sha256" not in shard
+    # a run recorded before crc32 (sha256 entries), interrupted after two shards: resume keeps those, adds the rest
+    old = dict(manifest, status="partial", shards=[], samples=64)
+    for shard in manifest["shards"][:2]:
+        data = (tmp_path / "out" / shard["file"]).read_bytes()
+        entry = {key: value for key, value in shard.items() if key != "crc32"}
+        old["shards"].append({**entry, "sha256": hashlib.sha256(data).hexdigest()})
+    del old["job"]["checksum"]
+    for shard in manifest["shards"][2:]:
+        (tmp_path / "out" / shard["file"]).unlink()
+    (tmp_path / "out" / MANIFEST).write_text(json.dumps(old))
+    result = run_job(tmp_path / "out", model_file, resume=True)
+    assert result.samples_written == 36
+    resumed = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert resumed["status"] == "complete"
+    assert [next(k for k in ("sha256", "crc32") if k in s) for s in resumed["shards"]] == ["sha256"] * 2 + ["crc32"] * 2
+    assert resumed["shards"][:2] == old["shards"]
+
+
+def test_resume_refuses_another_noise_version(tmp_path: Path, model_file: Path, monkeypatch) -> None:
+    import gankit.sampling.manifest as manifest_module
+
+    run_job(tmp_path / "out", model_file, n=40)
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert manifest["job"]["noise"] == manifest_module.noise_version()
+    del manifest["job"]["noise"]  # a run recorded before the version was: noise version 1
+    (tmp_path / "out" / MANIFEST).write_text(json.dumps(manifest))
+    monkeypatch.setattr(manifest_module, "noise_version", lambda: 2)
+    with pytest.raises(SamplingError, match="sampled with noise version 1; this gankit makes version 2"):
+        run_job(tmp_path / "out", model_file, n=40, resume=True)
+    monkeypatch.setattr(manifest_module, "noise_version", lambda: 1)
+    assert run_job(tmp_path / "out", model_file, n=40, resume=True).samples_written == 0
 
 
 def test_same_index_same_image_whatever_the_batch_size_or_start(model_file: Path) -> None:
@@ -110,9 +174,7 @@ def test_compile_backend_matches_eager_and_never_recompiles(model_file: Path, sm
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, model_file: Path, monkeypatch) -> None:
     run_job(tmp_path / "straight", model_file)
-    import gankit.sampling.engine as engine
-
-    real = engine._generate_shard
+    real = ShardMaker.start
     calls = {"n": 0}
 
     def interrupt_third(*args, **kwargs):
@@ -121,12 +183,12 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, mod
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_generate_shard", interrupt_third)
+    monkeypatch.setattr(ShardMaker, "start", interrupt_third)
     result = run_job(tmp_path / "resumed", model_file)
     assert result.interrupted and result.samples_written == 64
     manifest = json.loads((tmp_path / "resumed" / MANIFEST).read_text())
     assert manifest["status"] == "partial" and manifest["samples"] == 64
-    monkeypatch.setattr(engine, "_generate_shard", real)
+    monkeypatch.setattr(ShardMaker, "start", real)
     result = run_job(tmp_path / "resumed", model_file, resume=True)
     assert result.samples_written == 36
     straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(tmp_path / "resumed")

@@ -1,12 +1,17 @@
-"""Shard files: written atomically and hashed on the way out, by a thread, so generation never waits on disk."""
+"""Shard files: written atomically and checksummed by a thread, so generation never waits on the disk.
+
+The checksum is CRC-32 (zlib; ~7 GB/s a core against sha256's ~2 GB/s: on 2 cores, sha256 of every 784-byte
+image took ~15% of the time the int8 model needs for it). It guards against corrupted or truncated copies, not
+against tampering; the manifest names it beside every shard (``gankit.sampling.job.ShardRecord``), and runs
+recorded with sha256 before are still read.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import threading
-from dataclasses import asdict
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -18,39 +23,39 @@ from gankit.io import atomic_path, write_json
 from gankit.pixels import save_png
 from gankit.sampling.job import ShardRecord
 
+CHECKSUM = "crc32"
+QUEUED = 1  # finished shards waiting for the writer (beside the one it writes): each holds a whole shard in memory
 
-class _HashingFile:
-    """A write-only file wrapper that hashes what goes through it."""
 
-    def __init__(self, handle: Any) -> None:
-        self.handle, self.digest, self.size = handle, hashlib.sha256(), 0
-
-    def write(self, data: bytes | memoryview) -> int:
-        self.digest.update(data)
-        self.size += len(data)
-        return self.handle.write(data)
+def _crc32(*chunks: bytes | np.ndarray) -> str:
+    value = 0
+    for chunk in chunks:
+        value = zlib.crc32(chunk, value)  # releases the GIL on large buffers
+    return f"{value:08x}"
 
 
 def write_shard(out: Path, name: str, first: int, images: np.ndarray) -> ShardRecord:
-    """Write one shard atomically; OSError (disk full, permissions) propagates with nothing half-written."""
+    """Write one shard atomically and durably (fsync); OSError (disk full, permissions) propagates with nothing
+    half-written. images: (count, C, H, W) C-contiguous uint8 or float16."""
     if name.endswith("/"):
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
-        digest, size = hashlib.sha256(), 0
+        files = []
         for offset, image in enumerate(images):
             path = folder / f"{first + offset:09d}.png"
             with atomic_path(path) as tmp:
                 save_png(torch.from_numpy(image), tmp)
-            data = path.read_bytes()
-            digest.update(data)
-            size += len(data)
-        return ShardRecord(name, first, len(images), size, digest.hexdigest())
-    with atomic_path(out / name) as tmp, open(tmp, "wb") as handle:
-        hashing = _HashingFile(handle)
-        np.lib.format.write_array(hashing, images, allow_pickle=False)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return ShardRecord(name, first, len(images), hashing.size, hashing.digest.hexdigest())
+            files.append(path.read_bytes())
+        return ShardRecord(name, first, len(images), sum(map(len, files)), _crc32(*files), CHECKSUM)
+    with atomic_path(out / name) as tmp:
+        with open(tmp, "wb") as handle:
+            np.lib.format.write_array(handle, images, allow_pickle=False)  # a real file: written from memory, no copy
+            handle.flush()
+            os.fsync(handle.fileno())
+            size = handle.tell()
+        with open(tmp, "rb") as handle:
+            header = handle.read(size - images.nbytes)
+    return ShardRecord(name, first, len(images), size, _crc32(header, images), CHECKSUM)
 
 
 class ShardWriter:
@@ -61,7 +66,7 @@ class ShardWriter:
         self._closed = False
         self.records: list[ShardRecord] = []
         self.error: BaseException | None = None
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=2)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUED)
         self._thread = threading.Thread(target=self._loop, name="gankit-writer", daemon=True)
         self._thread.start()
 
@@ -75,7 +80,7 @@ class ShardWriter:
                     ready.synchronize()
                 record = write_shard(self.out, name, first, buffer.numpy())
                 self.records.append(record)
-                write_json(self.journal, {"shards": [asdict(r) for r in self.records]}, sort_keys=True)
+                write_json(self.journal, {"shards": [r.to_json() for r in self.records]}, sort_keys=True)
             except BaseException as exc:  # reported to the producer on its next put or at close
                 self.error = exc
 

@@ -1,0 +1,167 @@
+"""Lanes: what turns a seed's index range into images, one batch at a time, for the sampler and the dataset.
+
+A lane runs the whole chain of one batch: noise (``gankit.noise``) -> the model -> images in the caller's
+dtype, written into the caller's slice of a buffer. ``open_lanes`` builds them for a backend:
+
+- onnxruntime and OpenVINO on the CPU (``RuntimeLane``): each lane is its own session of ``threads`` runtime
+  threads. For uint8 it runs the uint8 twin of the backend's graph (``gankit.onnx.cache.uint8_twin``), so
+  the [-1, 1] -> uint8 mapping happens inside the runtime's call, with no pass of its own over the images.
+  Several lanes run side by side, each on its own batches: the cores are then shared between noise, model
+  and conversion in proportion to what each costs, and no core waits at a barrier for another (one session
+  of many threads makes every thread wait for the slowest at each layer, and any other stage running on
+  the same cores slows the whole session).
+- any other backend, or a GPU (``BackendLane``): one lane, the backend itself. On a GPU the noise stays in
+  the kernel (the Triton backend's ``generate_seeded``) and the copies into pinned host memory are
+  asynchronous.
+
+How many lanes of how many threads is measured, not guessed (``plan_lanes``): each split of the process's
+threads (``torch.get_num_threads()``) into lanes x threads runs the real chain (noise, model, uint8) on all its
+lanes at once for half a second; the fastest wins. The measurement is made once per machine, model, path and
+batch size and cached with the ``--backend auto`` choices (``gankit.backends.autoselect``).
+
+A runtime lane's images equal its backend's for the same batch: onnxruntime's bit for bit (its uint8 graph
+is its float graph rounded by the same ops as ``gankit.pixels.to_uint8``, and a session's thread count does not
+change its sums); OpenVINO fuses the uint8 mapping into its last layer, which moves about one pixel in a
+million by one level from the host's rounding of its float output.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from gankit.backends import Backend, create_backend
+from gankit.errors import BackendError
+from gankit.noise import noise
+
+RUNTIMES = ("onnxruntime", "openvino")
+MEASURE_SECONDS = 0.5
+DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}
+
+
+class Lane(Protocol):
+    def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
+        """Write the images of samples first .. first+len(out)-1 of ``seed`` into ``out`` ((B, C, H, W), its dtype)."""
+
+
+class BackendLane:
+    """Any backend: ``generate_seeded``, then copied into ``out`` (asynchronously into pinned memory from a GPU)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.non_blocking = backend.device.type == "cuda"
+
+    def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
+        output = "uint8" if out.dtype == torch.uint8 else "float"
+        images = self.backend.generate_seeded(seed, first, out.shape[0], output=output)
+        out.copy_(images if images.dtype == out.dtype else images.to(out.dtype), non_blocking=self.non_blocking)
+
+
+class RuntimeLane:
+    """A CPU session of onnxruntime or OpenVINO: ``run`` maps z (B, latent) float32 to the graph's images array."""
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], latent_dim: int, keep: object = None) -> None:
+        self.run, self.latent_dim = run, latent_dim
+        self.keep = keep  # a temporary folder holding the graph (unwritable cache): it lives as long as the lane
+
+    def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
+        z = noise(seed, first, out.shape[0], self.latent_dim).numpy()
+        out.numpy()[...] = self.run(z)  # a cast to out's dtype where the graph's output differs (float16)
+
+
+def runs_in_lanes(backend: Backend) -> bool:
+    """Whether ``backend`` can run as several CPU lanes (onnxruntime or OpenVINO on the CPU)."""
+    return backend.name in RUNTIMES and backend.device.type == "cpu"
+
+
+def _openvino_run(path, precision: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
+    """OpenVINO compiling ``path`` (uint8 output allowed) as the backend does, on ``threads`` threads."""
+    import openvino as ov
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
+    core = ov.Core()
+    config = {
+        hints.inference_precision: wanted,
+        props.inference_num_threads: threads,
+        hints.performance_mode: hints.PerformanceMode.LATENCY,
+    }
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    if compiled.get_property(hints.inference_precision) != wanted:
+        raise BackendError(f"OpenVINO compiled {path.name} for another precision than {precision}")
+    request = compiled.create_infer_request()
+    # share_outputs: a view of the request's output, valid until its next call: RuntimeLane copies it at once.
+    return lambda z: request.infer({0: z}, share_inputs=True, share_outputs=True)[0]
+
+
+def open_lanes(backend: Backend, dtype: str, count: int = 1, threads: int | None = None) -> list[Lane]:
+    """``count`` lanes of ``threads`` runtime threads each for ``backend``, writing ``dtype`` (uint8, float16, float32).
+
+    Backends that do not run in lanes (``runs_in_lanes``) give one ``BackendLane`` whatever ``count`` is."""
+    if not runs_in_lanes(backend):
+        return [BackendLane(backend)]
+    from gankit.onnx.cache import uint8_twin
+
+    threads = threads or torch.get_num_threads()
+    folder, path = uint8_twin(backend.path) if dtype == "uint8" else (None, backend.path)
+    lanes: list[Lane] = []
+    for _ in range(count):
+        if backend.name == "openvino":
+            run = _openvino_run(path, backend.precision, threads)
+        else:  # spinning workers would take the cores from the other lanes between runs
+            run = create_backend("onnxruntime", path, threads=threads, spin=count == 1).run_numpy
+        lanes.append(RuntimeLane(run, backend.config.latent_dim, keep=folder))
+    return lanes
+
+
+def _measure(backend: Backend, dtype: str, batch: int, count: int, threads: int) -> float:
+    """Samples/s of ``count`` lanes of ``threads`` threads making batches at once, after one warm-up batch each."""
+    lanes = open_lanes(backend, dtype, count, threads)
+    buffers = [torch.empty((batch, *backend.config.image_shape), dtype=DTYPES[dtype]) for _ in lanes]
+    batches = [0] * count
+    for lane, buffer in zip(lanes, buffers):
+        lane.fill(0, 0, buffer)
+    stop = time.perf_counter() + MEASURE_SECONDS
+
+    def work(i: int) -> None:
+        while time.perf_counter() < stop:
+            lanes[i].fill(0, (batches[i] * count + i) * batch, buffers[i])
+            batches[i] += 1
+
+    begin = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(batches) * batch / (time.perf_counter() - begin)
+
+
+def plan_lanes(backend: Backend, dtype: str, batch: int) -> tuple[int, int, str]:
+    """(lanes, threads a lane, why): the measured fastest split of ``torch.get_num_threads()`` (module docstring)."""
+    total = torch.get_num_threads()
+    if not runs_in_lanes(backend):
+        return 1, total, f"{backend.name} runs as one lane"
+    splits = [(total // t, t) for t in sorted({1, 2, 4, total}) if total % t == 0]
+    if len(splits) == 1:
+        return 1, total, "one thread: one lane"
+    from gankit.backends.autoselect import cached, machine_key
+    from gankit.io import sha256_of
+
+    key = json.dumps(["lanes", *machine_key(), sha256_of(backend.path), backend.precision, dtype, batch, splits])
+
+    def measure() -> dict[str, float]:
+        return {f"{count}x{threads}": _measure(backend, dtype, batch, count, threads) for count, threads in splits}
+
+    rates = cached(key, measure)
+    best = max(rates, key=rates.get)
+    count, threads = map(int, best.split("x"))
+    shown = ", ".join(f"{label} {rate:,.0f}/s" for label, rate in sorted(rates.items(), key=lambda kv: -kv[1]))
+    return count, threads, f"lanes x threads measured once per machine and model at batch {batch}: {shown}"
