@@ -258,18 +258,19 @@ def test_torchrun_two_gloo_processes_equal_one_process(tmp_path: Path, model_fil
 def test_disk_full_keeps_the_manifest_consistent_and_resume_finishes(
     tmp_path: Path, model_file: Path, monkeypatch
 ) -> None:
+    """The disk fills up in the middle of the third shard (room for 2.5 shards): the two written are recorded."""
     import gankit.sampling.writer as writer
 
-    real = writer.np.lib.format.write_array
-    calls = {"n": 0}
+    real, written = os.write, {"bytes": 0}
+    shard_bytes = writer.ALIGN + 32 * 10 * 10  # the header, then 32 samples of 10 x 10 uint8
 
-    def fill_disk(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def small_disk(fd, data):
+        if written["bytes"] + len(data) > 2.5 * shard_bytes:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(*args, **kwargs)
+        written["bytes"] += len(data)
+        return real(fd, data)
 
-    monkeypatch.setattr(writer.np.lib.format, "write_array", fill_disk)
+    monkeypatch.setattr(writer.os, "write", small_disk)
     with pytest.raises(SamplingError, match="No space left on device.*--resume"):
         run_job(tmp_path / "out", model_file)
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
@@ -278,11 +279,40 @@ def test_disk_full_keeps_the_manifest_consistent_and_resume_finishes(
         "shard_00000.npy",
         "shard_00001.npy",
     ]
-    monkeypatch.setattr(writer.np.lib.format, "write_array", real)
+    monkeypatch.setattr(writer.os, "write", real)
     run_job(tmp_path / "out", model_file, resume=True)
     run_job(tmp_path / "straight", model_file)
     straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(tmp_path / "out")
     assert all(np.array_equal(straight[k], resumed[k]) for k in straight) and len(resumed) == 4
+
+
+def test_shards_are_plain_npy_with_page_aligned_data(tmp_path: Path, monkeypatch) -> None:
+    """np.load (and its mmap) read a shard; its data start at byte 4096; a file system without O_DIRECT
+    (EINVAL, as tmpfs) gets the same bytes written buffered."""
+    import fcntl
+
+    import gankit.sampling.writer as writer
+
+    images = writer.aligned_empty(3000 * 784).reshape(3000, 1, 28, 28)
+    images[...] = np.random.default_rng(0).integers(0, 256, images.shape)
+    record = writer.write_shard(tmp_path, "direct.npy", 0, images)
+    data = (tmp_path / "direct.npy").read_bytes()
+    assert len(data) == record.bytes == 4096 + images.nbytes and data[4096:] == images.tobytes()
+    assert np.array_equal(np.load(tmp_path / "direct.npy"), images)
+    assert np.array_equal(np.load(tmp_path / "direct.npy", mmap_mode="r"), images)
+    assert record.checksum == f"{zlib.crc32(data):08x}" and record.algorithm == "crc32"
+    real = fcntl.fcntl
+
+    def no_direct(fd, command, flags=0):
+        if command == fcntl.F_SETFL and flags & writer.DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, command, flags)
+
+    monkeypatch.setattr(writer.fcntl, "fcntl", no_direct)
+    buffered = writer.write_shard(tmp_path, "buffered.npy", 0, images)
+    assert (tmp_path / "buffered.npy").read_bytes() == data and buffered == record.__class__(
+        "buffered.npy", 0, 3000, record.bytes, record.checksum
+    )
 
 
 def test_resume_refuses_another_seed_or_model(tmp_path: Path, model_file: Path, seed_model_file: Path) -> None:

@@ -15,6 +15,7 @@ the writer and the one it writes: each holds a whole shard in memory (51 MB of u
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 
 from gankit.sampling.lanes import DTYPES, Lane
+from gankit.sampling.writer import aligned_empty
 
 IN_FLIGHT = 2  # shards being made at once: the lanes start the next while the last batches of one finish
 
@@ -69,7 +71,12 @@ class ShardMaker:
 
     def start(self, seed: int, index: int, first: int, count: int) -> PendingShard:
         """Start shard ``index`` (samples first .. first+count-1); with one lane it is made before this returns."""
-        buffer = torch.empty((count, *self.image_shape), dtype=self.dtype, pin_memory=self.on_gpu)
+        shape = (count, *self.image_shape)
+        if self.on_gpu:
+            buffer = torch.empty(shape, dtype=self.dtype, pin_memory=True)
+        else:  # page-aligned: the writer sends it to the disk without a copy (O_DIRECT)
+            nbytes = count * math.prod(self.image_shape) * self.dtype.itemsize
+            buffer = torch.from_numpy(aligned_empty(nbytes)).view(self.dtype).view(shape)
         shard = PendingShard(index, first, count, buffer)
         for offset in range(0, count, self.batch_size):
             out = buffer[offset : offset + self.batch_size]

@@ -1,15 +1,26 @@
-"""Shard files: written atomically and checksummed by a thread, so generation never waits on the disk.
+"""Shard files: written atomically, durably and checksummed by a thread, so generation never waits on the disk.
 
-The checksum is CRC-32 (zlib; ~7 GB/s a core against sha256's ~2 GB/s: on 2 cores, sha256 of every 784-byte
-image took ~15% of the time the int8 model needs for it). It guards against corrupted or truncated copies, not
-against tampering; the manifest names it beside every shard (``gankit.sampling.job.ShardRecord``), and runs
-recorded with sha256 before are still read.
+Every byte the writer touches is CPU time the model does not get (on 2 cores, sha256 of a 784-byte image took
+~15% of what the int8 model needs to make it), so:
+
+- the checksum is CRC-32 (zlib: 2-7 GB/s a core, 2x to 3x sha256), against corrupted or truncated copies, not
+  tampering; the manifest names it beside every shard (``gankit.sampling.job.ShardRecord``), and runs recorded
+  with sha256 before are still read;
+- a ``.npy`` shard's header is padded to ``ALIGN`` bytes, so its data start on a page in the file as in memory
+  (shard buffers come from ``aligned_empty``) and go to the disk with ``O_DIRECT``: no copy into the page
+  cache (measured here: 0.05 instead of 0.28 CPU µs a 784-byte sample, and faster to disk). Where the file
+  system refuses ``O_DIRECT`` (tmpfs), or the buffer is not aligned, the same bytes are written buffered.
+  ``numpy.load`` reads the file as any other ``.npy`` (version 1.0 allows a header of any length).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import io
 import os
 import queue
+import struct
 import threading
 import zlib
 from pathlib import Path
@@ -25,6 +36,45 @@ from gankit.sampling.job import ShardRecord
 
 CHECKSUM = "crc32"
 QUEUED = 1  # finished shards waiting for the writer (beside the one it writes): each holds a whole shard in memory
+ALIGN = 4096  # a page, and a multiple of every disk's logical block: what O_DIRECT needs of offsets and sizes
+DIRECT = getattr(os, "O_DIRECT", 0)  # 0 where the platform has none (then every write is buffered)
+
+
+def aligned_empty(nbytes: int) -> np.ndarray:
+    """An uninitialised uint8 array of ``nbytes`` whose data start on an ``ALIGN``-byte boundary."""
+    raw = np.empty(nbytes + ALIGN, dtype=np.uint8)
+    skip = -raw.ctypes.data % ALIGN
+    return raw[skip : skip + nbytes]
+
+
+def npy_header(images: np.ndarray) -> bytes:
+    """The .npy version 1.0 header of ``images``, padded with spaces to ``ALIGN`` bytes."""
+    standard = io.BytesIO()
+    np.lib.format.write_array_header_1_0(standard, np.lib.format.header_data_from_array_1_0(images))
+    text = standard.getvalue()[10:].rstrip()  # magic (6), version (2), length (2), then the dict, spaces, newline
+    return np.lib.format.MAGIC_PREFIX + b"\x01\x00" + struct.pack("<H", ALIGN - 10) + text.ljust(ALIGN - 11) + b"\n"
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _write_data(fd: int, data: memoryview) -> None:
+    """The whole pages of ``data`` with O_DIRECT where the file system and the buffer allow, the rest buffered."""
+    direct = len(data) // ALIGN * ALIGN if DIRECT and np.frombuffer(data, np.uint8).ctypes.data % ALIGN == 0 else 0
+    if direct:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        try:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags | DIRECT)
+            _write_all(fd, data[:direct])
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # EINVAL: no O_DIRECT here; anything else (ENOSPC...) is an error
+                raise
+            direct = os.lseek(fd, 0, os.SEEK_CUR) - ALIGN  # pages that did land; the rest goes buffered
+        finally:
+            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    _write_all(fd, data[direct:])
 
 
 def _crc32(*chunks: bytes | np.ndarray) -> str:
@@ -47,15 +97,16 @@ def write_shard(out: Path, name: str, first: int, images: np.ndarray) -> ShardRe
                 save_png(torch.from_numpy(image), tmp)
             files.append(path.read_bytes())
         return ShardRecord(name, first, len(images), sum(map(len, files)), _crc32(*files), CHECKSUM)
+    header, data = npy_header(images), memoryview(np.ascontiguousarray(images)).cast("B")
     with atomic_path(out / name) as tmp:
-        with open(tmp, "wb") as handle:
-            np.lib.format.write_array(handle, images, allow_pickle=False)  # a real file: written from memory, no copy
-            handle.flush()
-            os.fsync(handle.fileno())
-            size = handle.tell()
-        with open(tmp, "rb") as handle:
-            header = handle.read(size - images.nbytes)
-    return ShardRecord(name, first, len(images), size, _crc32(header, images), CHECKSUM)
+        fd = os.open(tmp, os.O_WRONLY)
+        try:
+            _write_all(fd, memoryview(header))
+            _write_data(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    return ShardRecord(name, first, len(images), len(header) + len(data), _crc32(header, data), CHECKSUM)
 
 
 class ShardWriter:
