@@ -41,15 +41,35 @@ def in_levels(difference: float) -> float:
     return difference * LEVELS_PER_UNIT
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
-    """images: (B, C, H, W) float in [-1, 1] or uint8 -> one PNG grid at ``path`` (written atomically)."""
-    from torchvision.utils import save_image
+def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """images: (B, C, H, W) float in [-1, 1] or uint8 -> one (rows, cols, 3 or C) uint8 picture, ``nrow`` a row.
 
+    torchvision's ``make_grid`` + ``save_image``, pixel for pixel (grey becomes RGB, black padding, one image
+    unpadded; ``tests/test_pixels.py`` compares), without importing torchvision: a grid is the first image a
+    user waits for, and torchvision costs more start-up than the model."""
     images = images.detach().cpu()
-    images = images.float() / 255.0 if images.dtype == torch.uint8 else (images.float() + 1.0) / 2.0
-    nrow = nrow or max(1, int(math.ceil(math.sqrt(images.shape[0]))))
+    unit = images.float() / 255.0 if images.dtype == torch.uint8 else (images.float() + 1.0) / 2.0
+    tiles = unit.clamp(0, 1).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    if tiles.shape[3] == 1:
+        tiles = np.repeat(tiles, 3, axis=3)
+    if len(tiles) == 1:
+        return tiles[0]
+    count, height, width, channels = tiles.shape
+    columns = min(nrow or max(1, int(math.ceil(math.sqrt(count)))), count)
+    rows = int(math.ceil(count / columns))
+    picture = np.zeros(((height + padding) * rows + padding, (width + padding) * columns + padding, channels), np.uint8)
+    for k, tile in enumerate(tiles):
+        top, left = (k // columns) * (height + padding) + padding, (k % columns) * (width + padding) + padding
+        picture[top : top + height, left : left + width] = tile
+    return picture
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """images: (B, C, H, W) float in [-1, 1] or uint8 -> one PNG grid at ``path`` (``grid``; written atomically)."""
+    from PIL import Image
+
     with atomic_path(path) as tmp:
-        save_image(images.clamp(0, 1), str(tmp), nrow=nrow, padding=2, format="png")
+        Image.fromarray(grid(images, nrow)).save(tmp, format="png")
     return Path(path)
 
 

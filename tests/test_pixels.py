@@ -1,0 +1,31 @@
+"""Pixels: the grid PNG is torchvision's, pixel for pixel, without importing torchvision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gankit.pixels import save_grid
+
+
+@pytest.mark.parametrize(("count", "channels", "nrow"), [(64, 1, None), (5, 1, None), (1, 1, None), (7, 3, 3)])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_grid_equals_torchvision(tmp_path: Path, count: int, channels: int, nrow, dtype: torch.dtype) -> None:
+    from torchvision.utils import save_image
+
+    generator = torch.Generator().manual_seed(count * channels)
+    if dtype == torch.uint8:
+        images = torch.randint(0, 256, (count, channels, 12, 9), dtype=torch.uint8, generator=generator)
+        unit = images.float() / 255.0
+    else:  # beyond [-1, 1] too: both clip
+        images = torch.randn((count, channels, 12, 9), generator=generator) * 0.7
+        unit = (images + 1.0) / 2.0
+    rows = nrow or int(np.ceil(np.sqrt(count)))
+    save_image(unit.clamp(0, 1), str(tmp_path / "torchvision.png"), nrow=rows, padding=2, format="png")
+    save_grid(images, tmp_path / "gankit.png", nrow=nrow)
+    theirs, ours = Image.open(tmp_path / "torchvision.png"), Image.open(tmp_path / "gankit.png")
+    assert ours.mode == theirs.mode and np.array_equal(np.asarray(ours), np.asarray(theirs))
