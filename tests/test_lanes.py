@@ -58,6 +58,8 @@ def test_openvino_lanes_within_one_level_and_the_same_for_any_split(small_genera
     one, two = open_lanes(backend, "uint8", 1, 1)[0], open_lanes(backend, "uint8", 1, 2)[0]
     images = filled(one, torch.uint8, 9, 1000, 4096, shape)
     assert torch.equal(images, filled(two, torch.uint8, 9, 1000, 4096, shape))
+    for stream in open_lanes(backend, "uint8", 2, 1):  # two lanes: two streams of one compilation
+        assert torch.equal(images, filled(stream, torch.uint8, 9, 1000, 4096, shape))
     host = backend.generate_seeded(9, 1000, 4096, output="uint8")
     difference = (images.int() - host.int()).abs()
     assert difference.max() <= 1 and (difference > 0).float().mean() < 1e-3
@@ -73,13 +75,13 @@ def test_other_backends_run_as_one_backend_lane(small_generator) -> None:
 
 def test_the_split_is_measured_once_and_cached(private_cache: Path, small_generator, two_threads, monkeypatch) -> None:
     backend = create_backend("onnxruntime", small_generator, precision="int8", device="cpu")
-    measured, real = [], lanes._measure
+    measured, real = [], lanes.measure_split
 
     def counting(backend, dtype, batch, count, threads):
         measured.append((count, threads))
         return real(backend, dtype, batch, count, threads)
 
-    monkeypatch.setattr(lanes, "_measure", counting)
+    monkeypatch.setattr(lanes, "measure_split", counting)
     count, threads, why = plan_lanes(backend, "uint8", 256)
     assert sorted(measured) == [(1, 2), (2, 1)] and count * threads == 2
     (rates,) = [v for k, v in json.loads((private_cache / "auto-backend.json").read_text()).items() if "lanes" in k]
@@ -91,7 +93,7 @@ def test_the_split_is_measured_once_and_cached(private_cache: Path, small_genera
 
 
 def test_nothing_to_measure_with_one_thread_or_one_lane(small_generator, monkeypatch) -> None:
-    monkeypatch.setattr(lanes, "_measure", lambda *args: pytest.fail("nothing to measure"))
+    monkeypatch.setattr(lanes, "measure_split", lambda *args: pytest.fail("nothing to measure"))
     onnx = create_backend("onnxruntime", small_generator, device="cpu")
     eager = create_backend("eager", small_generator, device="cpu")
     before = torch.get_num_threads()

@@ -80,8 +80,11 @@ def runs_in_lanes(backend: Backend) -> bool:
     return backend.name in RUNTIMES and backend.device.type == "cpu"
 
 
-def _openvino_run(path, precision: str, threads: int) -> Callable[[np.ndarray], np.ndarray]:
-    """OpenVINO compiling ``path`` (uint8 output allowed) as the backend does, on ``threads`` threads."""
+def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """``count`` infer requests on one OpenVINO compilation of ``path`` (uint8 output allowed), one stream of
+    ``threads`` threads each. One compilation with a stream a lane, not one a lane: each compilation pins its
+    threads from the first core on, so separate ones of one thread each all ran on core 0 (measured: two such
+    lanes made less than one)."""
     import openvino as ov
     import openvino.properties as props
     import openvino.properties.hint as hints
@@ -90,15 +93,19 @@ def _openvino_run(path, precision: str, threads: int) -> Callable[[np.ndarray], 
     core = ov.Core()
     config = {
         hints.inference_precision: wanted,
-        props.inference_num_threads: threads,
-        hints.performance_mode: hints.PerformanceMode.LATENCY,
+        props.inference_num_threads: count * threads,
+        props.num_streams: count,
+        hints.performance_mode: hints.PerformanceMode.LATENCY if count == 1 else hints.PerformanceMode.THROUGHPUT,
     }
     compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
     if compiled.get_property(hints.inference_precision) != wanted:
         raise BackendError(f"OpenVINO compiled {path.name} for another precision than {precision}")
-    request = compiled.create_infer_request()
-    # share_outputs: a view of the request's output, valid until its next call: RuntimeLane copies it at once.
-    return lambda z: request.infer({0: z}, share_inputs=True, share_outputs=True)[0]
+
+    def run_on(request):
+        # share_outputs: a view of the request's output, valid until its next call: RuntimeLane copies it at once.
+        return lambda z: request.infer({0: z}, share_inputs=True, share_outputs=True)[0]
+
+    return [run_on(compiled.create_infer_request()) for _ in range(count)]
 
 
 def open_lanes(backend: Backend, dtype: str, count: int = 1, threads: int | None = None) -> list[Lane]:
@@ -111,17 +118,14 @@ def open_lanes(backend: Backend, dtype: str, count: int = 1, threads: int | None
 
     threads = threads or torch.get_num_threads()
     folder, path = uint8_twin(backend.path) if dtype == "uint8" else (None, backend.path)
-    lanes: list[Lane] = []
-    for _ in range(count):
-        if backend.name == "openvino":
-            run = _openvino_run(path, backend.precision, threads)
-        else:  # spinning workers would take the cores from the other lanes between runs
-            run = create_backend("onnxruntime", path, threads=threads, spin=count == 1).run_numpy
-        lanes.append(RuntimeLane(run, backend.config.latent_dim, keep=folder))
-    return lanes
+    if backend.name == "openvino":
+        runs = _openvino_runs(path, backend.precision, count, threads)
+    else:  # spinning workers would take the cores from the other lanes between runs
+        runs = [create_backend("onnxruntime", path, threads=threads, spin=count == 1).run_numpy for _ in range(count)]
+    return [RuntimeLane(run, backend.config.latent_dim, keep=folder) for run in runs]
 
 
-def _measure(backend: Backend, dtype: str, batch: int, count: int, threads: int) -> float:
+def measure_split(backend: Backend, dtype: str, batch: int, count: int, threads: int) -> float:
     """Samples/s of ``count`` lanes of ``threads`` threads making batches at once, after one warm-up batch each."""
     lanes = open_lanes(backend, dtype, count, threads)
     buffers = [torch.empty((batch, *backend.config.image_shape), dtype=DTYPES[dtype]) for _ in lanes]
@@ -158,7 +162,7 @@ def plan_lanes(backend: Backend, dtype: str, batch: int) -> tuple[int, int, str]
     key = json.dumps(["lanes", *machine_key(), sha256_of(backend.path), backend.precision, dtype, batch, splits])
 
     def measure() -> dict[str, float]:
-        return {f"{count}x{threads}": _measure(backend, dtype, batch, count, threads) for count, threads in splits}
+        return {f"{count}x{threads}": measure_split(backend, dtype, batch, count, threads) for count, threads in splits}
 
     rates = cached(key, measure)
     best = max(rates, key=rates.get)
