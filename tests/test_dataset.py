@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
 
 from gankit import GeneratedDataset
 from gankit.checkpoint import save_generator
@@ -41,22 +40,40 @@ def shards(tmp_path: Path, model_file: Path, backend: str, precision: str) -> np
     return np.concatenate([np.load(path) for path in sorted((tmp_path / "shards").glob("shard_*.npy"))])
 
 
+WORKERS = """
+import sys
+import numpy as np
+from torch.utils.data import DataLoader
+from gankit import GeneratedDataset
+
+model, backend, precision, out = sys.argv[1:5]
+options = dict(seed=3, start=37, n=1000, batch_size=64, shard_size=256)
+made = {"rank": [], "index": [], "image": []}
+for rank in range(2):
+    dataset = GeneratedDataset(model, backend=backend, precision=precision, rank=rank, world=2, **options)
+    for images, indices in DataLoader(dataset, batch_size=None, num_workers=2):
+        assert images.shape[0] == indices.shape[0] <= 64, images.shape
+        made["rank"] += [rank] * len(indices)
+        made["index"] += indices.tolist()
+        made["image"].append(images.numpy())
+np.savez(out, rank=made["rank"], index=made["index"], image=np.concatenate(made["image"]))
+"""
+
+
 @pytest.mark.parametrize(("backend", "precision"), [("onnxruntime", "int8"), ("eager", "fp32")])
 def test_two_workers_on_two_ranks_make_exactly_the_samples_gankit_sample_writes(
     tmp_path: Path, model_file: Path, backend: str, precision: str
 ) -> None:
+    """Two simulated ranks, each with a DataLoader of two worker processes (in a process of its own: a
+    DataLoader with workers leaves a SIGCHLD handler behind in its process, and the test process runs others)."""
     expected = shards(tmp_path, model_file, backend, precision)
-    seen: dict[int, tuple[int, np.ndarray]] = {}
-    for rank in range(2):
-        dataset = GeneratedDataset(model_file, backend=backend, precision=precision, rank=rank, world=2, **OPTIONS)
-        for images, indices in DataLoader(dataset, batch_size=None, num_workers=2):
-            assert images.dtype == torch.uint8 and images.shape[0] == indices.shape[0] <= 64
-            for index, image in zip(indices.tolist(), images.numpy()):
-                assert index not in seen, f"sample {index} made twice"
-                seen[index] = (rank, image)
-    assert sorted(seen) == list(range(37, 1037))
-    assert {rank for rank, _ in seen.values()} == {0, 1}
-    assert np.array_equal(np.stack([seen[i][1] for i in sorted(seen)]), expected)
+    command = [sys.executable, "-c", WORKERS, str(model_file), backend, precision, str(tmp_path / "made.npz")]
+    subprocess.run(command, cwd=ROOT, env={**os.environ}, check=True)
+    made = np.load(tmp_path / "made.npz")
+    order = np.argsort(made["index"])
+    assert made["image"].dtype == np.uint8 and set(made["rank"]) == {0, 1}
+    assert made["index"][order].tolist() == list(range(37, 1037)), "each sample once, all of them"
+    assert np.array_equal(made["image"][order], expected)
 
 
 def test_batches_follow_the_shards_of_gankit_sample(model_file: Path) -> None:

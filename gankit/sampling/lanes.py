@@ -27,6 +27,7 @@ million by one level from the host's rounding of its float output.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -80,6 +81,17 @@ def runs_in_lanes(backend: Backend) -> bool:
     return backend.name in RUNTIMES and backend.device.type == "cpu"
 
 
+@functools.lru_cache(maxsize=1)
+def _openvino_core():
+    """One OpenVINO Core for the process's lifetime. Each Core's CPU plugin replaces the calling thread's signal
+    stack at its first compilation and puts back the one it found when the Core is destroyed; Cores destroyed
+    out of order leave a freed stack in place, and the next signal handled on it (Ctrl-C, SIGCHLD) kills the
+    process (OpenVINO 2026.4). A Core that is never destroyed never puts back a stale one."""
+    import openvino as ov
+
+    return ov.Core()
+
+
 def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Callable[[np.ndarray], np.ndarray]]:
     """``count`` infer requests on one OpenVINO compilation of ``path`` (uint8 output allowed), one stream of
     ``threads`` threads each. One compilation with a stream a lane, not one a lane: each compilation pins its
@@ -90,7 +102,7 @@ def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Calla
     import openvino.properties.hint as hints
 
     wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
-    core = ov.Core()
+    core = _openvino_core()
     config = {
         hints.inference_precision: wanted,
         props.inference_num_threads: count * threads,
@@ -120,8 +132,8 @@ def open_lanes(backend: Backend, dtype: str, count: int = 1, threads: int | None
     folder, path = uint8_twin(backend.path) if dtype == "uint8" else (None, backend.path)
     if backend.name == "openvino":
         runs = _openvino_runs(path, backend.precision, count, threads)
-    else:  # spinning workers would take the cores from the other lanes between runs
-        runs = [create_backend("onnxruntime", path, threads=threads, spin=count == 1).run_numpy for _ in range(count)]
+    else:  # spinning workers would keep the cores from the noise, the other lanes and the writer between runs
+        runs = [create_backend("onnxruntime", path, threads=threads, spin=False).run_numpy for _ in range(count)]
     return [RuntimeLane(run, backend.config.latent_dim, keep=folder) for run in runs]
 
 
