@@ -142,6 +142,7 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     seconds = time.perf_counter() - begin
 
     everything = [r for records in ranks.gather(writer.records) for r in records]
+    ranks.close()  # the last collective
     if ranks.rank == 0:
         shards = list(done.values()) + everything
         complete = not interrupted and sum(s.count for s in shards) == job.n
