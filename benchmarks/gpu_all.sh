@@ -23,7 +23,7 @@
 #                                                   junit-pytest-gpu.xml junit-pytest-rest.xml failures-tests.txt
 #   bench  warm-cache 80 | bench-bf16 165 | bench-bf16-max-autotune 105 | bench-tf32-fp32 135 | bench-report 15
 #                                                -> summary-bench.json bench.log bench.json bench.png
-#   tune   warm-cache 70 | baselines 150 | disk 80 | sweep 185 | tune-report 15
+#   tune   warm-cache 60 | baselines 170 | disk 75 | sweep 180 | tune-report 15
 #                                                -> summary-tune.json tune.log baselines.json disk.json tune.json
 #                                                   tune.png tune-notes.md
 #
@@ -228,7 +228,7 @@ stage_bench() {
 }
 
 stage_tune() {
-  plan warm-cache=70 baselines=150 disk=80 sweep=185 tune-report=15
+  plan warm-cache=60 baselines=170 disk=75 sweep=180 tune-report=15
   local tune=(benchmarks/tune_generator_kernel.py --out "$OUTDIR/tune.json" --baselines "$OUTDIR/baselines.json")
   tune+=(--disk "$OUTDIR/disk.json")
   LEFT_OUT+=("the sweep and its targets are bf16 at batch 65,536 and batch 1 only (the issue's targets)")

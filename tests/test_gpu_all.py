@@ -131,14 +131,14 @@ def test_a_failing_step_is_recorded_and_the_next_ones_still_run(fake_python) -> 
 
 def test_a_step_past_its_time_limit_is_stopped_and_the_next_ones_still_run(fake_python) -> None:
     python, out, calls = fake_python
-    env = fake_env(out, calls, FAKE_HANG="default,reduce-overhead", GPU_ALL_BUDGET_S="10")
+    env = fake_env(out, calls, FAKE_HANG="default,reduce-overhead", GPU_ALL_BUDGET_S="20")
     result = run_stage("bench", out, python, **env)
     assert result.returncode == 1
     steps = {step["name"]: step for step in summary(out, "bench")["steps"]}
     hung = steps["bench-bf16"]
     assert hung["status"] == "timeout" and hung["exit_code"] == 124, hung
     assert hung["seconds"] <= hung["time_limit_s"] + 6  # SIGINT at the limit, SIGKILL 5 s later at most
-    assert hung["time_limit_s"] < 10 and "--deadline-s" in hung["command"]
+    assert hung["time_limit_s"] < 20 and "--deadline-s" in hung["command"]
     assert [steps[name]["status"] for name in STEPS["bench"][2:]] == ["ok"] * 3
 
 
