@@ -143,7 +143,7 @@ def main() -> None:
         ceiling_stop = begin + 0.3 * args.deadline_s if args.deadline_s else None
         report["disk_before"] = write_files(folder, shard, -(-n // SHARD), ceiling_stop)
         rates["disk"] = report["disk_before"]["bytes_per_s"] / image_bytes
-        name, bound = binding(rates)
+        _, bound = binding(rates)
         if stop_at is not None:  # leave a third of what is left for the second ceiling and the cleanup
             n = fitted_n(n, bound, (stop_at - time.monotonic()) * 0.6)
         report.update(n=n, samples_per_s=rates)
@@ -158,6 +158,7 @@ def main() -> None:
         report.update(
             to_disk_samples_per_s=result.samples_per_second,
             to_disk_seconds=result.seconds,
+            to_disk_interrupted=result.interrupted,  # SIGINT at the step's time limit stops the engine early
             disk_ceiling_samples_per_s=rates["disk"],
             to_disk_over_disk_ceiling=result.samples_per_second / rates["disk"],
             bound_samples_per_s=bound,

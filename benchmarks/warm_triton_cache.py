@@ -137,7 +137,10 @@ def main() -> None:
         while pending:
             finished, pending = wait(pending, timeout=5, return_when=FIRST_COMPLETED)
             for future in finished:
-                task, status = future.result()
+                try:
+                    task, status = future.result()
+                except Exception as exc:  # a worker died: the pool is broken, and the rest end the same way
+                    task, status = "?", f"{type(exc).__name__}: {first_line(exc)}"
                 done += 1
                 if status != "ok":
                     failed += 1
