@@ -183,9 +183,10 @@ def test_native_rejects_a_wrong_buffer() -> None:
 def test_native_extension_is_built_where_required() -> None:
     """`make test` (what CI runs) pip-installs gankit, which must build the C extension, and sets
     GANKIT_REQUIRE_NATIVE=1. A source checkout run with PYTHONPATH=. (the GPU machine) has no build."""
-    if os.environ.get("GANKIT_REQUIRE_NATIVE") == "1":
-        assert NATIVE is not None, "pip install -e . did not build gankit._noise._native (see setup.py)"
-    assert cpu_implementation() == ("numpy" if NATIVE is None else "native")
+    if os.environ.get("GANKIT_REQUIRE_NATIVE") != "1":
+        pytest.skip("only `make test` installs gankit (building the extension); it sets GANKIT_REQUIRE_NATIVE=1")
+    assert NATIVE is not None, "pip install -e . did not build gankit._noise._native (see setup.py)"
+    assert cpu_implementation() == "native"
 
 
 def test_cpu_noise_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,7 +273,8 @@ def test_torch_and_triton_polynomials_equal_numpy_over_all_uniforms() -> None:
         assert_same_bits(got, expected)
     as_int32 = torch.from_numpy(ALL_WORDS.view(np.int32)).to(DEVICE)
     outputs = [torch.full((2**23,), float("nan"), device=DEVICE) for _ in range(3)]
-    parts_kernel[(2**23 // 2**16,)](as_int32, *outputs, BLOCK=2**16)
+    block = 2**10 if ON_GPU else 2**16  # the interpreter is fastest on big NumPy blocks
+    parts_kernel[(2**23 // block,)](as_int32, *outputs, BLOCK=block)
     if ON_GPU:
         for got, expected in zip(outputs, (radius, cos, sin)):
             expected = torch.from_numpy(expected)
