@@ -13,7 +13,7 @@ and checked bit for bit against NumPy v2 (v1 is another mapping). Start-up: fres
 (numba's JIT included).
 Accuracy: max error in ulps against float64 math over all 2**23 uniforms, as evaluated (no FMA) and
 with every mul+add fused into one rounding (emulated in float64), which bounds a GPU's contractions.
-Writes JSON with the environment (gankit.bench.environment) and the load average before and after.
+Writes JSON with the environment (gankit.perf.environment.environment) and the load average before and after.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import torch
 
 from gankit._noise import constants as K
 from gankit._noise import np_impl, torch_impl
-from gankit.bench import environment
 from gankit.noise import noise
+from gankit.perf.environment import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 V1_COMMIT = "7f330e5"  # the last commit whose gankit/noise.py made v1 noise
