@@ -34,6 +34,7 @@ import torch
 
 from gankit._noise.np_impl import noise_numpy
 from gankit._noise.torch_impl import noise_torch
+from gankit.errors import NoiseError
 
 try:
     from gankit._noise import _native
@@ -53,7 +54,7 @@ def cpu_implementation() -> str:
 def check_seed(seed: int) -> int:
     seed = int(seed)
     if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        raise NoiseError(f"seed must be in [0, 2**64), got {seed}")
     return seed
 
 
@@ -67,9 +68,9 @@ def noise(
     """Latent vectors of samples start .. start+count-1 of ``seed``: (count, latent_dim) float32 on ``device``."""
     seed = check_seed(seed)
     if start < 0 or count < 0 or latent_dim <= 0:
-        raise ValueError(f"need start >= 0, count >= 0, latent_dim > 0 (got {start}, {count}, {latent_dim})")
+        raise NoiseError(f"need start >= 0, count >= 0, latent_dim > 0 (got {start}, {count}, {latent_dim})")
     if (start + count) * -(-latent_dim // 4) > 2**63:
-        raise ValueError(f"samples up to {start + count} of latent {latent_dim} pass the 2**63 Philox counters")
+        raise NoiseError(f"samples up to {start + count} of latent {latent_dim} pass the 2**63 Philox counters")
     if torch.device(device).type != "cpu":
         return noise_torch(seed, start, count, latent_dim, torch.device(device))
     if _native is None:
