@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import importlib
 import json
 import os
 import re
@@ -304,7 +303,7 @@ def markdown(result: dict) -> list[str]:
     lines = [
         f"On {env['cpu']}, {env['torch_threads']} threads, {env['date']}{note}."
         f" Path: **{path['backend']} {path['precision']}** ({path['why']}); N = {result['n']:,} uint8 samples, batch "
-        f"{BATCH}, shards of {SHARD:,}; noise v{result['noise_version']} ({result['noise_implementation']}); "
+        f"{BATCH}, shards of {SHARD:,}; noise {env['noise']}; "
         f"load average {result['load_before'][0]:.1f} before, {result['load_after'][0]:.1f} after; commit "
         f"{env['git_commit'][:12]}.",
         "",
@@ -376,7 +375,6 @@ def main() -> None:
         print(f"first image: {first['ratio']:.2f}x import torch", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    noise_module = importlib.import_module("gankit.noise")
     result = {
         "environment": environment(torch.device("cpu")),
         "load_before": load_before,
@@ -384,8 +382,6 @@ def main() -> None:
         "path": {"backend": name, "precision": precision, "why": why},
         "n": args.n,
         "note": args.note,
-        "noise_version": getattr(noise_module, "NOISE_VERSION", 1),
-        "noise_implementation": getattr(noise_module, "cpu_implementation", lambda: "numpy")(),
         "stages": stage,
         **whole,
         "first_image": first,

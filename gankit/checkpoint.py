@@ -25,6 +25,7 @@ from gankit.config import GeneratorConfig
 from gankit.errors import CheckpointError, ConfigError
 from gankit.io import atomic_path, sha256_of
 from gankit.model import Generator
+from gankit.noise import NOISE_NAME
 from gankit.version import __version__
 
 FORMAT = "gankit.generator"
@@ -39,6 +40,7 @@ def save_generator(path: str | os.PathLike[str], generator: Generator, training:
         "gankit_version": __version__,
         "config": generator.config.to_json(),
         "training": json.dumps(training or {}, sort_keys=True),
+        "noise": NOISE_NAME,  # the noise its training grids and quality numbers were made with
     }
     with atomic_path(path, durable=True) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -101,6 +103,7 @@ def generator_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "parameters": config.parameter_count,
         "flops_per_sample": config.flops_per_sample,
         "gankit_version": metadata.get("gankit_version"),
+        "noise": metadata.get("noise", "philox4x32-10/tl.randn/v1 (saved before noise versions)"),
         "training": training,
     }
 

@@ -21,6 +21,10 @@ class TrainingError(GankitError):
     """Training cannot go on (for example a non-finite loss)."""
 
 
+class NoiseError(GankitError, ValueError):
+    """A seed or sample range outside what the noise contract defines (also a ValueError for library callers)."""
+
+
 class DeviceError(GankitError):
     """A device name is unknown, or names a device this machine does not have."""
 

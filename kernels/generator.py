@@ -1,8 +1,9 @@
 """The whole 3-Linear generator in one Triton launch: z -> h1 -> h2 -> image, h1 and h2 never leave the chip.
 
 image = tanh(W3 @ leaky(W2 @ leaky(W1 @ z + b1) + b2) + b3), per sample; z is read from memory or made
-in the kernel from (seed, index) with ``tl.randn`` (the contract of ``gankit.noise``), so a
-seed -> image launch reads no input at all. Reference: ``kernels.reference.generator_reference``.
+in the kernel from (seed, index) by ``kernels.noise.latent_noise`` (noise v2, the contract of
+``gankit.noise``), so a seed -> image launch reads no input at all. Reference:
+``kernels.reference.generator_reference``.
 
 Tiling. Program (i, j) owns BLOCK_M samples and output columns [j, j + 1) * BLOCK_OUT, where
 BLOCK_OUT = NOUTP / OUT_SPLIT (NOUTP: the output width padded to a power of two).
@@ -47,6 +48,7 @@ import triton
 import triton.language as tl
 
 from kernels.fused_linear import INTERPRETED, LEAKY_RELU, TANH, activate, check_device, dot_acc, dot_precision
+from kernels.noise import latent_noise
 
 MAX_HIDDEN_PAD = 1024  # h1 (BLOCK_M, H1P) is held whole in registers
 MAX_OUTPUT_PAD = 2048  # beyond these the per-layer kernels are used
@@ -132,9 +134,8 @@ def generator_kernel(
     for k0 in range(0, LATENT, BLOCK_K):
         k = k0 + tl.arange(0, BLOCK_K)
         k_ok = k < LATENT
-        if NOISE:  # element j of sample i is tl.randn(seed, i * LATENT + j), as in gankit.noise
-            z = tl.randn(seed, (start + rows)[:, None] * LATENT + k[None, :])
-            z = tl.where(k_ok[None, :], z, 0.0)
+        if NOISE:  # samples start + rows of seed, as gankit.noise makes them (padding columns are 0)
+            z = latent_noise(seed, start + rows, k0, LATENT, BLOCK_K)
         else:
             z = tl.load(z_ptr + rows[:, None] * LATENT + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
         w1 = tl.load(w1_ptr + k[:, None] * H1 + h1_cols[None, :], mask=k_ok[:, None] & h1_ok[None, :], other=0.0)
@@ -252,9 +253,10 @@ def generator_forward(
     else:
         if count is None or count < 0:
             raise ValueError(f"without z, count must be given and >= 0, got {count}")
-        if not 0 <= seed < 2**64 or start < 0 or (start + count) * latent >= 2**63:
+        if not 0 <= seed < 2**64 or start < 0 or (start + count) * -(-latent // 4) > 2**63:
             raise ValueError(
-                f"need 0 <= seed < 2**64 and 0 <= start, (start + count) * latent < 2**63; got {seed}, {start}"
+                f"need 0 <= seed < 2**64 and 0 <= start, (start + count) * ceil(latent / 4) <= 2**63 (int64 "
+                f"Philox counters); got {seed}, {start}"
             )
         batch = count
     dtype = torch.uint8 if output == "uint8" else torch.float32

@@ -112,16 +112,17 @@ def test_shard_checksums_are_crc32_and_sha256_runs_still_resume(tmp_path: Path, 
 
 def test_resume_refuses_another_noise_version(tmp_path: Path, model_file: Path, monkeypatch) -> None:
     import gankit.sampling.manifest as manifest_module
+    from gankit.noise import NOISE_NAME, NOISE_VERSION
 
     run_job(tmp_path / "out", model_file, n=40)
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
-    assert manifest["job"]["noise"] == manifest_module.noise_version()
-    del manifest["job"]["noise"]  # a run recorded before the version was: noise version 1
+    assert (manifest["job"]["noise"], manifest["job"]["noise_name"]) == (NOISE_VERSION, NOISE_NAME)
+    del manifest["job"]["noise"]  # a run recorded before versions were: noise version 1
     (tmp_path / "out" / MANIFEST).write_text(json.dumps(manifest))
-    monkeypatch.setattr(manifest_module, "noise_version", lambda: 2)
+    monkeypatch.setattr(manifest_module, "NOISE_VERSION", 2)
     with pytest.raises(SamplingError, match="sampled with noise version 1; this gankit makes version 2"):
         run_job(tmp_path / "out", model_file, n=40, resume=True)
-    monkeypatch.setattr(manifest_module, "noise_version", lambda: 1)
+    monkeypatch.setattr(manifest_module, "NOISE_VERSION", 1)
     assert run_job(tmp_path / "out", model_file, n=40, resume=True).samples_written == 0
 
 

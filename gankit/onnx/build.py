@@ -27,6 +27,7 @@ from torch import nn
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.model import Generator
+from gankit.noise import NOISE_NAME
 from gankit.onnx.quantize import Int8Options, quantize
 from gankit.pixels import to_uint8
 from gankit.version import __version__
@@ -63,6 +64,7 @@ def _metadata(
         "gankit_output": output,
         "gankit_opset": str(opset),
         "gankit_source_sha256": source_sha,
+        "gankit_noise": NOISE_NAME,  # int8 static calibration and every seed -> image claim assume this noise
     }
 
 

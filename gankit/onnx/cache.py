@@ -18,7 +18,6 @@ equality). Kept in the same cache, keyed by the source file's sha256.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import shutil
@@ -31,6 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from gankit.io import cache_dir, sha256_of
 from gankit.model import Generator
+from gankit.noise import NOISE_NAME
 from gankit.onnx.build import DEFAULT_OPSET, build_onnx, read_metadata, temporary_export
 from gankit.onnx.quantize import Int8Options
 from gankit.pixels import LEVELS_PER_UNIT
@@ -42,8 +42,7 @@ Derived = tuple[tempfile.TemporaryDirectory | None, Path]  # (a temporary folder
 
 def _key(parts: dict) -> str:
     versions = {name: package_version(name) for name in ("torch", "onnx", "onnxscript", "onnxruntime")}
-    noise_version = getattr(importlib.import_module("gankit.noise"), "NOISE_VERSION", 1)  # static int8 calibrates on it
-    payload = {**parts, "gankit": __version__, "noise": noise_version, **versions}
+    payload = {**parts, "gankit": __version__, "noise": NOISE_NAME, **versions}  # static int8 calibrates on the noise
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from gankit.cpu import cpu_info
+from gankit.noise import NOISE_NAME, cpu_implementation
 from gankit.version import __version__
 
 
@@ -40,6 +41,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "cpu_flags": cpu.relevant_flags(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "noise": f"{NOISE_NAME} ({cpu_implementation()})",
     }
     for module in ("triton", "onnxruntime", "onnx", "numpy", "openvino"):
         try:

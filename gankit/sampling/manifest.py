@@ -9,7 +9,6 @@ recorded before versions were written are version 1): the same index would give 
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from pathlib import Path
@@ -18,18 +17,13 @@ from typing import Any
 from gankit.backends import Backend
 from gankit.errors import SamplingError
 from gankit.io import read_json, write_json
+from gankit.noise import NOISE_NAME, NOISE_VERSION
 from gankit.sampling.job import SampleJob, ShardRecord
 from gankit.sampling.writer import CHECKSUM
 from gankit.version import __version__
 
 MANIFEST = "manifest.json"
 JOURNALS = ".journal"
-
-
-def noise_version() -> int:
-    """The version of the noise ``gankit.noise`` makes (1 before the module said)."""
-    # gankit.noise, the attribute, is the function (gankit/__init__.py imports it over the module's name)
-    return getattr(importlib.import_module("gankit.noise"), "NOISE_VERSION", 1)
 
 
 def job_header(job: SampleJob, backend: Backend, model_sha: str) -> dict[str, Any]:
@@ -44,7 +38,8 @@ def job_header(job: SampleJob, backend: Backend, model_sha: str) -> dict[str, An
         "shard_size": job.shard_size,
         "backend": backend.name,
         "precision": backend.precision,
-        "noise": noise_version(),
+        "noise": NOISE_VERSION,
+        "noise_name": NOISE_NAME,
         "checksum": CHECKSUM,
     }
 
