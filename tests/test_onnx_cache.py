@@ -1,4 +1,4 @@
-"""The ONNX files derived from a model once per machine: cached exports and their uint8 twins."""
+"""A Generator's ONNX export, made once per machine and kept."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -15,7 +14,6 @@ import gankit.onnx.cache as cache
 from gankit.backends import create_backend
 from gankit.noise import noise
 from gankit.onnx.build import read_metadata
-from gankit.pixels import to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,24 +70,6 @@ def test_an_unwritable_cache_falls_back_to_a_temporary_export(tmp_path: Path, mo
     backend = create_backend("onnxruntime", small_generator, device="cpu")
     z = noise(0, 0, 8, small_generator.config.latent_dim)
     torch.testing.assert_close(backend.generate(z), small_generator(z).detach(), atol=1e-5, rtol=0)
-    _, twin = cache.uint8_twin(backend.path)
-    assert twin.is_file() and read_metadata(twin)["gankit_output"] == "uint8"
-
-
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_the_uint8_twin_is_the_float_graph_rounded(tmp_path: Path, monkeypatch, small_generator, precision) -> None:
-    """Bit for bit: the host's ``to_uint8`` of the float graph's output, on normal z and on extreme z."""
-    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path))
-    float_backend = create_backend("onnxruntime", small_generator, precision=precision, device="cpu")
-    folder, twin = cache.uint8_twin(float_backend.path)
-    assert folder is None and cache.uint8_twin(float_backend.path) == (None, twin)
-    assert read_metadata(twin)["gankit_output"] == "uint8" and cache.uint8_twin(twin) == (None, twin)
-    twin_backend = create_backend("onnxruntime", twin, device="cpu")
-    latent = small_generator.config.latent_dim
-    for z in (noise(3, 0, 4096, latent), noise(4, 0, 512, latent) * 6):
-        expected = to_uint8(float_backend.generate(z)).numpy()
-        got = twin_backend.run_numpy(z.numpy())
-        assert got.dtype == np.uint8 and np.array_equal(got, expected)
 
 
 def test_a_warm_cache_spares_the_exporter(tmp_path: Path) -> None:

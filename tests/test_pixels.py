@@ -29,3 +29,16 @@ def test_grid_equals_torchvision(tmp_path: Path, count: int, channels: int, nrow
     save_grid(images, tmp_path / "gankit.png", nrow=nrow)
     theirs, ours = Image.open(tmp_path / "torchvision.png"), Image.open(tmp_path / "gankit.png")
     assert ours.mode == theirs.mode and np.array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+@pytest.mark.parametrize("rows", [1000, 7])
+def test_to_uint8_into_is_to_uint8_bit_for_bit(rows: int) -> None:
+    """Chunk by chunk (1000 = 3 x 256 + 232 rows), over [-1.2, 1.2] densely: every half-way level, the clip."""
+    from gankit.pixels import to_uint8, to_uint8_into
+
+    grid = np.linspace(-1.2, 1.2, rows * 784, dtype=np.float32)
+    halves = (np.arange(rows * 784) % 511 / 255.0 - 1.0).astype(np.float32)  # (x + 1) * 127.5 on k / 2
+    for images in (grid.reshape(rows, 1, 28, 28), halves.reshape(rows, 1, 28, 28)):
+        out = np.full(images.shape, 77, dtype=np.uint8)
+        to_uint8_into(images, out)
+        assert np.array_equal(out, to_uint8(torch.from_numpy(images)).numpy())

@@ -78,7 +78,7 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
         self.batch_size, self.shard_size, self.output = batch_size, shard_size, output
         self.rank, self.world = ranks.rank, ranks.world
         self.image_shape = opened.config.image_shape
-        self._lanes: dict[int, Lane] = {os.getpid(): open_lanes(opened, OUTPUTS[output])[0]}
+        self._lanes: dict[int, Lane] = {os.getpid(): open_lanes(opened)[0]}
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for spawned DataLoader workers without the runtime sessions: each process opens its own."""
@@ -91,7 +91,7 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
             opened = open_backend(
                 self.model, self.backend, self.precision, self.device, self.batch_size, log=lambda message: None
             )
-            self._lanes[pid] = open_lanes(opened, OUTPUTS[self.output])[0]
+            self._lanes[pid] = open_lanes(opened)[0]
         return self._lanes[pid]
 
     def batch(self, k: int) -> tuple[int, int] | None:

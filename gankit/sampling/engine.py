@@ -97,7 +97,7 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
         say(f"pipeline: {lanes} lane{'s' if lanes > 1 else ''} x {threads} thread{'s' if threads > 1 else ''} ({why})")
     on_gpu = backend.device.type == "cuda"
     maker = ShardMaker(
-        open_lanes(backend, job.dtype, lanes, threads), backend.config.image_shape, job.dtype, job.batch_size, on_gpu
+        open_lanes(backend, lanes, threads), backend.config.image_shape, job.dtype, job.batch_size, on_gpu
     )
     warmup = getattr(backend, "warmup", lambda: 0.0)()
     if warmup:

@@ -3,13 +3,14 @@
 A lane runs the whole chain of one batch: noise (``gankit.noise``) -> the model -> images in the caller's
 dtype, written into the caller's slice of a buffer. ``open_lanes`` builds them for a backend:
 
-- onnxruntime and OpenVINO on the CPU (``RuntimeLane``): each lane is its own session of ``threads`` runtime
-  threads. For uint8 it runs the uint8 twin of the backend's graph (``gankit.onnx.cache.uint8_twin``), so
-  the [-1, 1] -> uint8 mapping happens inside the runtime's call, with no pass of its own over the images.
-  Several lanes run side by side, each on its own batches: the cores are then shared between noise, model
-  and conversion in proportion to what each costs, and no core waits at a barrier for another (one session
-  of many threads makes every thread wait for the slowest at each layer, and any other stage running on
-  the same cores slows the whole session).
+- onnxruntime and OpenVINO on the CPU (``RuntimeLane``): each lane is its own session (an OpenVINO stream) of
+  ``threads`` runtime threads, writing its float images into a buffer of its own (no fresh 12.8 MB array a
+  batch), then mapped to uint8 on the lane's thread by ``gankit.pixels.to_uint8_into``, cache-sized chunk by
+  chunk. (The same mapping inside the graph cost more, measured: ~1.5 CPU µs a 784-pixel image in both
+  runtimes against 0.5.) Several lanes run side by side, each on its own batches: the cores are then shared
+  between noise, model and conversion in proportion to what each costs, and no core waits at a barrier for
+  another (one session of many threads makes every thread wait for the slowest at each layer, and any
+  other stage running on the same cores slows the whole session).
 - any other backend, or a GPU (``BackendLane``): one lane, the backend itself. On a GPU the noise stays in
   the kernel (the Triton backend's ``generate_seeded``) and the copies into pinned host memory are
   asynchronous.
@@ -19,10 +20,9 @@ threads (``torch.get_num_threads()``) into lanes x threads runs the real chain (
 lanes at once for half a second; the fastest wins. The measurement is made once per machine, model, path and
 batch size and cached with the ``--backend auto`` choices (``gankit.backends.autoselect``).
 
-A runtime lane's images equal its backend's for the same batch: onnxruntime's bit for bit (its uint8 graph
-is its float graph rounded by the same ops as ``gankit.pixels.to_uint8``, and a session's thread count does not
-change its sums); OpenVINO fuses the uint8 mapping into its last layer, which moves about one pixel in a
-million by one level from the host's rounding of its float output.
+A runtime lane's images equal its backend's for the same batch, bit for bit: the same graph, the same
+rounding, and a session's thread count (or OpenVINO's stream) does not change its sums (the tests check both
+runtimes).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ import torch
 from gankit.backends import Backend, create_backend
 from gankit.errors import BackendError
 from gankit.noise import noise
+from gankit.pixels import to_uint8_into
 
 RUNTIMES = ("onnxruntime", "openvino")
 MEASURE_SECONDS = 0.5
@@ -65,15 +66,36 @@ class BackendLane:
 
 
 class RuntimeLane:
-    """A CPU session of onnxruntime or OpenVINO: ``run`` maps z (B, latent) float32 to the graph's images array."""
+    """A CPU session of onnxruntime or OpenVINO: ``run`` maps z (B, latent) float32 to images (B, C, H, W) float32
+    in [-1, 1], an array the next call may overwrite."""
 
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], latent_dim: int, keep: object = None) -> None:
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], latent_dim: int) -> None:
         self.run, self.latent_dim = run, latent_dim
-        self.keep = keep  # a temporary folder holding the graph (unwritable cache): it lives as long as the lane
 
     def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
-        z = noise(seed, first, out.shape[0], self.latent_dim).numpy()
-        out.numpy()[...] = self.run(z)  # a cast to out's dtype where the graph's output differs (float16)
+        images = self.run(noise(seed, first, out.shape[0], self.latent_dim).numpy())
+        if out.dtype == torch.uint8:
+            to_uint8_into(images, out.numpy())
+        else:
+            out.numpy()[...] = images  # float32, or cast to float16 (round to nearest even, as torch)
+
+
+class _OnnxRun:
+    """One onnxruntime session writing into a float32 buffer of its own (IOBinding): a fresh 12.8 MB output
+    each batch cost its page faults (~0.3 CPU µs a sample, measured)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.session, self.image_shape = backend.session, backend.config.image_shape
+        self.buffer = np.empty((0, *self.image_shape), dtype=np.float32)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        if len(self.buffer) != len(z):
+            self.buffer = np.empty((len(z), *self.image_shape), dtype=np.float32)
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("z", np.ascontiguousarray(z))
+        binding.bind_output("image", "cpu", 0, np.float32, self.buffer.shape, self.buffer.ctypes.data)
+        self.session.run_with_iobinding(binding)
+        return self.buffer
 
 
 def runs_in_lanes(backend: Backend) -> bool:
@@ -93,7 +115,7 @@ def _openvino_core():
 
 
 def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Callable[[np.ndarray], np.ndarray]]:
-    """``count`` infer requests on one OpenVINO compilation of ``path`` (uint8 output allowed), one stream of
+    """``count`` infer requests on one OpenVINO compilation of ``path``, one stream of
     ``threads`` threads each. One compilation with a stream a lane, not one a lane: each compilation pins its
     threads from the first core on, so separate ones of one thread each all ran on core 0 (measured: two such
     lanes made less than one)."""
@@ -120,26 +142,24 @@ def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Calla
     return [run_on(compiled.create_infer_request()) for _ in range(count)]
 
 
-def open_lanes(backend: Backend, dtype: str, count: int = 1, threads: int | None = None) -> list[Lane]:
-    """``count`` lanes of ``threads`` runtime threads each for ``backend``, writing ``dtype`` (uint8, float16, float32).
+def open_lanes(backend: Backend, count: int = 1, threads: int | None = None) -> list[Lane]:
+    """``count`` lanes of ``threads`` runtime threads each for ``backend`` (they write uint8, float16 or float32).
 
     Backends that do not run in lanes (``runs_in_lanes``) give one ``BackendLane`` whatever ``count`` is."""
     if not runs_in_lanes(backend):
         return [BackendLane(backend)]
-    from gankit.onnx.cache import uint8_twin
-
     threads = threads or torch.get_num_threads()
-    folder, path = uint8_twin(backend.path) if dtype == "uint8" else (None, backend.path)
     if backend.name == "openvino":
-        runs = _openvino_runs(path, backend.precision, count, threads)
+        runs = _openvino_runs(backend.path, backend.precision, count, threads)
     else:  # spinning workers would keep the cores from the noise, the other lanes and the writer between runs
-        runs = [create_backend("onnxruntime", path, threads=threads, spin=False).run_numpy for _ in range(count)]
-    return [RuntimeLane(run, backend.config.latent_dim, keep=folder) for run in runs]
+        sessions = [create_backend("onnxruntime", backend.path, threads=threads, spin=False) for _ in range(count)]
+        runs = [_OnnxRun(session) for session in sessions]
+    return [RuntimeLane(run, backend.config.latent_dim) for run in runs]
 
 
 def measure_split(backend: Backend, dtype: str, batch: int, count: int, threads: int) -> float:
     """Samples/s of ``count`` lanes of ``threads`` threads making batches at once, after one warm-up batch each."""
-    lanes = open_lanes(backend, dtype, count, threads)
+    lanes = open_lanes(backend, count, threads)
     buffers = [torch.empty((batch, *backend.config.image_shape), dtype=DTYPES[dtype]) for _ in lanes]
     batches = [0] * count
     for lane, buffer in zip(lanes, buffers):
