@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from gankit.sampling.manifest import (
     recorded_shards,
     write_manifest,
 )
-from gankit.sampling.pipeline import IN_FLIGHT, PendingShard, ShardMaker
+from gankit.sampling.pipeline import PendingShard, ShardMaker
 from gankit.sampling.ranks import Ranks
 from gankit.sampling.writer import ShardWriter
 
@@ -105,31 +104,14 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     total = sum(count for _, _, count in mine)
     bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress or ranks.rank != 0)
     writer = ShardWriter(job.out, journal)
-    in_flight: deque[PendingShard] = deque()
 
-    def hand_over_oldest() -> None:
-        shard = in_flight[0]
-        if not shard.handed_over:
-            buffer, ready = maker.finish(shard)
-            writer.put(shard_name(job, shard.index), shard.first, buffer, ready)
-            shard.handed_over = True
-            bar.update(shard.count)
-        in_flight.popleft()
+    def deliver(shard: PendingShard, buffer: torch.Tensor, ready: torch.cuda.Event | None) -> None:
+        writer.put(shard_name(job, shard.index), shard.first, buffer, ready)
+        bar.update(shard.count)
 
-    interrupted = False
     begin = time.perf_counter()
     try:
-        try:
-            for index, first, count in mine:
-                in_flight.append(maker.start(job.seed, index, first, count))
-                while in_flight and (len(in_flight) > IN_FLIGHT or in_flight[0].done()):
-                    hand_over_oldest()
-            while in_flight:
-                hand_over_oldest()
-        except KeyboardInterrupt:
-            interrupted = True
-            while in_flight:  # what is under way is finished and written: Ctrl-C loses no work done
-                hand_over_oldest()
+        interrupted = maker.make(job.seed, mine, deliver)
         writer.close()
     except BaseException:
         if ranks.world == 1:  # keep the manifest in step with what is on disk, then report the failure

@@ -18,6 +18,8 @@ from __future__ import annotations
 import math
 import queue
 import threading
+from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -95,6 +97,37 @@ class ShardMaker:
             ready = torch.cuda.Event()
             ready.record()
         return shard.buffer, ready
+
+    def make(
+        self,
+        seed: int,
+        shards: list[tuple[int, int, int]],
+        deliver: Callable[[PendingShard, torch.Tensor, torch.cuda.Event | None], None],
+    ) -> bool:
+        """Make ``shards`` ((index, first, count), in order), at most ``IN_FLIGHT`` at once, and ``deliver`` each
+        finished one in order (shard, buffer, the GPU copies' event). Ctrl-C finishes and delivers the shards
+        under way, so no work done is lost; returns whether it came (a second Ctrl-C, or an error, propagates)."""
+        in_flight: deque[PendingShard] = deque()
+
+        def deliver_oldest() -> None:
+            shard = in_flight[0]
+            if not shard.handed_over:
+                deliver(shard, *self.finish(shard))
+                shard.handed_over = True
+            in_flight.popleft()
+
+        try:
+            for index, first, count in shards:
+                in_flight.append(self.start(seed, index, first, count))
+                while in_flight and (len(in_flight) > IN_FLIGHT or in_flight[0].done()):
+                    deliver_oldest()
+            while in_flight:
+                deliver_oldest()
+        except KeyboardInterrupt:
+            while in_flight:
+                deliver_oldest()
+            return True
+        return False
 
     def close(self) -> None:
         """Drop batches not started; wait for the running ones (one a lane at most)."""
