@@ -65,12 +65,15 @@ def test_shards_hold_the_images_of_their_indices(tmp_path: Path, model_file: Pat
     assert not list((tmp_path / "out" / ".journal").glob("*.json"))
 
 
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
+LANE_PATHS = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32")]
+
+
+@pytest.mark.parametrize(("backend", "precision"), LANE_PATHS)
 def test_lanes_and_threads_do_not_change_the_shards(
-    tmp_path: Path, model_file: Path, monkeypatch, precision: str
+    tmp_path: Path, model_file: Path, monkeypatch, backend: str, precision: str
 ) -> None:
-    """onnxruntime in 2 lanes of 1 thread or 1 lane of 2 threads: the same shards, equal bit for bit to
-    the backend's own uint8 images (its float graph rounded on the host)."""
+    """2 lanes of 1 thread or 1 lane of 2 threads: the same shards, equal bit for bit to the backend's own
+    uint8 images (its float output rounded on the host)."""
     import gankit.sampling.engine as engine
 
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
@@ -78,10 +81,10 @@ def test_lanes_and_threads_do_not_change_the_shards(
     for split in ((2, 1), (1, 2)):
         monkeypatch.setattr(engine, "plan_lanes", lambda backend, dtype, batch, split=split: (*split, "forced"))
         folders[split] = tmp_path / f"{split[0]}x{split[1]}"
-        run_job(folders[split], model_file, backend="onnxruntime", precision=precision, n=1000, shard_size=256)
+        run_job(folders[split], model_file, backend=backend, precision=precision, n=1000, shard_size=256)
     one, two = shard_arrays(folders[(1, 2)]), shard_arrays(folders[(2, 1)])
     assert len(one) == 4 and one.keys() == two.keys() and all(np.array_equal(one[k], two[k]) for k in one)
-    expected = generate(model_file, n=1000, seed=7, backend="onnxruntime", precision=precision, batch_size=16)
+    expected = generate(model_file, n=1000, seed=7, backend=backend, precision=precision, batch_size=16)
     assert np.array_equal(np.concatenate(list(one.values())), to_uint8(expected).numpy())
 
 
@@ -378,3 +381,26 @@ def test_cpu_backends_agree_on_the_same_indices(tmp_path: Path, model_file: Path
     run_job(tmp_path / "from-onnx", onnx_path, backend="auto", n=40)
     manifest = json.loads((tmp_path / "from-onnx" / MANIFEST).read_text())
     assert manifest["job"]["backend"] == "onnxruntime" and manifest["samples"] == 40
+
+
+GRID_IMPORTS = """
+import runpy, sys
+sys.argv = ["gankit", "sample", "--n", "64", "--out", sys.argv[1]]
+try:
+    runpy.run_module("gankit", run_name="__main__")
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+heavy = ("torchvision", "matplotlib", "triton", "onnxscript", "torch._dynamo", "torch.export._trace")
+print("imported:", ",".join(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_a_grid_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """Time to first image: with warm caches, `gankit sample --n 64 --out grid.png` (default options) imports
+    neither the ONNX exporter nor torchvision, matplotlib or triton (tqdm comes with torch itself)."""
+    env = {**os.environ, "GANKIT_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", GRID_IMPORTS, str(tmp_path / "grid.png")]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)  # warms: export, auto's choice
+    warm = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    assert warm.stdout.strip().endswith("imported:"), warm.stdout
+    assert (tmp_path / "grid.png").is_file()

@@ -145,6 +145,10 @@ def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Calla
 def open_lanes(backend: Backend, count: int = 1, threads: int | None = None) -> list[Lane]:
     """``count`` lanes of ``threads`` runtime threads each for ``backend`` (they write uint8, float16 or float32).
 
+    Each runtime lane runs once here, in the calling thread: the first ``infer`` of OpenVINO's Python binding
+    initialises a function-level static that calls back into Python; two lanes making their first call at
+    once deadlocked (one held the GIL waiting for the static, the other held the static waiting for the GIL).
+
     Backends that do not run in lanes (``runs_in_lanes``) give one ``BackendLane`` whatever ``count`` is."""
     if not runs_in_lanes(backend):
         return [BackendLane(backend)]
@@ -154,6 +158,8 @@ def open_lanes(backend: Backend, count: int = 1, threads: int | None = None) -> 
     else:  # spinning workers would keep the cores from the noise, the other lanes and the writer between runs
         sessions = [create_backend("onnxruntime", backend.path, threads=threads, spin=False) for _ in range(count)]
         runs = [_OnnxRun(session) for session in sessions]
+    for run in runs:  # each lane's first call here, one at a time (see the docstring)
+        run(np.zeros((1, backend.config.latent_dim), dtype=np.float32))
     return [RuntimeLane(run, backend.config.latent_dim) for run in runs]
 
 
