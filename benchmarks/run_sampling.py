@@ -67,6 +67,7 @@ BATCH = 4096
 SHARD = 65536
 LATENT = 100
 GIB = 1 << 30
+PROCESS_TIMEOUT = 1800
 
 SCRIPT = '''"""The hand-written sampler a user would write: NumPy's RNG + the runtime + uint8 + np.save per shard."""
 import sys
@@ -192,7 +193,10 @@ def disk_ceiling(workdir: Path) -> dict[str, float]:
 
 def run_process(command: list[str], env: dict[str, str] | None = None) -> tuple[float, str]:
     begin = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    try:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise SystemExit(f"{' '.join(command)} ran past {PROCESS_TIMEOUT} s: a hang, not a measurement") from exc
     seconds = time.perf_counter() - begin
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
