@@ -52,6 +52,11 @@ def _generator_slope(value: Any, hidden: tuple[int, ...]) -> float | tuple[float
 OUTPUT_ACTIVATIONS = ("tanh", "sigmoid")
 
 
+def hidden_activation_name(slope: float) -> str:
+    """How a hidden layer's LeakyReLU slope reads: ``relu`` (0), ``none`` (1), else ``leaky_relu(s)``."""
+    return {0.0: "relu", 1.0: "none"}.get(slope, f"leaky_relu({slope:g})")
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """The MLP generator: z (B, latent_dim) -> image (B, *image_shape) in [-1, 1].
@@ -96,10 +101,9 @@ class GeneratorConfig:
 
     def describe(self) -> str:
         """One line, e.g. ``100 -> 256 leaky_relu(0.2) -> 512 relu -> 784 tanh -> (1, 28, 28)``."""
-        names = {0.0: "relu", 1.0: "none"}
         steps = [str(self.latent_dim)]
         for width, slope in zip(self.hidden, self.hidden_slopes):
-            steps.append(f"{width} {names.get(slope, f'leaky_relu({slope:g})')}")
+            steps.append(f"{width} {hidden_activation_name(slope)}")
         steps.append(f"{self.image_size} {self.output_activation}")
         return " -> ".join(steps) + f" -> {self.image_shape}"
 
@@ -132,6 +136,34 @@ class GeneratorConfig:
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"not a generator config: {text!r} ({exc})") from exc
+
+
+@dataclass(frozen=True)
+class OnnxGeneratorConfig:
+    """A generator known only as an ONNX graph made elsewhere (``gankit.onnx.graph``): what gankit runs it by.
+
+    latent_dim and image_shape (C, H, W) come from the graph's input and output (or the user's image shape
+    when its output is flat); output_range is the graph's own, (-1, 1) or (0, 1): backends map (0, 1) to
+    [-1, 1] as 2y - 1, gankit's convention. flops_per_sample (2 * in * out for each MatMul/Gemm with a 2-D
+    weight initializer) and parameter_count (the elements of its initializers) are counted from the graph.
+    """
+
+    latent_dim: int
+    image_shape: tuple[int, int, int]
+    output_range: tuple[float, float]
+    flops_per_sample: int
+    parameter_count: int
+
+    @property
+    def image_size(self) -> int:
+        return math.prod(self.image_shape)
+
+    def describe(self) -> str:
+        low, high = self.output_range
+        return f"ONNX graph: {self.latent_dim} -> {self.image_shape}, output in [{low:g}, {high:g}]"
+
+    def to_json(self) -> str:
+        return json.dumps({"onnx_graph": asdict(self)}, sort_keys=True)
 
 
 @dataclass(frozen=True)
