@@ -24,7 +24,7 @@ import gankit.perf.bench as bench
 import gankit.perf.ceilings as ceilings
 from gankit.backends.resolve import open_backend
 from gankit.cli import main
-from gankit.errors import ConfigError, ConversionError
+from gankit.errors import ConfigError, ConversionError, ExportError
 from gankit.evaluate import evaluate
 from gankit.imports import ImportOptions
 from gankit.noise import noise
@@ -261,6 +261,9 @@ def test_foreign_graphs_gankit_cannot_run(tmp_path: Path, sigmoid_module: nn.Seq
     wide = mlp_graph(nn.Sequential(nn.Linear(4, 30), nn.Tanh()), tmp_path / "wide.onnx")
     with pytest.raises(ConfigError, match=r"output 'pixels' is \['n', 30\]: give its image shape with --image-shape"):
         read_graph(wide)
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    with pytest.raises(ExportError, match="empty.onnx: the file is empty"):
+        read_graph(tmp_path / "empty.onnx")
 
 
 def test_flags_a_file_does_not_take_are_refused(other_onnx: Path, tmp_path: Path, capsys) -> None:

@@ -39,7 +39,7 @@ def _has(name: str, precision: str) -> bool:
 def _auto_backend(generator: Generator | None, model_sha: str, precision: str, on_gpu: bool) -> tuple[str, str]:
     """(backend name, why) for ``--backend auto`` at a fixed precision."""
     if generator is None:
-        return "onnxruntime", "the model is an ONNX export"
+        return "onnxruntime", "the model is an ONNX file"
     if on_gpu:
         if "triton" in backend_names() and _has("triton", precision):
             return "triton", "CUDA device found: the fused whole-generator Triton kernel is the fastest path there"

@@ -53,6 +53,8 @@ def load_onnx(path: str | os.PathLike[str]) -> onnx.ModelProto:
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: no such ONNX file")
+    if path.stat().st_size == 0:
+        raise ExportError(f"{path}: the file is empty (0 bytes)")
     try:
         return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends: a file that is not ONNX

@@ -94,14 +94,14 @@ def run_bench(
 
     ``log`` gets the ceilings and warnings as lines (and the line saying a foreign file was converted);
     ``on_row`` every measurement as it is made; ``import_options``: what a foreign file cannot say."""
-    model = load_model(Path(model) if model else PRETRAINED, import_options, log)
     torch_device = resolve_device(device)
     on_gpu = torch_device.type == "cuda"
-    onnx_file = not isinstance(model, Generator)
-    backends = backends or default_backends(on_gpu, onnx_file)
     batch_sizes = batch_sizes or ([1, 256, 65536, 1_048_576] if on_gpu else [1, 64, 4096])
     precisions = precisions or (["fp32", "tf32", "bf16"] if on_gpu else ["fp32"])
-    _check_choices(backends, batch_sizes, precisions, output, compile_mode)
+    _check_choices(backends or [], batch_sizes, precisions, output, compile_mode)
+    model = load_model(Path(model) if model else PRETRAINED, import_options, log)
+    onnx_file = not isinstance(model, Generator)
+    backends = backends or default_backends(on_gpu, onnx_file)
     precisions = sorted(precisions, key=lambda p: p != "fp32")  # fp32 first: it is the "vs eager" baseline
     if onnx_file:  # the file as it is, through onnxruntime on the CPU, is the reference
         reference = create_backend("onnxruntime", model, precision=model.precision, device="cpu").generate_float
