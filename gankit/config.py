@@ -50,6 +50,7 @@ def _generator_slope(value: Any, hidden: tuple[int, ...]) -> float | tuple[float
 
 
 OUTPUT_ACTIVATIONS = ("tanh", "sigmoid")
+SEED_IMAGE_SHAPE = (1, 28, 28)
 
 
 def hidden_activation_name(slope: float) -> str:
@@ -80,7 +81,7 @@ class GeneratorConfig:
 
     latent_dim: int = 100
     hidden: tuple[int, ...] = (256, 512)
-    image_shape: tuple[int, int, int] = (1, 28, 28)
+    image_shape: tuple[int, int, int] = SEED_IMAGE_SHAPE
     slope: float | tuple[float, ...] = 0.2
     output_activation: str = "tanh"
 

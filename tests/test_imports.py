@@ -553,3 +553,13 @@ def test_options_resolve_to_the_seed_defaults() -> None:
     with pytest.raises(ConfigError, match="output range must be -1,1 or 0,1"):
         ImportOptions(output_range=(0.0, 255.0))
     assert math.isclose(ImportOptions(slope=[0.25]).hidden_slopes(3)[2], 0.25)
+
+
+def test_validate_takes_the_source_state_dict_with_its_flags(tmp_path: Path, classic: Generator, capsys) -> None:
+    torch.save(classic.state_dict(), tmp_path / "G.pth")
+    assert run_cli(capsys, "export", tmp_path / "G.pth", "--out", tmp_path / "g.onnx")[0] == 0
+    validate = ["validate", tmp_path / "g.onnx", "--checkpoint", tmp_path / "G.pth"]
+    code, out, err = run_cli(capsys, *validate)
+    assert code == 0 and "PASSED" in out, err
+    code, out, err = run_cli(capsys, *validate, "--slope", "0.1")
+    assert code == 2 and "leaky_relu(0.2)" in err and "leaky_relu(0.1)" in err and "are different generators" in err

@@ -19,23 +19,26 @@ import os
 import pickle
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 
 from gankit.checkpoint import FORMAT, generator_info, load_generator, read_generator_file, save_generator
+from gankit.config import SEED_IMAGE_SHAPE
 from gankit.errors import CheckpointError, ConfigError, ConversionError
 from gankit.imports.chain import build_generator, summary
-from gankit.imports.options import ONNX_OPTIONS, SEED_IMAGE_SHAPE, STATE_DICT_OPTIONS, ImportOptions
+from gankit.imports.options import ONNX_OPTIONS, STATE_DICT_OPTIONS, ImportOptions
 from gankit.imports.state_dict import linears_from_state_dict, natural_key
 from gankit.io import sha256_of
 from gankit.model import Generator
 
-FLAGS = {name: "--" + name.replace("_", "-") for name in ("hidden_act", "slope", "output_act", "image_shape", "bn_eps")}
-FLAGS["output_range"] = "--output-range"
+if TYPE_CHECKING:  # onnx is imported only when an .onnx file is read
+    from gankit.onnx.graph import OnnxGraph
+
+FLAGS = {field.name: "--" + field.name.replace("_", "-") for field in fields(ImportOptions)}  # as the CLI spells them
 SAVE_STATE_DICT = "torch.save(generator.state_dict(), 'G.pth')"
 
 
@@ -155,10 +158,11 @@ def convert(path: Path, options: ImportOptions) -> Converted:
     return Converted(generator, kind, summary(linears, generator.config))
 
 
-def load_model(path: str | os.PathLike[str], options: ImportOptions | None = None, log: Callable[[str], None] = print):
-    """Generator (eval mode, CPU) of a checkpoint of any kind, or an OnnxGraph of an ``.onnx`` file.
-
-    Returns ``Generator | gankit.onnx.graph.OnnxGraph``; see the module docstring."""
+def load_model(
+    path: str | os.PathLike[str], options: ImportOptions | None = None, log: Callable[[str], None] = print
+) -> Generator | OnnxGraph:
+    """Generator (eval mode, CPU) of a checkpoint of any kind, or an OnnxGraph of an ``.onnx`` file (see the
+    module docstring). ``log`` gets the one line saying that a foreign file was converted or is run."""
     path, options = Path(path), options or ImportOptions()
     if path.suffix == ".onnx":
         from gankit.onnx.graph import read_graph

@@ -18,7 +18,6 @@ from gankit.errors import ConfigError
 HIDDEN_ACTIVATIONS = ("leaky_relu", "relu")
 OUTPUT_RANGES = ((-1.0, 1.0), (0.0, 1.0))
 SEED_SLOPE = 0.2
-SEED_IMAGE_SHAPE = (1, 28, 28)
 TORCH_BN_EPS = 1e-5  # nn.BatchNorm1d's default
 
 # Which options each kind of file takes: a state dict cannot say any of the first four; a foreign ONNX

@@ -18,10 +18,9 @@ from pathlib import Path
 
 import onnx
 
-from gankit.config import GeneratorConfig, OnnxGeneratorConfig
+from gankit.config import SEED_IMAGE_SHAPE, GeneratorConfig, OnnxGeneratorConfig
 from gankit.errors import ConfigError, ConversionError, ExportError
 
-SEED_IMAGE_SHAPE = (1, 28, 28)
 FLOAT = onnx.TensorProto.FLOAT
 
 

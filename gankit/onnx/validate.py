@@ -84,8 +84,12 @@ def check_export(
 ) -> ParityReport:
     """The parity check of the export ``model_path`` against ``generator`` (see ``validate``); writes the report."""
     props = read_metadata(model_path)
-    if generator.config != GeneratorConfig.from_json(props["gankit_config"]):
-        raise ExportError(f"{model_path} and {source} have different generator configs")
+    exported = GeneratorConfig.from_json(props["gankit_config"])
+    if generator.config != exported:
+        raise ExportError(
+            f"{model_path} ({exported.describe()}) and {source} ({generator.config.describe()}) are different "
+            "generators"
+        )
     run = graph_runner(model_path, threads)
     precision, output = props["gankit_precision"], props["gankit_output"]
     report = check_parity(run, generator, precision, output, name or model_path.name, seed)
