@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from gankit.config import OUTPUT_ACTIVATIONS
-from gankit.errors import GankitError
+from gankit.errors import ConfigError, GankitError
 
 FOREIGN_FILES = (
     "a gankit .safetensors, a state dict from elsewhere (torch.save .pt/.pth or .safetensors, converted on the "
@@ -54,8 +54,6 @@ def import_options_from(args: argparse.Namespace):
 
     shape = parse_list(args.image_shape, int) if args.image_shape else None
     if shape is not None and len(shape) != 3:
-        from gankit.errors import ConfigError
-
         raise ConfigError(f"--image-shape takes C,H,W (three sizes), got {args.image_shape!r}")
     output_range = getattr(args, "output_range", None)
     return ImportOptions(
@@ -341,8 +339,6 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 def parse_list(text: str, kind: type = str) -> list:
     """'a,b' -> ['a', 'b'] (``kind`` applied to each); ConfigError naming the text when an item does not parse."""
-    from gankit.errors import ConfigError
-
     try:
         items = [kind(item.strip()) for item in text.split(",") if item.strip()]
     except ValueError:
