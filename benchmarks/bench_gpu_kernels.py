@@ -148,17 +148,18 @@ def paths(generator, precision: str, batch: int, z: torch.Tensor, compile_modes:
 
         return call
 
-    layers, slope = generator.layers, generator.config.slope
-    packed = pack_generator([x.weight for x in layers], [x.bias for x in layers], slope, dtype, z.device)
+    layers, config = generator.layers, generator.config
+    weights, biases = [x.weight for x in layers], [x.bias for x in layers]
+    packed = pack_generator(weights, biases, config.hidden_slopes, dtype, z.device, config.output_activation)
     per_layer = [  # W as the (out, in) view of a contiguous W.T: the kernel's faster layout
         (x.weight.detach().to(z.device, dtype).t().contiguous().t(), x.bias.detach().to(z.device, torch.float32))
         for x in layers
     ]
+    acts = [("leaky_relu", slope) for slope in config.hidden_slopes] + [(config.output_activation, 0.0)]
 
     def triton_layers() -> torch.Tensor:
         h = z_cast
-        for i, (weight, bias) in enumerate(per_layer):
-            act = "tanh" if i == len(per_layer) - 1 else "leaky_relu"
+        for (weight, bias), (act, slope) in zip(per_layer, acts):
             h = fused_linear(h, weight, bias, act, slope, allow_tf32=tf32)
         return h
 

@@ -57,7 +57,7 @@ def signature(fn, case: str, batch: int, constexprs: dict) -> tuple[dict, dict]:
         elif name.endswith("_ptr"):
             types[name] = out_type if name == "out_ptr" else "*bf16" if name.startswith("w") else "*fp32"
             attrs[(index,)] = [["tt.divisibility", 16]]
-        elif name == "slope":
+        elif name.startswith("slope"):
             types[name] = "fp32"
         elif name in ("B", "B_BUCKET") and batch == 1:  # Triton specializes an int argument equal to 1
             types[name], constexprs[name] = "constexpr", 1
@@ -92,6 +92,7 @@ def compile_one(config: tuple, case: str, batch: int) -> dict:
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    from kernels.fused_linear import TANH
     from kernels.generator import generator_kernel
 
     fn = generator_kernel.fn
@@ -103,6 +104,7 @@ def compile_one(config: tuple, case: str, batch: int) -> dict:
     blocks = {"BLOCK_M": bm, "BLOCK_K": bk, "BLOCK_H2": bh2, "OUT_SPLIT": split}
     # DOT_PRECISION: the launcher passes "tf32" for bf16 weights (it only matters for fp32 operands)
     constexprs = {**sizes, "NOISE": not reads_z, "UINT8": output == "uint8", "DOT_PRECISION": "tf32", **blocks}
+    constexprs["OUTPUT_ACT"] = TANH  # the bundled generator's output
     types, attrs = signature(fn, case, batch, constexprs)
     paths = {(fn.arg_names.index(name),): value for name, value in constexprs.items()}
     source = ASTSource(fn, types, constexprs=paths, attrs=attrs)

@@ -39,3 +39,7 @@ class ExportError(GankitError):
 
 class SamplingError(GankitError):
     """A sampling run cannot start, resume or write its output."""
+
+
+class ConversionError(GankitError):
+    """A generator made elsewhere (a module, a state dict, an ONNX graph) cannot become a gankit generator."""

@@ -1,16 +1,21 @@
 """``gankit eval``: generate samples through any backend and score them against the real digits.
 
 The scores are ``gankit.quality.metrics``' (MNIST-FID, coverage, precision/recall); the real-vs-real
-floor is the same distance between two disjoint halves of the bundled digits.
+floor is the same distance between two disjoint halves of the bundled digits. The classifier reads 1x28x28
+images, so only generators of that shape are scored (any file ``open_backend`` takes: a gankit checkpoint, a
+state dict from elsewhere, an ONNX file).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gankit.backends.resolve import open_backend
 from gankit.checkpoint import PRETRAINED
+from gankit.errors import ConfigError
+from gankit.imports import ImportOptions
 from gankit.io import write_json
 from gankit.quality.classifier import load_classifier
 from gankit.quality.metrics import HALF, Quality, features, quality, real_halves
@@ -32,15 +37,31 @@ class EvalReport:
         return self.generated.fid / self.floor.fid
 
 
+DIGIT_SHAPE = (1, 28, 28)
+
+
 def evaluate(
-    model: str | Path | None = None, backend: str = "auto", precision: str = "fp32", seed: int = 0, n: int = HALF
+    model: str | Path | None = None,
+    backend: str = "auto",
+    precision: str = "fp32",
+    seed: int = 0,
+    n: int = HALF,
+    import_options: ImportOptions | None = None,
+    log: Callable[[str], None] = lambda message: None,
 ) -> EvalReport:
-    """Generate ``n`` samples (seed, indices 0..n-1) through ``backend`` and score them against real digits."""
+    """Generate ``n`` samples (seed, indices 0..n-1) through ``backend`` and score them against real digits.
+
+    ``import_options``: what a foreign file cannot say; ``log``: gets the line saying a file was converted."""
+    engine = open_backend(model, backend, precision, log=log, import_options=import_options)
+    if tuple(engine.config.image_shape) != DIGIT_SHAPE:
+        shape = "x".join(map(str, engine.config.image_shape))
+        raise ConfigError(
+            f"gankit eval scores 1x28x28 digit images (its classifier's input); this generator makes {shape} images"
+        )
     _, accuracy = load_classifier()
     first, second = real_halves()
     real = features(first)
     floor = quality(real, features(second))
-    engine = open_backend(model, backend, precision, log=lambda message: None)
     images = engine.generate_range(seed, 0, n, batch_size=1000)
     report = EvalReport(
         str(model or PRETRAINED), engine.describe(), n, seed, accuracy, floor, quality(real, features(images))

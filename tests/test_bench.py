@@ -101,10 +101,10 @@ class Slow(EagerBackend):
 def test_run_bench_times_for_real_and_relates_rows_to_eager(tmp_path: Path, model_file: Path, monkeypatch) -> None:
     real_build = bench._build
 
-    def build(name, path, precision, device, batch, mode):
+    def build(name, model, precision, device, batch, mode):
         if name == "compile":  # stands in for a second backend: eager + 20 ms
-            return Slow(load_generator(path), precision, device)
-        return real_build(name, path, precision, device, batch, mode)
+            return Slow(model, precision, device)
+        return real_build(name, model, precision, device, batch, mode)
 
     monkeypatch.setattr(bench, "_build", build)
     report = bench.run_bench(
@@ -153,7 +153,7 @@ def test_a_wrong_backend_is_not_timed(tmp_path: Path, model_file: Path, monkeypa
     monkeypatch.setattr(
         bench,
         "_build",
-        lambda name, path, precision, device, batch, mode: Wrong(load_generator(path), precision, device),
+        lambda name, model, precision, device, batch, mode: Wrong(model, precision, device),
     )
     report = bench.run_bench(model_file, backends=["eager"], batch_sizes=[4], device="cpu", log=lambda line: None)
     (result,) = report.results

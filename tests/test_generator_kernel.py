@@ -16,6 +16,7 @@ import torch
 import triton
 from triton.runtime.errors import OutOfResources
 
+from gankit.config import GeneratorConfig
 from gankit.model import Generator
 from gankit.noise import noise
 from kernels.generator import (
@@ -40,14 +41,16 @@ TF32_TOLERANCE = 5e-3
 
 def pack(generator: Generator, dtype: torch.dtype = torch.float32) -> PackedGenerator:
     layers = generator.layers
-    return pack_generator([x.weight for x in layers], [x.bias for x in layers], generator.config.slope, dtype, DEVICE)
+    weights, biases, config = [x.weight for x in layers], [x.bias for x in layers], generator.config
+    return pack_generator(weights, biases, config.hidden_slopes, dtype, DEVICE, config.output_activation)
 
 
 def reference(generator: Generator, z: torch.Tensor) -> torch.Tensor:
     """Flat float64 images of z, on the CPU."""
     weights = [layer.weight.detach().double() for layer in generator.layers]
     biases = [layer.bias.detach().double() for layer in generator.layers]
-    return generator_reference(z.double().cpu(), weights, biases, generator.config.slope)
+    config = generator.config
+    return generator_reference(z.double().cpu(), weights, biases, config.hidden_slopes, config.output_activation)
 
 
 def fresh_z(batch: int, latent: int) -> torch.Tensor:
@@ -77,6 +80,34 @@ def test_odd_sizes(small_generator: Generator, batch: int) -> None:
     z = fresh_z(batch, 20)
     images = generator_forward(pack(small_generator), z=z, out=poisoned(batch, 100))
     assert max_error(images, reference(small_generator, z)) <= TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize(
+    ("slopes", "output_act"),
+    [((0.01, 0.0), "tanh"), ((0.2, 0.2), "sigmoid"), ((1.0, -0.3), "sigmoid")],
+    ids=["leaky-relu-tanh", "sigmoid", "none-negative-slope-sigmoid"],
+)
+def test_per_layer_slopes_and_output_activation(slopes: tuple[float, float], output_act: str) -> None:
+    """Imported generators: each hidden layer its own slope (0 = ReLU, 1 = none), tanh or sigmoid (2y - 1)."""
+    torch.manual_seed(8)
+    config = GeneratorConfig(20, (48, 80), (1, 10, 10), slope=slopes, output_activation=output_act)
+    generator = Generator(config).eval()
+    z = fresh_z(70, 20) * 3  # wide pre-activations: both sides of every activation are exercised
+    packed = pack(generator)
+    assert packed.slopes == slopes and packed.output_act == output_act
+    images = generator_forward(packed, z=z, out=poisoned(70, 100))
+    assert max_error(images, reference(generator, z)) <= TOLERANCE[torch.float32]
+    with torch.no_grad():  # the reference is the model's own forward, in float64
+        model = generator.double()(z.double().cpu()).flatten(1)
+    assert (reference(generator, z) - model).abs().max().item() <= 1e-12
+
+
+def test_pack_rejects_unknown_output_activation(small_generator: Generator) -> None:
+    layers = small_generator.layers
+    with pytest.raises(ValueError, match="output_act must be one of tanh, sigmoid, got 'relu'"):
+        pack_generator([x.weight for x in layers], [x.bias for x in layers], 0.2, torch.float32, DEVICE, "relu")
+    with pytest.raises(ValueError, match="2 hidden-layer slopes"):
+        pack_generator([x.weight for x in layers], [x.bias for x in layers], (0.2,), torch.float32, DEVICE)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])

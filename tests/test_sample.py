@@ -353,8 +353,7 @@ def test_output_not_writable(tmp_path: Path, model_file: Path) -> None:
 def test_unknown_and_mismatched_backends(tmp_path: Path, model_file: Path) -> None:
     with pytest.raises(BackendError, match="unknown backend"):
         run_job(tmp_path / "out", model_file, backend="tensorrt")
-    onnx_path = tmp_path / "g.onnx"
-    onnx_path.write_bytes(b"")
+    onnx_path = ROOT / "exported" / "generator.onnx"  # the file is read first: it must be an ONNX model
     with pytest.raises(BackendError, match="runs on --backend onnxruntime"):
         run_job(tmp_path / "out2", onnx_path, backend="eager")
 

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import torch
 
-from gankit.config import GeneratorConfig
+from gankit.config import GeneratorConfig, OnnxGeneratorConfig
 from gankit.errors import BackendError
 from gankit.noise import noise
 from gankit.pixels import to_uint8
@@ -27,13 +27,14 @@ class Backend(ABC):
     """Maps latent vectors (or a seed and an index range) to images.
 
     Subclasses set ``name`` and ``precisions``, build their runtime in ``__init__`` and implement
-    ``generate_float``. ``config`` describes the generator; ``device`` is where outputs land.
+    ``generate_float``. ``config`` describes the generator (an ONNX graph made elsewhere: what its graph
+    says, ``OnnxGeneratorConfig``); ``device`` is where outputs land.
     """
 
     name: ClassVar[str]
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
 
-    config: GeneratorConfig
+    config: GeneratorConfig | OnnxGeneratorConfig
     device: torch.device
     precision: str
 

@@ -1,5 +1,9 @@
 """From what a user asked (a model file, a backend name or ``auto``, a precision or ``auto``) to a running backend.
 
+The model file may be of any kind ``gankit.imports.load_model`` reads: a gankit checkpoint, a state dict from
+elsewhere (converted once, here, with the ``ImportOptions``), or an ONNX file (a gankit export or a generator
+graph made elsewhere, for the ONNX backends).
+
 ``open_backend`` is the one place that resolves ``--backend auto`` and ``--precision auto`` and says what it
 picked and why. On a GPU: the whole-generator Triton kernel where it runs, else torch.compile. On a CPU the
 choice is measured once per machine and model and cached (``gankit.backends.autoselect``).
@@ -12,9 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gankit.backends import Backend, backend_class, backend_names, create_backend
-from gankit.checkpoint import PRETRAINED, load_generator
+from gankit.checkpoint import PRETRAINED
 from gankit.device import resolve_device
 from gankit.errors import BackendError
+from gankit.imports import ImportOptions, load_model
 from gankit.io import sha256_of
 from gankit.model import Generator
 
@@ -34,7 +39,7 @@ def _has(name: str, precision: str) -> bool:
 def _auto_backend(generator: Generator | None, model_sha: str, precision: str, on_gpu: bool) -> tuple[str, str]:
     """(backend name, why) for ``--backend auto`` at a fixed precision."""
     if generator is None:
-        return "onnxruntime", "the model is an ONNX export"
+        return "onnxruntime", "the model is an ONNX file"
     if on_gpu:
         if "triton" in backend_names() and _has("triton", precision):
             return "triton", "CUDA device found: the fused whole-generator Triton kernel is the fastest path there"
@@ -68,15 +73,18 @@ def open_backend(
     compile_mode: str = "default",
     log: Callable[[str], None] = print,
     share: Callable[[Callable[[], Any]], Any] = _here,
+    import_options: ImportOptions | None = None,
 ) -> Backend:
     """Build the backend for ``model`` (default: the bundled generator), resolving ``auto`` and saying why.
 
     ``share(compute)``: runs a measured choice; under torchrun, rank 0 computes it and every rank gets
     the same answer (``gankit.sampling.ranks.Ranks.share``), so ranks never calibrate on their own.
+    ``import_options``: what a foreign file cannot say (``gankit.imports.ImportOptions``; the seed's defaults).
     """
     path = Path(model) if model is not None else PRETRAINED
     on_gpu = resolve_device(device).type == "cuda"
-    generator = None if path.suffix == ".onnx" else load_generator(path)
+    loaded = load_model(path, import_options, log)
+    generator = loaded if isinstance(loaded, Generator) else None
     model_sha = sha256_of(path)
     name = backend
     if precision == "auto":
@@ -90,7 +98,7 @@ def open_backend(
             raise BackendError(
                 f"{path} is an ONNX model: it runs on --backend {', '.join(ONNX_BACKENDS)} or auto, not {name!r}"
             )
-        return create_backend(name, path, precision=precision, device=device)
+        return create_backend(name, loaded, precision=precision, device=device)
     options: dict[str, Any] = {"device": device}
     if name == "compile":
         options.update(mode=compile_mode, batch_size=batch_size)

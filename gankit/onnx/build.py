@@ -15,7 +15,6 @@ parity gate (``gankit.onnx.validate``) before a file lands under its name.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +27,7 @@ from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.model import Generator
 from gankit.noise import NOISE_NAME
+from gankit.onnx.graph import load_onnx
 from gankit.onnx.quantize import Int8Options, quantize
 from gankit.pixels import to_uint8
 from gankit.version import __version__
@@ -70,14 +70,7 @@ def _metadata(
 
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     """The gankit metadata_props of an exported model (ExportError if it is not a gankit export)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ExportError(f"{path}: no such ONNX file")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf's DecodeError and friends: a file that is not ONNX
-        raise ExportError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from exc
-    props = {p.key: p.value for p in model.metadata_props}
+    props = {p.key: p.value for p in load_onnx(path).metadata_props}
     if "gankit_config" not in props:
         raise ExportError(f"{path}: not a gankit export (no gankit_config in its metadata)")
     return props
@@ -178,12 +171,3 @@ def temporary_export(
     path = Path(folder.name) / "generator.onnx"
     build_onnx(generator, path, precision, "float", DEFAULT_OPSET, "", int8=int8)
     return folder, path
-
-
-def describe(path: str | os.PathLike[str]) -> dict[str, object]:
-    """The metadata of an export, decoded (for ``gankit info MODEL.onnx``)."""
-    props = read_metadata(path)
-    decoded = {**props, "gankit_config": json.loads(props["gankit_config"])}
-    if "gankit_int8" in props:
-        decoded["gankit_int8"] = json.loads(props["gankit_int8"])
-    return decoded

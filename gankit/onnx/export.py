@@ -12,13 +12,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gankit.checkpoint import PRETRAINED, load_generator
+from gankit.checkpoint import PRETRAINED
 from gankit.errors import ExportError
+from gankit.imports import ImportOptions, load_checkpoint
 from gankit.io import sha256_of
 from gankit.onnx.build import DEFAULT_OPSET, build_onnx
 from gankit.onnx.parity import ParityReport
 from gankit.onnx.quantize import Int8Options
-from gankit.onnx.validate import report_path_for, validate
+from gankit.onnx.validate import check_export, report_path_for
 
 
 @dataclass
@@ -36,10 +37,12 @@ def export(
     opset: int = DEFAULT_OPSET,
     log=print,
     int8: Int8Options | None = None,
+    import_options: ImportOptions | None = None,
 ) -> ExportResult:
     """Export ``checkpoint`` (default: the bundled generator) to ``out``, validated; see the module doc.
 
-    ``int8``: quantization options when precision is int8 (default: ``Int8Options()``)."""
+    ``checkpoint``: any checkpoint ``gankit.imports.load_model`` reads (a foreign state dict is converted
+    with ``import_options``). ``int8``: quantization options when precision is int8 (default: ``Int8Options()``)."""
     if int8 is not None and precision != "int8":
         raise ExportError("int8 options were given, but the precision is not int8 (add --precision int8)")
     out = Path(out)
@@ -48,7 +51,7 @@ def export(
     if out.is_dir():
         raise ExportError(f"--out {out} is a folder; give a file name ending in .onnx")
     source = Path(checkpoint) if checkpoint else PRETRAINED
-    generator = load_generator(source)
+    generator = load_checkpoint(source, import_options, log)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx", dir=out.parent)
@@ -61,7 +64,7 @@ def export(
         what = f"int8 {(int8 or Int8Options()).label}" if precision == "int8" else precision
         log(f"exported {source} -> {out} ({what}, {output} output, opset {opset}); checking parity...")
         try:
-            report = validate(tmp, checkpoint=source, log=log, name=out.name)
+            report = check_export(tmp, generator, log=log, name=out.name, source=str(source))
         finally:
             for suffix in (".parity.json", ".parity.failed.json"):
                 produced = report_path_for(tmp, failed=suffix.endswith("failed.json"))

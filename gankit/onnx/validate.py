@@ -1,8 +1,10 @@
 """Run an exported graph with onnxruntime and hold it to its source generator's float64 reference.
 
-``validate`` loads the export (its config, precision and output come from its metadata), runs the
-parity cases of ``gankit.onnx.parity`` through an onnxruntime session, writes ``NAME.parity.json`` (or
-``NAME.parity.failed.json``) beside it and raises ExportError with the worst case when parity fails.
+``validate`` loads the export (its config, precision and output come from its metadata) and its source
+(any checkpoint ``gankit.imports.load_model`` reads, with the ``ImportOptions`` a foreign one needs);
+``check_export`` runs the parity cases of ``gankit.onnx.parity`` through an onnxruntime session, writes
+``NAME.parity.json`` (or ``NAME.parity.failed.json``) beside it and raises ExportError with the worst case
+when parity fails.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.checkpoint import PRETRAINED, load_generator
+from gankit.checkpoint import PRETRAINED
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
+from gankit.imports import ImportOptions, load_checkpoint
 from gankit.io import sha256_of
 from gankit.model import Generator
 from gankit.onnx.build import DEFAULT_OPSET, build_onnx, read_metadata
@@ -35,7 +38,7 @@ def graph_runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray
     if threads:
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda z: session.run(["image"], {"z": np.ascontiguousarray(z, dtype=np.float32)})[0]
+    return lambda z: session.run(["image"], {"z": np.ascontiguousarray(z, dtype=np.float32)})[0]  # gankit's names
 
 
 def report_path_for(model_path: Path, failed: bool = False) -> Path:
@@ -50,11 +53,13 @@ def validate(
     log=print,
     name: str | None = None,
     seed: int | None = None,
+    import_options: ImportOptions | None = None,
 ) -> ParityReport:
     """Re-run the parity check of an exported model against its source checkpoint; write the report.
 
     Without ``checkpoint`` the bundled generator is used when it is the model's recorded source.
     ``seed``: the base seed of the parity inputs (fresh when None; the report records it).
+    ``import_options``: for a foreign checkpoint, what its file cannot say (as given to the export).
     Raises ExportError (with the worst case against its tolerance) when parity fails.
     """
     model_path = Path(model_path)
@@ -64,9 +69,27 @@ def validate(
         raise ExportError(
             f"{model_path} was not exported from the bundled generator: pass its checkpoint with --checkpoint"
         )
-    generator = load_generator(source)
-    if generator.config != GeneratorConfig.from_json(props["gankit_config"]):
-        raise ExportError(f"{model_path} and {source} have different generator configs")
+    generator = load_checkpoint(source, import_options, log)
+    return check_export(model_path, generator, threads, log, name, seed, str(source))
+
+
+def check_export(
+    model_path: Path,
+    generator: Generator,
+    threads: int | None = None,
+    log=print,
+    name: str | None = None,
+    seed: int | None = None,
+    source: str = "its source",
+) -> ParityReport:
+    """The parity check of the export ``model_path`` against ``generator`` (see ``validate``); writes the report."""
+    props = read_metadata(model_path)
+    exported = GeneratorConfig.from_json(props["gankit_config"])
+    if generator.config != exported:
+        raise ExportError(
+            f"{model_path} ({exported.describe()}) and {source} ({generator.config.describe()}) are different "
+            "generators"
+        )
     run = graph_runner(model_path, threads)
     precision, output = props["gankit_precision"], props["gankit_output"]
     report = check_parity(run, generator, precision, output, name or model_path.name, seed)

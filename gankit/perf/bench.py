@@ -4,7 +4,9 @@
   after warm-up); on a CPU repeated wall-clock runs after warm-up, median and p90. Inputs rotate over
   several noise batches so that no cache holds the one input being timed.
 - Correctness first: each backend's output is compared with eager fp32 on the same z before it is
-  timed; a backend over its precision's tolerance is reported as failed and not timed.
+  timed; a backend over its precision's tolerance is reported as failed and not timed. The model is any
+  file ``gankit.imports.load_model`` reads; an ONNX file runs on the ONNX backends only, checked against
+  onnxruntime running the file as it is (its own precision), which is then the "eager" baseline.
 - Roofline (``gankit.perf.ceilings``): FLOPs and bytes per sample from the generator config against the
   best GEMM and copy measured in the same run, so "% of roofline" is honest on any machine; a row
   above 100 % would mean a ceiling is not one, and is reported as a warning.
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,9 +25,12 @@ import torch
 
 from gankit.backends import PRECISIONS, Backend, backend_class, create_backend
 from gankit.backends.compile import COMPILE_MODES
-from gankit.checkpoint import PRETRAINED, load_generator
+from gankit.backends.resolve import ONNX_BACKENDS
+from gankit.checkpoint import PRETRAINED
 from gankit.device import resolve_device
 from gankit.errors import BackendError, GankitError
+from gankit.imports import ImportOptions, load_model
+from gankit.model import Generator
 from gankit.noise import noise
 from gankit.perf.ceilings import Ceilings, measure_ceilings, roofline
 from gankit.perf.environment import environment
@@ -64,13 +70,12 @@ class BenchReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def _build(name: str, model_path: Path, precision: str, device: str, batch: int, compile_mode: str) -> Backend:
-    if name == "onnxruntime":
-        return create_backend(name, load_generator(model_path), precision=precision, device=device)
+def _build(name: str, model: Any, precision: str, device: str, batch: int, compile_mode: str) -> Backend:
+    """Backend ``name`` for ``model`` (a Generator, which each backend copies, or an OnnxGraph)."""
     options: dict[str, Any] = {"device": device}
     if name == "compile":
         options.update(mode=compile_mode, batch_size=batch)
-    return create_backend(name, load_generator(model_path), precision=precision, **options)
+    return create_backend(name, model, precision=precision, **options)
 
 
 def run_bench(
@@ -83,20 +88,26 @@ def run_bench(
     compile_mode: str = "default",
     log: Callable[[str], None] = print,
     on_row: Callable[[Measurement], None] = lambda row: None,
+    import_options: ImportOptions | None = None,
 ) -> BenchReport:
     """Measure every (backend, precision, batch); see the module docstring for how.
 
-    ``log`` gets the ceilings and warnings as lines; ``on_row`` every measurement as it is made."""
-    model_path = Path(model) if model else PRETRAINED
+    ``log`` gets the ceilings and warnings as lines (and the line saying a foreign file was converted);
+    ``on_row`` every measurement as it is made; ``import_options``: what a foreign file cannot say."""
     torch_device = resolve_device(device)
     on_gpu = torch_device.type == "cuda"
-    backends = backends or default_backends(on_gpu)
     batch_sizes = batch_sizes or ([1, 256, 65536, 1_048_576] if on_gpu else [1, 64, 4096])
     precisions = precisions or (["fp32", "tf32", "bf16"] if on_gpu else ["fp32"])
-    _check_choices(backends, batch_sizes, precisions, output, compile_mode)
+    _check_choices(backends or [], batch_sizes, precisions, output, compile_mode)
+    model = load_model(Path(model) if model else PRETRAINED, import_options, log)
+    onnx_file = not isinstance(model, Generator)
+    backends = backends or default_backends(on_gpu, onnx_file)
     precisions = sorted(precisions, key=lambda p: p != "fp32")  # fp32 first: it is the "vs eager" baseline
-    reference = load_generator(model_path).to(torch_device)
-    config = reference.config
+    if onnx_file:  # the file as it is, through onnxruntime on the CPU, is the reference
+        reference = create_backend("onnxruntime", model, precision=model.precision, device="cpu").generate_float
+    else:
+        reference = copy.deepcopy(model).to(torch_device)
+    config = model.config
     report = BenchReport(environment(torch_device), json.loads(config.to_json()), config.flops_per_sample)
     eager_fp32: dict[int, float] = {}  # the baseline of "vs eager": eager fp32 at the same batch size
 
@@ -107,12 +118,12 @@ def run_bench(
         for batch in batch_sizes:
             inputs = [noise(100 + i, 0, batch, config.latent_dim, device=torch_device) for i in range(ROTATING_INPUTS)]
             with torch.inference_mode():
-                expected = reference(inputs[0].to(torch_device)).float()
+                expected = reference(inputs[0].to(torch_device)).float().to(torch_device)
             for name in backends:
                 result = _measure_one(
-                    name, model_path, precision, torch_device, batch, output, compile_mode, inputs, expected, on_gpu
+                    name, model, precision, torch_device, batch, output, compile_mode, inputs, expected, on_gpu
                 )
-                if result.samples_per_second is not None:
+                if result.samples_per_second is not None and config.flops_per_sample:
                     result.roofline_samples_per_second = roofline(config, ceilings, batch, precision, output)
                     result.fraction_of_roofline = result.samples_per_second / result.roofline_samples_per_second
                     if name == "eager" and (precision == "fp32" or batch not in eager_fp32):
@@ -127,11 +138,13 @@ def run_bench(
     return report
 
 
-def default_backends(on_gpu: bool) -> list[str]:
-    """GPU: eager, compile, triton; CPU: eager, compile, onnxruntime, and openvino where it is installed."""
-    if on_gpu:
+def default_backends(on_gpu: bool, onnx_file: bool = False) -> list[str]:
+    """GPU: eager, compile, triton; CPU: eager, compile, onnxruntime, and openvino where it is installed.
+
+    An ONNX file: onnxruntime, and openvino where it is installed (CPU)."""
+    if on_gpu and not onnx_file:
         return ["eager", "compile", "triton"]
-    names = ["eager", "compile", "onnxruntime"]
+    names = ["onnxruntime"] if onnx_file else ["eager", "compile", "onnxruntime"]
     if backend_class("openvino").unavailable_reason() is None:
         names.append("openvino")
     return names
@@ -167,7 +180,7 @@ def above_ceiling(results: list[Measurement]) -> list[str]:
 
 def _measure_one(
     name: str,
-    model_path: Path,
+    model: Any,
     precision: str,
     device: torch.device,
     batch: int,
@@ -183,7 +196,13 @@ def _measure_one(
         if precision not in cls.precisions:
             result.status, result.note = "skipped", f"{name} has no {precision} path"
             return result
-        backend = _build(name, model_path, precision, str(device), batch, compile_mode)
+        if not isinstance(model, Generator) and name not in ONNX_BACKENDS:
+            result.status, result.note = "skipped", f"{name} runs checkpoints; an ONNX file runs on {ONNX_BACKENDS}"
+            return result
+        if not isinstance(model, Generator) and name == "onnxruntime" and precision != model.precision:
+            result.status, result.note = "skipped", f"the ONNX file is {model.precision}; onnxruntime runs it as it is"
+            return result
+        backend = _build(name, model, precision, str(device), batch, compile_mode)
         images = backend.generate(inputs[0], output="float").float().to(device)
     except GankitError as exc:
         result.status, result.note = "unavailable", str(exc)

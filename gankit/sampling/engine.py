@@ -54,6 +54,7 @@ def _open(job: SampleJob, log: Callable[[str], None], ranks: Ranks | None = None
         compile_mode=job.compile_mode,
         log=log,
         share=ranks.share if ranks is not None else (lambda compute: compute()),
+        import_options=job.import_options,
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gankit.checkpoint import PRETRAINED
 from gankit.errors import SamplingError
+from gankit.imports import ImportOptions
 
 FORMATS = ("npy", "png", "grid")
 DTYPES = ("uint8", "float16")
@@ -37,6 +38,7 @@ class SampleJob:
     device: str = "auto"
     compile_mode: str = "default"
     resume: bool = False
+    import_options: ImportOptions | None = None  # what a foreign model file cannot say (gankit.imports)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)

@@ -27,7 +27,6 @@ runtimes).
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
@@ -38,6 +37,7 @@ import numpy as np
 import torch
 
 from gankit.backends import Backend, create_backend
+from gankit.backends.openvino import openvino_core
 from gankit.errors import BackendError
 from gankit.noise import noise
 from gankit.pixels import to_uint8_into
@@ -99,19 +99,13 @@ class _OnnxRun:
 
 
 def runs_in_lanes(backend: Backend) -> bool:
-    """Whether ``backend`` can run as several CPU lanes (onnxruntime or OpenVINO on the CPU)."""
-    return backend.name in RUNTIMES and backend.device.type == "cpu"
+    """Whether ``backend`` can run as several CPU lanes (onnxruntime or OpenVINO on the CPU, on a gankit graph).
 
-
-@functools.lru_cache(maxsize=1)
-def _openvino_core():
-    """One OpenVINO Core for the process's lifetime. Each Core's CPU plugin replaces the calling thread's signal
-    stack at its first compilation and puts back the one it found when the Core is destroyed; Cores destroyed
-    out of order leave a freed stack in place, and the next signal handled on it (Ctrl-C, SIGCHLD) kills the
-    process (OpenVINO 2026.4). A Core that is never destroyed never puts back a stale one."""
-    import openvino as ov
-
-    return ov.Core()
+    A generator graph made elsewhere runs as one lane through its backend, which reshapes its output and maps
+    a [0, 1] range to [-1, 1]; lanes call the runtime on the raw graph."""
+    graph = getattr(backend, "graph", None)
+    foreign = graph is not None and graph.foreign
+    return backend.name in RUNTIMES and backend.device.type == "cpu" and not foreign
 
 
 def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Callable[[np.ndarray], np.ndarray]]:
@@ -124,7 +118,7 @@ def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Calla
     import openvino.properties.hint as hints
 
     wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
-    core = _openvino_core()
+    core = openvino_core()
     config = {
         hints.inference_precision: wanted,
         props.inference_num_threads: count * threads,

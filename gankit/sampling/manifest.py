@@ -52,7 +52,20 @@ def read_record(path: Path) -> dict[str, Any]:
         raise SamplingError(f"{path}: unreadable ({exc}); remove the folder or choose another --out") from exc
 
 
-MUST_MATCH_ON_RESUME = ("model", "seed", "start", "n", "format", "dtype", "shard_size", "backend", "precision")
+# "config" too: a foreign state dict read with other import flags (--slope, --output-act, ...) is the same file
+# and another generator. Manifests written before it was recorded are compared without it.
+MUST_MATCH_ON_RESUME = (
+    "model",
+    "config",
+    "seed",
+    "start",
+    "n",
+    "format",
+    "dtype",
+    "shard_size",
+    "backend",
+    "precision",
+)
 
 
 def check_resumable(existing: dict[str, Any], header: dict[str, Any], out: Path) -> None:
@@ -64,6 +77,8 @@ def check_resumable(existing: dict[str, Any], header: dict[str, Any], out: Path)
             "another --out)"
         )
     for key in MUST_MATCH_ON_RESUME:
+        if key == "config" and key not in job:
+            continue
         if job.get(key) != header[key]:
             raise SamplingError(
                 f"{out} holds a run with another {key} ({job.get(key)!r}, now {header[key]!r}); "
