@@ -137,7 +137,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         help="generate samples to disk (sharded .npy, PNG files or a grid); resumable; torchrun-aware",
         description="Sample i of seed s has the same noise everywhere, bit for bit (gankit.noise), so its image "
         "is the same whatever the batch size or number of processes: bit for bit with the same backend, batch size "
-        "and machine (shards, resumes and torchrun ranks are), and within 1 uint8 level across batch sizes and "
+        "and machine (shards, resumes, torchrun ranks and lanes are), and within 1 uint8 level across batch sizes and "
         "machines (a matmul's summation order depends on its shape and the CPU). --format npy/png write a "
         "folder with manifest.json; Ctrl-C or a kill "
         "loses nothing: rerun with --resume. Several processes: torchrun --nproc-per-node K -m gankit sample "

@@ -42,6 +42,11 @@ def atomic_path(path: str | os.PathLike[str], durable: bool = False) -> Iterator
         raise
 
 
+def cache_dir() -> Path:
+    """Where gankit keeps what it measures or derives once per machine: ``$GANKIT_CACHE_DIR``, else ~/.cache/gankit."""
+    return Path(os.environ.get("GANKIT_CACHE_DIR", Path.home() / ".cache" / "gankit"))
+
+
 def sha256_of(path: str | os.PathLike[str]) -> str:
     """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()

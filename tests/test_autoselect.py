@@ -170,3 +170,73 @@ def test_sample_cli_precision_auto(tmp_path: Path, monkeypatch, capsys) -> None:
         == 2
     )
     assert "use it with --backend auto" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the CLI and torchrun
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16", "int8"])
+def test_sample_cli_any_precision_with_backend_auto(tmp_path: Path, monkeypatch, capsys, small_generator, precision):
+    """``gankit sample --precision P`` (--backend auto): a backend that has P, and shards made with it."""
+    from gankit.backends import backend_class
+    from gankit.cli import main
+
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    model = save_generator(tmp_path / "g.safetensors", small_generator)
+    out = tmp_path / "out"
+    args = ["sample", str(model), "--precision", precision, "--n", "300", "--device", "cpu", "--out", str(out)]
+    assert main(args) == 0
+    job = json.loads((out / "manifest.json").read_text())["job"]
+    assert job["precision"] == precision and precision in backend_class(job["backend"]).precisions
+    assert f"backend auto -> {job['backend']} (" in capsys.readouterr().out
+    assert len(list(out.glob("shard_*.npy"))) == 1
+
+
+CALIBRATION_SPY = """
+import json, os
+import gankit.backends.autoselect as autoselect
+
+autoselect._paths = lambda: [("eager", "fp32"), ("onnxruntime", "int8")]
+_real = autoselect.cached
+
+
+def _spied(key, measure):
+    def logged():
+        with open(os.environ["SPY_LOG"], "a") as log:
+            log.write(json.dumps({"rank": os.environ.get("RANK"), "key": json.loads(key)[0]}) + "\\n")
+        return measure()
+
+    return _real(key, logged)
+
+
+autoselect.cached = _spied
+"""
+
+
+def test_torchrun_ranks_calibrate_once(tmp_path: Path, small_generator) -> None:
+    """Two gloo ranks, --precision auto, an empty cache: rank 0 measures the paths once, both ranks use its choice."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "spy").mkdir()
+    (tmp_path / "spy" / "sitecustomize.py").write_text(CALIBRATION_SPY)  # runs first in every process
+    model = save_generator(tmp_path / "g.safetensors", small_generator)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "spy"), str(root)]),
+        "GANKIT_CACHE_DIR": str(tmp_path / "cache"),
+        "SPY_LOG": str(tmp_path / "calibrations.jsonl"),
+        "OMP_NUM_THREADS": "1",
+    }
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    args = ["-m", "gankit", "sample", str(model), "--num-samples", "500", "--shard-size", "100", "--batch-size", "50"]
+    args += ["--precision", "auto", "--device", "cpu", "--quiet", "--out", str(tmp_path / "out")]
+    run = subprocess.run([*launcher, *args], cwd=root, env=env, capture_output=True, text=True, check=True)
+    calibrations = [json.loads(line) for line in (tmp_path / "calibrations.jsonl").read_text().splitlines()]
+    assert calibrations == [{"rank": "0", "key": "precision-auto"}], run.stdout
+    assert run.stdout.count("precision auto -> ") == 1
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["samples"] == 500
+    assert (manifest["job"]["backend"], manifest["job"]["precision"]) in [("eager", "fp32"), ("onnxruntime", "int8")]

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import statistics
 from pathlib import Path
 
@@ -27,11 +26,12 @@ import torch
 from gankit.backends import backend_class, backend_names, create_backend
 from gankit.cpu import cpu_info
 from gankit.errors import BackendError, GankitError
-from gankit.io import read_json, write_json
+from gankit.io import cache_dir, read_json, write_json
 from gankit.model import Generator
 from gankit.noise import noise
 from gankit.pixels import in_levels
 from gankit.timing import settle, time_cpu
+from gankit.version import package_version
 
 CPU_CANDIDATES = ("eager", "onnxruntime", "openvino")
 LOW_PRECISIONS = ("fp32", "bf16", "int8")  # tf32 is a GPU mode; fp16 has no fast CPU kernels
@@ -43,7 +43,13 @@ QUALITY_SAMPLES = 2500
 
 
 def cache_file() -> Path:
-    return Path(os.environ.get("GANKIT_CACHE_DIR", Path.home() / ".cache" / "gankit")) / "auto-backend.json"
+    return cache_dir() / "auto-backend.json"
+
+
+def machine_key() -> list:
+    """What every measured choice depends on besides the model: the CPU, the thread count, the runtimes' versions."""
+    versions = {name: package_version(name) for name in ("torch", "onnxruntime", "openvino")}
+    return [cpu_info().model, torch.get_num_threads(), versions]
 
 
 def _candidates(precision: str) -> list[str]:
@@ -56,7 +62,7 @@ def _candidates(precision: str) -> list[str]:
     return names
 
 
-def _cached(key: str, measure) -> object:
+def cached(key: str, measure) -> object:
     """``cache[key]``, measuring it with ``measure()`` and saving it (atomically) the first time."""
     path = cache_file()
     try:
@@ -91,11 +97,7 @@ def choose_cpu_backend(generator: Generator, model_sha: str, precision: str) -> 
         )
     if len(candidates) == 1:
         return candidates[0], f"the only CPU backend here with {precision}"
-    versions = {name: _version(name) for name in ("torch", "onnxruntime", "openvino")}
-    key = json.dumps(
-        [cpu_info().model, torch.get_num_threads(), versions, model_sha, precision, CALIBRATION_BATCH, candidates],
-        sort_keys=True,
-    )
+    key = json.dumps([*machine_key(), model_sha, precision, CALIBRATION_BATCH, candidates], sort_keys=True)
 
     def measure() -> dict[str, float]:
         rates = {}
@@ -106,7 +108,7 @@ def choose_cpu_backend(generator: Generator, model_sha: str, precision: str) -> 
                 continue
         return rates
 
-    rates = _cached(key, measure)
+    rates = cached(key, measure)
     if not rates:
         raise BackendError(f"no CPU backend could run {precision} here: {', '.join(candidates)} all failed")
     best = max(rates, key=rates.get)
@@ -187,11 +189,7 @@ def _describe_quality(measured: dict[str, float]) -> str:
 def choose_cpu_path(generator: Generator, model_sha: str) -> tuple[str, str, str]:
     """(backend, precision, why): the fastest CPU path whose quality cost is within tolerance, measured once, cached."""
     paths = _paths()
-    versions = {name: _version(name) for name in ("torch", "onnxruntime", "openvino")}
-    key = json.dumps(
-        ["precision-auto", cpu_info().model, torch.get_num_threads(), versions, model_sha, CALIBRATION_BATCH, paths],
-        sort_keys=True,
-    )
+    key = json.dumps(["precision-auto", *machine_key(), model_sha, CALIBRATION_BATCH, paths], sort_keys=True)
 
     def measure() -> dict[str, dict[str, float]]:
         measured = {}
@@ -209,7 +207,7 @@ def choose_cpu_path(generator: Generator, model_sha: str) -> tuple[str, str, str
             measured[f"{name}/{precision}"] = entry
         return measured
 
-    measured = _cached(key, measure)
+    measured = cached(key, measure)
     good = {label: entry for label, entry in measured.items() if quality_ok(entry)}
     if not good:
         return "eager", "fp32", "no path could be measured here; eager fp32, the reference"
@@ -224,11 +222,3 @@ def choose_cpu_path(generator: Generator, model_sha: str) -> tuple[str, str, str
         f"machine and model: {shown}"
     )
     return name, precision, why
-
-
-def _version(module: str) -> str:
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        return "absent"
-    return getattr(__import__(module), "__version__", "?")

@@ -2,8 +2,8 @@
 
 Accepts a path to a gankit export (its config and precision come from the ONNX metadata), an ``OnnxGraph``
 (``gankit.onnx.graph``: an export, or a generator graph made elsewhere, with what its file cannot say), or a
-Generator, which is exported once to a temporary file in the asked precision. A foreign graph's output is
-mapped to gankit's images: reshaped to (B, C, H, W), and 2y - 1 when its range is [0, 1].
+Generator, which is exported in the asked precision once per machine (``gankit.onnx.cache``). A foreign
+graph's output is mapped to gankit's images: reshaped to (B, C, H, W), and 2y - 1 when its range is [0, 1].
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ class OnnxRuntimeBackend(Backend):
         """``int8``: ``gankit.onnx.quantize.Int8Options`` for a Generator exported at precision int8."""
         import onnxruntime as ort
 
-        from gankit.onnx.build import temporary_export
+        from gankit.onnx.cache import cached_export
 
         if optimization not in OPTIMIZATION_LEVELS:
             raise BackendError(f"unknown graph optimization {optimization!r}; choose from {OPTIMIZATION_LEVELS}")
         self._folder = None
         if isinstance(model, Generator):
-            self._folder, path = temporary_export(model, precision, int8=int8 if precision == "int8" else None)
+            self._folder, path = cached_export(model, precision, int8=int8 if precision == "int8" else None)
             graph = read_graph(path)
         else:
             graph = model if isinstance(model, OnnxGraph) else read_graph(model)

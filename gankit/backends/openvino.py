@@ -3,9 +3,9 @@
 Accepts a path to a gankit ONNX export (its config comes from the ONNX metadata), an ``OnnxGraph``
 (``gankit.onnx.graph``: an export, or a generator graph made elsewhere, whose output is reshaped to
 (B, C, H, W) and mapped from [0, 1] to [-1, 1] as 2y - 1 when that is its range), or a Generator, which is
-exported once, as an fp32 graph, to a temporary file. ``generate_float`` takes z of shape (B, latent_dim)
-float32 (any B: the export's batch dimension is dynamic) and returns images (B, C, H, W) float32 in [-1, 1]
-on the CPU.
+exported as an fp32 graph once per machine (``gankit.onnx.cache``). ``generate_float`` takes z of shape
+(B, latent_dim) float32 (any B: the export's batch dimension is dynamic) and returns images (B, C, H, W)
+float32 in [-1, 1] on the CPU.
 
 Only exports of an fp32 graph with float output are accepted as paths: bf16 is not a graph of its own here,
 OpenVINO applies it when it compiles the fp32 graph (``INFERENCE_PRECISION_HINT``). fp16/int8 exports are
@@ -22,6 +22,7 @@ One infer request is reused for every call: a backend object is not safe to call
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -37,6 +38,18 @@ DEVICES = ("auto", "cpu")
 # latency: one stream using every thread (best at batch 1: ~75-140 us vs ~200 us, and for bf16 at every batch);
 # throughput: one stream per core, which was a little faster for fp32 at batch 4096 on a 2-core shared CPU.
 PERFORMANCE_HINTS = ("latency", "throughput")
+
+
+@functools.lru_cache(maxsize=1)
+def openvino_core():
+    """One OpenVINO Core for the process's lifetime, shared by every OpenVINO user in gankit. Each Core's CPU
+    plugin replaces the calling thread's signal stack at its first compilation and puts back the one it found
+    when the Core is destroyed; Cores destroyed out of order leave a freed stack in place, and the next signal
+    handled on it (Ctrl-C, SIGCHLD) kills the process (OpenVINO 2026.4). A Core that is never destroyed never
+    puts back a stale one."""
+    import openvino as ov
+
+    return ov.Core()
 
 
 class OpenVinoBackend(Backend):
@@ -79,11 +92,11 @@ class OpenVinoBackend(Backend):
         import openvino.properties as props
         import openvino.properties.hint as hints
 
-        from gankit.onnx.build import temporary_export
+        from gankit.onnx.cache import cached_export
 
         self._folder = None
         if isinstance(model, Generator):
-            self._folder, path = temporary_export(model, "fp32")
+            self._folder, path = cached_export(model, "fp32")
             graph = read_graph(path)
         else:
             graph = model if isinstance(model, OnnxGraph) else read_graph(model)
@@ -116,7 +129,7 @@ class OpenVinoBackend(Backend):
             }[performance],
         }
         try:
-            core = ov.Core()
+            core = openvino_core()
             self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

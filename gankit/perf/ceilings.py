@@ -158,7 +158,9 @@ def _runtime_gemms(precision: str, size: int, folder: Path) -> dict[str, Callabl
             import openvino.properties.hint as hints
         except ImportError:
             return calls
-        core = ov.Core()
+        from gankit.backends.openvino import openvino_core
+
+        core = openvino_core()
         wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
         if precision == "bf16" and not cpu_info().has_bf16:
             return calls

@@ -8,8 +8,9 @@ Layout of an ``npy`` (or ``png``) run folder::
     .journal/<run>-rank<r>.json   shards finished by one rank of one run (each rewritten atomically)
 
 A shard file appears under its final name only once complete (temp file + rename), a journal records it
-(with size and sha256) right after, and ``resume`` regenerates whatever is not recorded
-(``gankit.sampling.manifest``).
+(with size and checksum) right after, and ``resume`` regenerates whatever is not recorded
+(``gankit.sampling.manifest``). The shards are made by lanes ahead of a writer thread
+(``gankit.sampling.pipeline``); Ctrl-C finishes and writes the shards already under way, then stops.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
 from gankit.backends import Backend
 from gankit.backends.resolve import open_backend
@@ -29,6 +29,7 @@ from gankit.errors import GankitError, SamplingError
 from gankit.io import sha256_of
 from gankit.pixels import save_grid
 from gankit.sampling.job import SampleJob, SampleResult, ShardRecord, shard_name, shards_of
+from gankit.sampling.lanes import open_lanes, plan_lanes, runs_in_lanes
 from gankit.sampling.manifest import (
     JOURNALS,
     MANIFEST,
@@ -38,6 +39,7 @@ from gankit.sampling.manifest import (
     recorded_shards,
     write_manifest,
 )
+from gankit.sampling.pipeline import PendingShard, ShardMaker
 from gankit.sampling.ranks import Ranks
 from gankit.sampling.writer import ShardWriter
 
@@ -54,23 +56,6 @@ def _open(job: SampleJob, log: Callable[[str], None], ranks: Ranks | None = None
         share=ranks.share if ranks is not None else (lambda compute: compute()),
         import_options=job.import_options,
     )
-
-
-def _generate_shard(backend: Backend, job: SampleJob, first: int, count: int) -> tuple[torch.Tensor, Any]:
-    """Generate one shard into a host buffer (pinned, filled by async copies on a GPU)."""
-    output = "uint8" if job.dtype == "uint8" else "float"
-    on_gpu = backend.device.type == "cuda"
-    dtype = torch.uint8 if job.dtype == "uint8" else torch.float16
-    host = torch.empty((count, *backend.config.image_shape), dtype=dtype, pin_memory=on_gpu)
-    for offset in range(0, count, job.batch_size):
-        size = min(job.batch_size, count - offset)
-        images = backend.generate_seeded(job.seed, first + offset, size, output=output)
-        host[offset : offset + size].copy_(images.to(dtype) if images.dtype != dtype else images, non_blocking=on_gpu)
-    ready = None
-    if on_gpu:
-        ready = torch.cuda.Event()
-        ready.record()
-    return host, ready
 
 
 def generate(
@@ -93,33 +78,41 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     """Run ``job``: write its samples (see the module docstring) and return what was done."""
     if job.format == "grid":
         return _sample_grid(job, log)
+    from tqdm import tqdm
+
     ranks = Ranks.from_environment()
-    backend = _open(job, log if ranks.rank == 0 else (lambda message: None), ranks)
+    say = log if ranks.rank == 0 else (lambda message: None)
+    backend = _open(job, say, ranks)
     header = job_header(job, backend, sha256_of(job.model_path))
     done = ranks.broadcast(_prepare_folder(job, header) if ranks.rank == 0 else None)
     if isinstance(done, GankitError):
         raise done
-    pending = [s for s in shards_of(job) if shard_name(job, s[0]) not in done]
-    mine = pending[ranks.rank :: ranks.world]
+    pending_shards = [s for s in shards_of(job) if shard_name(job, s[0]) not in done]
+    mine = pending_shards[ranks.rank :: ranks.world]
     run_id = ranks.broadcast(uuid.uuid4().hex[:8])
     journal = job.out / JOURNALS / f"{run_id}-rank{ranks.rank}.json"
 
+    lanes, threads, why = ranks.share(lambda: plan_lanes(backend, job.dtype, job.batch_size))
+    if runs_in_lanes(backend):
+        say(f"pipeline: {lanes} lane{'s' if lanes > 1 else ''} x {threads} thread{'s' if threads > 1 else ''} ({why})")
+    on_gpu = backend.device.type == "cuda"
+    maker = ShardMaker(
+        open_lanes(backend, lanes, threads), backend.config.image_shape, job.dtype, job.batch_size, on_gpu
+    )
     warmup = getattr(backend, "warmup", lambda: 0.0)()
-    if warmup and ranks.rank == 0:
-        log(f"warm-up (compile) took {warmup:.1f} s; not counted in the throughput")
+    if warmup:
+        say(f"warm-up (compile) took {warmup:.1f} s; not counted in the throughput")
     total = sum(count for _, _, count in mine)
     bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress or ranks.rank != 0)
     writer = ShardWriter(job.out, journal)
-    interrupted = False
+
+    def deliver(shard: PendingShard, buffer: torch.Tensor, ready: torch.cuda.Event | None) -> None:
+        writer.put(shard_name(job, shard.index), shard.first, buffer, ready)
+        bar.update(shard.count)
+
     begin = time.perf_counter()
     try:
-        for index, first, count in mine:
-            buffer, ready = _generate_shard(backend, job, first, count)
-            writer.put(shard_name(job, index), first, buffer, ready)
-            bar.update(count)
-        writer.close()
-    except KeyboardInterrupt:
-        interrupted = True
+        interrupted = maker.make(job.seed, mine, deliver)
         writer.close()
     except BaseException:
         if ranks.world == 1:  # keep the manifest in step with what is on disk, then report the failure
@@ -127,10 +120,12 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
             write_manifest(job.out, header, list(done.values()) + writer.records, "partial")
         raise
     finally:
+        maker.close()
         bar.close()
     seconds = time.perf_counter() - begin
 
     everything = [r for records in ranks.gather(writer.records) for r in records]
+    ranks.close()  # the last collective
     if ranks.rank == 0:
         shards = list(done.values()) + everything
         complete = not interrupted and sum(s.count for s in shards) == job.n

@@ -65,13 +65,37 @@ class SampleJob:
         return self.model or PRETRAINED
 
 
+CHECKSUMS = ("crc32", "sha256")  # what new shards record; what earlier runs recorded (still read)
+
+
 @dataclass
 class ShardRecord:
+    """A finished shard: its file (or PNG folder), index range, size in bytes and checksum (hex, of ``algorithm``)."""
+
     file: str
     start: int
     count: int
     bytes: int
-    sha256: str
+    checksum: str
+    algorithm: str = CHECKSUMS[0]
+
+    def to_json(self) -> dict[str, object]:
+        """The manifest's entry: the checksum under its algorithm's name (``"crc32": "1c291ca3"``)."""
+        return {
+            "file": self.file,
+            "start": self.start,
+            "count": self.count,
+            "bytes": self.bytes,
+            self.algorithm: self.checksum,
+        }
+
+    @classmethod
+    def from_json(cls, entry: dict[str, object]) -> ShardRecord:
+        algorithm = next((name for name in CHECKSUMS if name in entry), None)
+        if algorithm is None:
+            raise SamplingError(f"a shard entry names no checksum of {', '.join(CHECKSUMS)}: {entry}")
+        fields = {key: entry[key] for key in ("file", "start", "count", "bytes")}
+        return cls(**fields, checksum=entry[algorithm], algorithm=algorithm)
 
 
 @dataclass

@@ -16,6 +16,7 @@ T = TypeVar("T")
 class Ranks:
     rank: int = 0
     world: int = 1
+    owns_group: bool = False  # this process joined the group itself (and leaves it in ``close``)
 
     @classmethod
     def from_environment(cls) -> Ranks:
@@ -25,12 +26,22 @@ class Ranks:
             return cls()
         import torch.distributed as dist
 
-        if not dist.is_initialized():
+        owns = not dist.is_initialized()
+        if owns:
             use_nccl = torch.cuda.is_available()
             if use_nccl:
                 torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
             dist.init_process_group("nccl" if use_nccl else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size())
+        return cls(dist.get_rank(), dist.get_world_size(), owns)
+
+    def close(self) -> None:
+        """Leave a group this process joined, after its last collective: a group still up when the interpreter
+        exits can abort it ("terminate called without an active exception", seen with gloo on a busy CPU)."""
+        if self.owns_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+            self.owns_group = False
 
     def broadcast(self, value: Any) -> Any:
         """rank 0's ``value`` on every rank."""
