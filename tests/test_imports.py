@@ -563,3 +563,19 @@ def test_validate_takes_the_source_state_dict_with_its_flags(tmp_path: Path, cla
     assert code == 0 and "PASSED" in out, err
     code, out, err = run_cli(capsys, *validate, "--slope", "0.1")
     assert code == 2 and "leaky_relu(0.2)" in err and "leaky_relu(0.1)" in err and "are different generators" in err
+
+
+def test_sample_resume_refuses_the_same_file_read_with_other_flags(tmp_path: Path, capsys) -> None:
+    """Import flags change the generator, not the file: resume compares the config too."""
+    torch.manual_seed(7)
+    module = nn.Sequential(nn.Linear(12, 20), nn.LeakyReLU(0.2), nn.Linear(20, 27), nn.Tanh()).eval()
+    torch.save(module.state_dict(), tmp_path / "m.pt")
+    out = tmp_path / "run"
+    common = ["sample", tmp_path / "m.pt", "--image-shape", "3,3,3", "--n", "40", "--out", out, "--backend", "eager"]
+    common += ["--shard-size", "16", "--quiet"]
+    code, _, err = run_cli(capsys, *common, "--slope", "0.2")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, *common, "--slope", "0.1", "--resume")
+    assert code == 2 and "another config" in err, err
+    code, _, err = run_cli(capsys, *common, "--slope", "0.2", "--resume")
+    assert code == 0, err
