@@ -52,8 +52,16 @@ RUNS: dict[str, dict[str, Any]] = {
     "dropout0.3": {"d_dropout": 0.3},
     "smooth0.1": {"label_smoothing": 0.1},
     "ttur1e-4/4e-4": {"lr": 1e-4, "d_lr": 4e-4},
+    "latent10": {"latent_labels": 10},
     "cond-projection": {**COND, "d_condition": "projection"},
     "cond-concat": {**COND, "d_condition": "concat"},
+    "r1-50": {"r1": 50.0},
+    "latent10+pack2": {"latent_labels": 10, "pack": 2},
+    "cond+pack2": {**COND, "pack": 2},
+    "latent10+r1-10": {"latent_labels": 10, "r1": 10.0},
+    "cond+r1-10": {**COND, "r1": 10.0},
+    "latent10+r1-10+pack2": {"latent_labels": 10, "r1": 10.0, "pack": 2},
+    "cond+r1-10+pack2": {**COND, "r1": 10.0, "pack": 2},
 }
 
 
@@ -122,6 +130,31 @@ def run_one(name: str, options: dict[str, Any], runs: Path, epochs: int) -> dict
     return result
 
 
+def _options_text(options: dict[str, Any]) -> str:
+    base = json.loads(json.dumps(BASE))  # as the options were saved: tuples became lists
+    changed = {k: v for k, v in options.items() if base.get(k) != v}
+    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "base"
+
+
+def markdown_table(runs: list[dict[str, Any]]) -> str:
+    """One row per run: its best epoch's measures (and the last epoch's FID), as in QUALITY.md."""
+    lines = [
+        "| run | options beyond base | best epoch | MNIST-FID (x floor) | seed 1 | class-mix FID | min digit "
+        "| precision | recall | label fidelity | last-epoch FID | minutes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        best, last = run["best"], run["last"]
+        fidelity = f"{100 * best['label_fidelity']:.1f} %" if "label_fidelity" in best else "—"
+        lines.append(
+            f"| {run['name']} | {_options_text(run['options'])} | {best['epoch']} | {best['fid']:.1f} "
+            f"({best['fid_over_floor']:.0f}x) | {best['fid_seed1']:.1f} | {best['class_mix_fid']:.1f} "
+            f"| {100 * best['min_share']:.1f} % | {best['precision']:.3f} | {best['recall']:.3f} | {fidelity} "
+            f"| {last['fid']:.1f} | {run['minutes']:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("runs/ablation"), help="folder of the run folders")
@@ -146,7 +179,9 @@ def main() -> None:
     env = environment(torch.device("cpu"))
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps({"environment": env, "base": BASE, "runs": finished}, indent=2))
-    print(f"wrote {args.out}")
+    with atomic_path(args.out.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown_table(finished))
+    print(f"wrote {args.out} and its table {args.out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help=f"training images: {SOURCES_HELP} [mnist-5k]")
     p.add_argument("--data-dir", default=None, help="folder holding (or to download) torchvision data sets")
-    p.add_argument("--epochs", type=int, default=None, help="total epochs [20; with --resume: the saved total]")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="total epochs [the preset's: seed 20, mnist and mnist-conditional 600; with --resume: the saved total]",
+    )
     p.add_argument("--batch-size", type=int, default=None, help="[64]")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (G, and D unless --d-lr) [2e-4]")
     p.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"), help="Adam betas [0.9 0.999]")
@@ -61,6 +66,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         choices=["projection", "concat"],
         help="how D sees the label: projection (a learned class vector dotted with D's last hidden layer, "
         "Miyato & Koyama 2018) or concat (one-hot beside the pixels) [projection]",
+    )
+    c.add_argument(
+        "--latent-labels",
+        type=int,
+        default=None,
+        metavar="K",
+        help="K > 0: G stays unconditional, D is conditional, and a fake's label is argmax(z[:K]) (each digit 1/K "
+        "of z-space): balanced digits from an unconditional generator; needs labelled data [0]",
     )
     d = p.add_argument_group("discriminator options")
     d.add_argument("--d-lr", type=float, default=None, help="D's learning rate (TTUR, D faster than G) [--lr]")
@@ -104,7 +117,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="K",
         help="every K epochs: MNIST-FID, digit coverage, precision/recall of --eval-samples fixed samples, "
-        "in losses.csv and losses.png (2,500 samples: about 1 s on 2 CPU cores); 0 = off [0]",
+        "in losses.csv and losses.png (2,500 samples: 2.5 s of one CPU core, about a training epoch on the "
+        "bundled digits); 0 = off [0]",
     )
     q.add_argument("--eval-samples", type=int, default=None, help="[2500: the samples gankit eval scores]")
     q.add_argument(
@@ -128,8 +142,9 @@ def _run_train(args: argparse.Namespace) -> int:
             name: getattr(args, name)
             for name in (
                 "data", "data_dir", "epochs", "batch_size", "lr", "ema", "seed", "device", "latent_dim", "slope",
-                "num_classes", "d_condition", "d_lr", "pack", "minibatch_std", "d_dropout", "label_smoothing",
-                "r1", "r1_every", "lecam", "augment_p", "ada_target", "eval_every", "eval_samples", "keep_best",
+                "num_classes", "latent_labels", "d_condition", "d_lr", "pack", "minibatch_std", "d_dropout",
+                "label_smoothing", "r1", "r1_every", "lecam", "augment_p", "ada_target", "eval_every", "eval_samples",
+                "keep_best",
             )
         }  # fmt: skip
         options["betas"] = tuple(args.betas) if args.betas else None

@@ -183,6 +183,8 @@ class TrainConfig:
       the G step ({op: magnitude}, ops in ``gankit.training.augment.OPS``), each op with probability p.
       ``augment_p`` is p (the start value with ``ada_target``); ``ada_target`` > 0 steers p so that
       E[sign(D(real))] approaches the target (StyleGAN2-ADA).
+    - ``latent_labels``: K > 0 trains an unconditional G against a D conditional on K classes, a fake's
+      label being argmax(z[:K]): balanced digits from an unconditional generator (see ``gankit.train``).
     - ``r1``: R1 gamma, (gamma / 2) E||grad_x D(x_real)||^2, applied every ``r1_every`` D steps, times r1_every.
     - ``lecam``: LeCam regulariser weight (Tseng et al. 2021).
     - ``eval_every``: every K epochs, MNIST-FID and digit coverage of ``eval_samples`` samples (fixed noise),
@@ -205,6 +207,7 @@ class TrainConfig:
     augment: dict[str, float] = field(default_factory=dict)
     augment_p: float = 0.0
     ada_target: float = 0.0
+    latent_labels: int = 0
     r1: float = 0.0
     r1_every: int = 16
     lecam: float = 0.0
@@ -238,12 +241,25 @@ class TrainConfig:
         if not 0 <= self.r1 < math.inf or not 0 <= self.lecam < math.inf:
             raise ConfigError(f"r1 and lecam weights must be >= 0 and finite, got {self.r1} and {self.lecam}")
         self.r1_every = _positive_int("r1 every", self.r1_every)
+        self.latent_labels = _count("latent labels (classes, 0 = off)", self.latent_labels)
+        if self.latent_labels and self.generator.num_classes:
+            raise ConfigError("latent labels are for an unconditional generator; a conditional one takes labels itself")
+        if self.latent_labels > self.generator.latent_dim:
+            raise ConfigError(
+                f"latent labels {self.latent_labels} need that many latent entries; latent_dim is "
+                f"{self.generator.latent_dim}"
+            )
         self.eval_every = _count("eval every (epochs, 0 = off)", self.eval_every)
         self.eval_samples = _positive_int("eval samples", self.eval_samples)
         if self.eval_samples < 10:
             raise ConfigError(f"eval samples must be at least 10 (a covariance needs several), got {self.eval_samples}")
         if self.keep_best and not self.eval_every:
             raise ConfigError("keep best needs a quality measurement: set eval every (epochs) too")
+
+    @property
+    def label_classes(self) -> int:
+        """Classes D is conditioned on (0 = none): the generator's, or ``latent_labels``."""
+        return self.generator.num_classes or self.latent_labels
 
     @property
     def discriminator_lr(self) -> float:

@@ -4,6 +4,9 @@ Per step: D minimises BCE(D(a(x)), 1 - s) + BCE(D(a(G(z))), 0) [+ lecam * LeCam 
 r1_every steps, times r1_every]; G minimises BCE(D(a(G(z))), 1) (non-saturating). ``a`` is the
 differentiable augmentation (identity when off) and s the label smoothing (0 when off); a
 conditional run feeds real labels with real images and uniform random labels to G and D for fakes.
+With ``latent_labels`` = K, G stays unconditional and D is conditional: a fake's label is
+argmax(z[:K]), so G learns to draw digit k wherever z's largest of its first K entries is entry k
+(each k has probability 1/K under z ~ N(0, I): the digits come out balanced, by construction).
 Shuffling, z, labels and augmentation draw from one CPU ``torch.Generator``, D's dropout masks from a
 second one on the device. Both states, the adaptive p and the LeCam EMAs are saved with the models and
 optimizers after every step that is checkpointed, so ``resume`` continues exactly.
@@ -75,14 +78,14 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
 
 
 def _training_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """uint8 images (N, C, H, W) and, for a conditional run, int64 labels (N,) in [0, num_classes)."""
-    num_classes = config.generator.num_classes
+    """uint8 images (N, C, H, W) and, when D is conditional, int64 labels (N,) in [0, num_classes)."""
+    num_classes = config.label_classes
     if not num_classes:
         return load_images(config.data, config.data_dir), None
     if config.data != "mnist-5k":
         raise DataError(
-            f"a conditional generator (num_classes {num_classes}) trains on labelled images; of the data sources "
-            f"only the bundled mnist-5k has labels here, not {config.data!r}"
+            f"a conditional D (num_classes or latent_labels {num_classes}) trains on labelled images; of the data "
+            f"sources only the bundled mnist-5k has labels here, not {config.data!r}"
         )
     images, labels = load_bundled()
     top = int(labels.max())
@@ -125,7 +128,7 @@ class Trainer:
         images, labels = _training_data(config)
         generator_config = replace(config.generator, image_shape=tuple(images.shape[1:]))
         discriminator_config = replace(
-            config.discriminator, image_shape=generator_config.image_shape, num_classes=generator_config.num_classes
+            config.discriminator, image_shape=generator_config.image_shape, num_classes=config.label_classes
         )
         if config.batch_size % discriminator_config.pack:
             raise ConfigError(
@@ -184,9 +187,12 @@ class Trainer:
         real_labels = fake_labels = None
         if self.labels is not None:
             real_labels = self.labels[index]
-            fake_labels = torch.randint(config.generator.num_classes, (len(index),), generator=self.rng).to(self.device)
+            if config.latent_labels:
+                fake_labels = z[:, : config.latent_labels].argmax(1)
+            else:
+                fake_labels = torch.randint(config.label_classes, (len(index),), generator=self.rng).to(self.device)
 
-        fake = self.generator(z, fake_labels)
+        fake = self.generator(z, None if config.latent_labels else fake_labels)
         real_in, fake_in = self._augment(real), self._augment(fake.detach())
         r1_now = config.r1 > 0 and len(self.history) % config.r1_every == 0
         if r1_now:

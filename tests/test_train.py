@@ -283,26 +283,34 @@ ALL_OPTIONS = {
 }
 
 
-def _recipe(data: Path | str, epochs: int, conditional: bool, **changes: object) -> TrainConfig:
-    options = {**ALL_OPTIONS, **({"num_classes": 10, "batch_size": 250} if conditional else {}), **changes}
+LABELLED = {"batch_size": 500}  # the labelled bundled digits: 5,000, 10 steps an epoch
+KINDS = {
+    "unconditional": {},
+    "latent-labels": {"latent_labels": 10, **LABELLED},
+    "conditional": {"num_classes": 10, **LABELLED},
+}
+
+
+def _recipe(data: Path | str, epochs: int, kind: str, **changes: object) -> TrainConfig:
+    options = {**ALL_OPTIONS, **KINDS[kind], **changes}
     base = {"data": str(data), "epochs": epochs, "batch_size": BATCH, "seed": 3, "device": "cpu"}
     return build_config("seed", **{**base, **options})
 
 
-@pytest.mark.parametrize("conditional", [False, True], ids=["unconditional", "conditional"])
+@pytest.mark.parametrize("kind", list(KINDS))
 def test_resume_is_exact_with_every_option_on(
-    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, conditional: bool
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
 ) -> None:
     """Ctrl-C in the middle of epoch 2, then resume: the same losses, p, LeCam EMAs, dropout masks,
-    measurements, best generator and weights as a run that was never stopped. The conditional run
-    trains on the labelled bundled digits (5,000, batch 250: 20 steps an epoch)."""
+    measurements, best generator and weights as a run that was never stopped."""
+    conditional = kind != "unconditional"
     data = "mnist-5k" if conditional else tiny_data
-    steps = 20 if conditional else STEPS_PER_EPOCH
-    straight = train(_recipe(data, 2, conditional), tmp_path / "straight", progress=False)
+    steps = 10 if conditional else STEPS_PER_EPOCH
+    straight = train(_recipe(data, 2, kind), tmp_path / "straight", progress=False)
     assert straight.epochs_done == 2
 
     _interrupt_after(monkeypatch, steps + 2)
-    stopped = train(_recipe(data, 2, conditional), tmp_path / "stopped", progress=False)
+    stopped = train(_recipe(data, 2, kind), tmp_path / "stopped", progress=False)
     assert stopped.interrupted and stopped.epochs_done == 1
     monkeypatch.undo()
     resumed = resume(tmp_path / "stopped", progress=False)
@@ -321,13 +329,15 @@ def test_resume_is_exact_with_every_option_on(
     p = state_a["history"][:, 4]
     assert p.min() < p.max() and state_a["lecam"]["updates"] == 2 * steps
     assert state_a["quality"][:, 0].tolist() == [1.0, 2.0]
-    if conditional:
+    if kind == "conditional":
         assert 0 <= state_a["quality"][0, 5] <= 1  # label fidelity measured
-        assert read_generator_file(a / GENERATOR_FILE)[0].num_classes == 10
+    assert read_generator_file(a / GENERATOR_FILE)[0].num_classes == (10 if kind == "conditional" else 0)
+    if conditional:  # D's projection: (pack 2 x 10 classes) -> its last hidden layer (24)
+        assert state_a["discriminator"]["projection.weight"].shape == (24, 20)
 
 
 def test_every_option_is_in_the_generator_metadata(tiny_data: Path, tmp_path: Path) -> None:
-    train(_recipe(tiny_data, 1, False), tmp_path, progress=False)
+    train(_recipe(tiny_data, 1, "unconditional"), tmp_path, progress=False)
     training = json.loads(read_generator_file(tmp_path / GENERATOR_FILE)[2]["training"])
     for name, value in ALL_OPTIONS.items():
         if name in ("pack", "minibatch_std", "d_hidden"):
@@ -370,11 +380,39 @@ def test_quality_is_logged_plotted_and_the_best_epoch_kept(tiny_data: Path, tmp_
     assert float(measured[-1]["precision"]) == direct.precision
 
 
+def test_latent_labels_are_the_argmax_of_the_first_latent_entries(tmp_path: Path) -> None:
+    """An unconditional G, a conditional D: D is told that a fake's label is argmax(z[:10])."""
+    config = build_config("seed", latent_labels=10, batch_size=500, device="cpu", **SMALL_NETS)
+    trainer = Trainer(config, tmp_path)
+    assert trainer.generator.config.num_classes == 0 and trainer.discriminator.config.num_classes == 10
+    seen: dict[str, torch.Tensor] = {}
+    generator_forward, discriminator_forward = trainer.generator.forward, trainer.discriminator.forward
+
+    def record_z(z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        assert labels is None  # G itself never sees a label
+        seen["z"] = z
+        return generator_forward(z)
+
+    def record_labels(image: torch.Tensor, labels: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
+        seen.setdefault("labels", []).append(labels)
+        return discriminator_forward(image, labels, rng)
+
+    trainer.generator.forward, trainer.discriminator.forward = record_z, record_labels
+    trainer.train_step()
+    real, fake, fake_again = seen["labels"]  # the D step (real, fake), then the G step (fake)
+    assert torch.equal(real, trainer.labels[trainer.perm[:500]])
+    assert torch.equal(fake, seen["z"][:, :10].argmax(1)) and torch.equal(fake_again, fake)
+    assert len(fake.unique()) == 10  # 500 draws: every digit (each 1/10)
+
+
 def test_keep_best_needs_eval_and_conditional_needs_labels(tiny_data: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="keep best needs a quality measurement"):
         build_config("seed", keep_best=True)
-    with pytest.raises(DataError, match="only the bundled mnist-5k has labels"):
-        train(build_config("seed", data=str(tiny_data), num_classes=10, device="cpu"), tmp_path, progress=False)
+    for labelled in ({"num_classes": 10}, {"latent_labels": 10}):
+        with pytest.raises(DataError, match="only the bundled mnist-5k has labels"):
+            train(build_config("seed", data=str(tiny_data), device="cpu", **labelled), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="latent labels are for an unconditional generator"):
+        build_config("seed", latent_labels=10, num_classes=10)
     with pytest.raises(ConfigError, match="num_classes must be at least 10"):
         train(build_config("seed", num_classes=4, device="cpu", **SMALL_NETS), tmp_path, progress=False)
     with pytest.raises(ConfigError, match="batch size 64 is not a multiple of the pack size 3"):
