@@ -62,6 +62,8 @@ RUNS: dict[str, dict[str, Any]] = {
     "cond+r1-10": {**COND, "r1": 10.0},
     "latent10+r1-10+pack2": {"latent_labels": 10, "r1": 10.0, "pack": 2},
     "cond+r1-10+pack2": {**COND, "r1": 10.0, "pack": 2},
+    "latent10+r1-10+aux1": {"latent_labels": 10, "r1": 10.0, "aux_weight": 1.0},
+    "cond+aux1": {**COND, "aux_weight": 1.0},
 }
 
 

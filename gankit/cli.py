@@ -75,6 +75,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="K > 0: G stays unconditional, D is conditional, and a fake's label is argmax(z[:K]) (each digit 1/K "
         "of z-space): balanced digits from an unconditional generator; needs labelled data [0]",
     )
+    c.add_argument(
+        "--aux-weight",
+        type=float,
+        default=None,
+        help="AC-GAN: D gets a digit-classifier head trained on real labels, and G a loss for fakes that do not "
+        "read as their label, both times this weight (needs --num-classes or --latent-labels) [0 = off]",
+    )
     d = p.add_argument_group("discriminator options")
     d.add_argument("--d-lr", type=float, default=None, help="D's learning rate (TTUR, D faster than G) [--lr]")
     d.add_argument("--pack", type=int, default=None, help="PacGAN: D judges this many samples at once [1]")
@@ -142,9 +149,9 @@ def _run_train(args: argparse.Namespace) -> int:
             name: getattr(args, name)
             for name in (
                 "data", "data_dir", "epochs", "batch_size", "lr", "ema", "seed", "device", "latent_dim", "slope",
-                "num_classes", "latent_labels", "d_condition", "d_lr", "pack", "minibatch_std", "d_dropout",
-                "label_smoothing", "r1", "r1_every", "lecam", "augment_p", "ada_target", "eval_every", "eval_samples",
-                "keep_best",
+                "num_classes", "latent_labels", "aux_weight", "d_condition", "d_lr", "pack", "minibatch_std",
+                "d_dropout", "label_smoothing", "r1", "r1_every", "lecam", "augment_p", "ada_target", "eval_every",
+                "eval_samples", "keep_best",
             )
         }  # fmt: skip
         options["betas"] = tuple(args.betas) if args.betas else None

@@ -118,6 +118,8 @@ class DiscriminatorConfig:
     size; 0 = off) appends one feature to the first hidden layer's output: the mean over features of the
     standard deviation over each group of packs. ``condition="projection"`` adds <P onehot, h> to the logit
     (Miyato & Koyama 2018), h the last hidden activation and P a (pack * num_classes -> hidden[-1]) map.
+    ``classifier`` adds an auxiliary head Linear(hidden[-1], pack * num_classes) on h that predicts each
+    sample's label (AC-GAN, Odena et al. 2017), beside the conditioning.
     """
 
     hidden: tuple[int, ...] = (512, 256)
@@ -128,6 +130,7 @@ class DiscriminatorConfig:
     pack: int = 1
     minibatch_std: int = 0
     dropout: float = 0.0
+    classifier: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", _sizes("hidden", self.hidden))
@@ -145,6 +148,8 @@ class DiscriminatorConfig:
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         object.__setattr__(self, "dropout", float(self.dropout))
+        if self.classifier and not self.num_classes:
+            raise ConfigError("an auxiliary classifier needs classes: num_classes > 0")
 
     @property
     def input_size(self) -> int:
@@ -183,6 +188,8 @@ class TrainConfig:
       the G step ({op: magnitude}, ops in ``gankit.training.augment.OPS``), each op with probability p.
       ``augment_p`` is p (the start value with ``ada_target``); ``ada_target`` > 0 steers p so that
       E[sign(D(real))] approaches the target (StyleGAN2-ADA).
+    - ``aux_weight``: AC-GAN's auxiliary classification loss (needs classes): D learns to tell the digits of
+      real images apart, G to make its fakes read as their labels; both losses times aux_weight.
     - ``latent_labels``: K > 0 trains an unconditional G against a D conditional on K classes, a fake's
       label being argmax(z[:K]): balanced digits from an unconditional generator (see ``gankit.train``).
     - ``r1``: R1 gamma, (gamma / 2) E||grad_x D(x_real)||^2, applied every ``r1_every`` D steps, times r1_every.
@@ -208,6 +215,7 @@ class TrainConfig:
     augment_p: float = 0.0
     ada_target: float = 0.0
     latent_labels: int = 0
+    aux_weight: float = 0.0
     r1: float = 0.0
     r1_every: int = 16
     lecam: float = 0.0
@@ -238,12 +246,16 @@ class TrainConfig:
             raise ConfigError("augmentation with p = 0 and no ada target never augments: set augment p or ada target")
         if (self.augment_p or self.ada_target) and not self.augment:
             raise ConfigError("augment p / ada target given without augmentations: name them (e.g. translate=1)")
-        if not 0 <= self.r1 < math.inf or not 0 <= self.lecam < math.inf:
-            raise ConfigError(f"r1 and lecam weights must be >= 0 and finite, got {self.r1} and {self.lecam}")
+        if not all(0 <= w < math.inf for w in (self.r1, self.lecam, self.aux_weight)):
+            raise ConfigError(
+                f"r1, lecam and aux weights must be >= 0 and finite, got {self.r1}, {self.lecam}, {self.aux_weight}"
+            )
         self.r1_every = _positive_int("r1 every", self.r1_every)
         self.latent_labels = _count("latent labels (classes, 0 = off)", self.latent_labels)
         if self.latent_labels and self.generator.num_classes:
             raise ConfigError("latent labels are for an unconditional generator; a conditional one takes labels itself")
+        if self.aux_weight and not self.label_classes:
+            raise ConfigError("the auxiliary classifier needs labels: set num classes or latent labels too")
         if self.latent_labels > self.generator.latent_dim:
             raise ConfigError(
                 f"latent labels {self.latent_labels} need that many latent entries; latent_dim is "

@@ -80,8 +80,9 @@ def pack(x: torch.Tensor, size: int) -> torch.Tensor:
 class Discriminator(nn.Module):
     """image: (B, C, H, W) float [, labels: (B,) int64] -> logits: (B / pack, 1) float (real > 0).
 
-    The options (packing, minibatch std, dropout, label conditioning) are described in
-    ``DiscriminatorConfig``; labels are required exactly when ``config.num_classes`` > 0. Dropout is
+    The options (packing, minibatch std, dropout, label conditioning, the auxiliary classifier) are
+    described in ``DiscriminatorConfig``; labels are required exactly when ``config.num_classes`` > 0 and
+    ``condition`` is not "classifier" (``classify`` gives that head's class logits). Dropout is
     active in train mode; its masks come from ``rng`` (a generator on the input's device; None = torch's
     global RNG), so a training loop can own, save and restore that stream.
     """
@@ -92,10 +93,18 @@ class Discriminator(nn.Module):
         self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in self.config.layer_sizes)
         if self.config.num_classes and self.config.condition == "projection":
             self.projection = nn.Linear(self.config.pack * self.config.num_classes, self.config.hidden[-1], bias=False)
+        if self.config.num_classes and self.config.classifier:
+            self.classifier = nn.Linear(self.config.hidden[-1], self.config.pack * self.config.num_classes)
 
     def forward(
         self, image: torch.Tensor, labels: torch.Tensor | None = None, rng: torch.Generator | None = None
     ) -> torch.Tensor:
+        return self.classify(image, labels, rng)[0]
+
+    def classify(
+        self, image: torch.Tensor, labels: torch.Tensor | None = None, rng: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(logits (B / pack, 1), class logits (B, num_classes) of the auxiliary classifier, or None without one)."""
         config = self.config
         if (labels is None) != (config.num_classes == 0):
             raise ValueError(f"this discriminator has num_classes = {config.num_classes}: labels must be given iff > 0")
@@ -114,4 +123,5 @@ class Discriminator(nn.Module):
         logits = self.layers[-1](x)
         if one_hot is not None and config.condition == "projection":
             logits = logits + (self.projection(pack(one_hot, config.pack)) * x).sum(1, keepdim=True)
-        return logits
+        classes = self.classifier(x).reshape(image.shape[0], config.num_classes) if config.classifier else None
+        return logits, classes

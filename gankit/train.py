@@ -1,7 +1,8 @@
 """The GAN training loop: the seed's algorithm plus the recipe options, checkpointed so nothing is lost.
 
 Per step: D minimises BCE(D(a(x)), 1 - s) + BCE(D(a(G(z))), 0) [+ lecam * LeCam + r1 / 2 * R1 every
-r1_every steps, times r1_every]; G minimises BCE(D(a(G(z))), 1) (non-saturating). ``a`` is the
+r1_every steps, times r1_every + aux_weight * CE(C(a(x)), y)]; G minimises BCE(D(a(G(z))), 1)
+(non-saturating) [+ aux_weight * CE(C(a(G(z))), y_fake)], C being D's auxiliary classifier head. ``a`` is the
 differentiable augmentation (identity when off) and s the label smoothing (0 when off); a
 conditional run feeds real labels with real images and uniform random labels to G and D for fakes.
 With ``latent_labels`` = K, G stays unconditional and D is conditional: a fake's label is
@@ -25,6 +26,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from tqdm import tqdm
 
 from gankit.checkpoint import atomic_path, load_state, save_generator, save_state
@@ -128,7 +130,10 @@ class Trainer:
         images, labels = _training_data(config)
         generator_config = replace(config.generator, image_shape=tuple(images.shape[1:]))
         discriminator_config = replace(
-            config.discriminator, image_shape=generator_config.image_shape, num_classes=config.label_classes
+            config.discriminator,
+            image_shape=generator_config.image_shape,
+            num_classes=config.label_classes,
+            classifier=config.aux_weight > 0,
         )
         if config.batch_size % discriminator_config.pack:
             raise ConfigError(
@@ -197,7 +202,7 @@ class Trainer:
         r1_now = config.r1 > 0 and len(self.history) % config.r1_every == 0
         if r1_now:
             real_in = real_in.detach().requires_grad_(True)
-        real_logits = self.discriminator(real_in, real_labels, self.dropout_rng)
+        real_logits, real_classes = self.discriminator.classify(real_in, real_labels, self.dropout_rng)
         fake_logits = self.discriminator(fake_in, fake_labels, self.dropout_rng)
         d_loss = self.loss(real_logits, torch.full_like(real_logits, 1.0 - config.label_smoothing)) + self.loss(
             fake_logits, torch.zeros_like(fake_logits)
@@ -208,14 +213,17 @@ class Trainer:
             d_total = d_total + config.lecam * self.lecam(real_logits, fake_logits)
         if r1_now:
             d_total = d_total + config.r1 / 2 * config.r1_every * r1_penalty(real_logits, real_in)
+        if config.aux_weight:
+            d_total = d_total + config.aux_weight * F.cross_entropy(real_classes, real_labels)
         self.opt_d.zero_grad(set_to_none=True)
         d_total.backward()
         self.opt_d.step()
 
-        logits = self.discriminator(self._augment(fake), fake_labels, self.dropout_rng)
+        logits, classes = self.discriminator.classify(self._augment(fake), fake_labels, self.dropout_rng)
         g_loss = self.loss(logits, torch.ones_like(logits))
+        g_total = g_loss + config.aux_weight * F.cross_entropy(classes, fake_labels) if config.aux_weight else g_loss
         self.opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
+        g_total.backward()
         self.opt_g.step()
         if self.ema_generator is not None:
             with torch.no_grad():

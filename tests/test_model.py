@@ -224,3 +224,17 @@ def test_conditional_generator_file_round_trip(tmp_path) -> None:
     z, labels = torch.randn(4, 20), torch.tensor([0, 3, 9, 3])
     with torch.no_grad():
         assert torch.equal(loaded(z, labels), generator(z, labels))
+
+
+def test_auxiliary_classifier_gives_class_logits_per_sample() -> None:
+    torch.manual_seed(11)
+    config = DiscriminatorConfig(hidden=(16, 8), image_shape=(1, 4, 4), num_classes=3, pack=2, classifier=True)
+    d = Discriminator(config).eval()
+    images, labels = torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 2, 0])
+    logits, classes = d.classify(images, labels)
+    assert logits.shape == (2, 1) and classes.shape == (4, 3)
+    torch.testing.assert_close(d(images, labels), logits, rtol=0, atol=0)
+    # row j*pack + i of the class logits is pack member i's slice of the head applied to pack j
+    hidden = d.classify(images[:2], labels[:2])[1]
+    torch.testing.assert_close(hidden, classes[:2], rtol=0, atol=1e-6)
+    assert Discriminator(DiscriminatorConfig(num_classes=3)).classify(torch.rand(2, 1, 28, 28), labels[:2])[1] is None
