@@ -10,7 +10,8 @@ i % 10) against the first half of the real digits, with the real-vs-real floor. 
 picked on those very samples, so its FID is optimistic: each generator is also scored on seed 1
 (``fid_seed1``), which played no part in the choice. ``class_mix_fid`` is real digits resampled to
 the generator's digit shares: the FID its digit mix alone explains. ``copying`` (best generator):
-``gankit.eval.copying_share``. ``minutes``: training wall time on this machine, shared with others.
+``gankit.eval.copying_share`` with per-digit thresholds, the training digits as their own held-out
+set. ``minutes``: training wall time on this machine, shared with others.
 A finished run's scores are kept in RUN/result.json, so the script resumes where it stopped.
 """
 
@@ -97,7 +98,8 @@ def score(
                 per_class = label_fidelity(fake[1], labels)
                 out |= {"label_fidelity": float(np.mean(per_class)), "label_fidelity_per_class": per_class}
             if copying:
-                out["copying"] = asdict(copying_share(images, load_bundled()[0]))
+                training, training_labels = load_bundled()
+                out["copying"] = asdict(copying_share(images, training, labels=(training_labels, None)))
     return out
 
 

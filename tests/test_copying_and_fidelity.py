@@ -43,11 +43,15 @@ def test_class_mix_fid_grows_with_the_imbalance() -> None:
 
 def _split() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(training 2,000, held-out 500, 'generated' 500) real digits, disjoint, every digit equally (the
-    bundled file is sorted by digit, so slices of it are not)."""
+    bundled file is sorted by digit, so slices of it are not); each in digit order."""
     images, labels = load_bundled()
     by_digit = [(labels == d).nonzero().flatten() for d in range(10)]
     pick = lambda a, b: images[torch.cat([i[a:b] for i in by_digit])]  # noqa: E731
     return pick(0, 200), pick(200, 250), pick(250, 300)
+
+
+def _digits(count_each: int) -> torch.Tensor:
+    return torch.arange(10).repeat_interleave(count_each)
 
 
 def test_a_generator_that_copies_is_caught() -> None:
@@ -58,13 +62,30 @@ def test_a_generator_that_copies_is_caught() -> None:
         assert check.share == 1.0 and check.generated_median < 0.2 * check.held_out_median
 
 
+@pytest.mark.parametrize("per_digit", [False, True])
 @pytest.mark.parametrize("with_held_out", [True, False])
-def test_new_real_digits_score_about_the_quantile(with_held_out: bool) -> None:
+def test_new_real_digits_score_about_the_quantile(with_held_out: bool, per_digit: bool) -> None:
     """Digits that were never trained on are what a non-copying generator makes: share ~ the quantile.
     Sampling error: the share of 500 is Binomial(500, 0.05), sd 0.0097; the threshold is itself a 5 %
     quantile of 500 held-out (or 2,000 leave-one-out) distances, adding at most another 0.0097: 3 sd of
     the sum is 0.041."""
     training, held_out, generated = _split()
-    check = copying_share(generated, training, held_out if with_held_out else None)
+    labels = (_digits(200), _digits(50)) if per_digit else None
+    check = copying_share(generated, training, held_out if with_held_out else None, labels=labels)
     assert check.expected == 0.05 and abs(check.share - 0.05) < 0.041
+    assert len(check.thresholds) == (10 if per_digit else 1)
     assert 0.8 < check.generated_median / check.held_out_median < 1.25
+
+
+def test_per_digit_thresholds_do_not_mistake_a_digit_mix_for_copying() -> None:
+    """'Generated' = new real 1s only: 1s lie close to their neighbours, so one threshold for all digits
+    calls many of them copies; per-digit thresholds judge them as 1s and find about the quantile.
+    The 500 ones of the bundled digits: 200 train, 50 held out, 250 'generated' (Binomial(250, 0.05):
+    sd 0.014; with the threshold's own error, 3 sd < 0.06)."""
+    training, held_out, _ = _split()
+    images, labels = load_bundled()
+    ones = images[(labels == 1).nonzero().flatten()[250:500]]
+    pooled = copying_share(ones, training, held_out)
+    per_digit = copying_share(ones, training, held_out, labels=(_digits(200), _digits(50)))
+    assert pooled.share > 0.3 and abs(per_digit.share - 0.05) < 0.06
+    assert per_digit.thresholds[1] < per_digit.thresholds[8]
