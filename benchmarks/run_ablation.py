@@ -65,6 +65,8 @@ RUNS: dict[str, dict[str, Any]] = {
     "cond+r1-10+pack2": {**COND, "r1": 10.0, "pack": 2},
     "latent10+r1-10+aux1": {"latent_labels": 10, "r1": 10.0, "aux_weight": 1.0},
     "cond+aux1": {**COND, "aux_weight": 1.0},
+    "cond+lecam0.3": {**COND, "lecam": 0.3},
+    "cond+mbstd4": {**COND, "minibatch_std": 4},
 }
 
 
@@ -103,26 +105,30 @@ def score(
     return out
 
 
-def run_one(name: str, options: dict[str, Any], runs: Path, epochs: int) -> dict[str, Any]:
+def run_one(name: str, options: dict[str, Any], runs: Path, epochs: int, rescore: bool = False) -> dict[str, Any]:
+    """Train (or resume) the run, score it, save RUN/result.json; a finished run is read back (and with
+    ``rescore`` scored again from its saved generators, keeping its training time)."""
     folder = runs / name.replace("/", "_")
     result_file = folder / "result.json"
-    recipe = {**BASE, **options}
-    if result_file.is_file():
-        saved = json.loads(result_file.read_text())
-        if saved["epochs"] == epochs and saved["options"] == json.loads(json.dumps(recipe)):
+    recipe = json.loads(json.dumps({**BASE, **options}))
+    saved = json.loads(result_file.read_text()) if result_file.is_file() else None
+    if saved is not None and (saved["epochs"], saved["options"]) == (epochs, recipe):
+        if not rescore:
             return saved
-    started = time.perf_counter()
-    if (folder / STATE_FILE).is_file():
-        resume(folder, epochs=epochs, progress=False)
+        minutes = saved["minutes"]
     else:
-        train(build_config("seed", epochs=epochs, device="cpu", **recipe), folder, progress=False)
-    minutes = (time.perf_counter() - started) / 60
+        started = time.perf_counter()
+        if (folder / STATE_FILE).is_file():
+            resume(folder, epochs=epochs, progress=False)
+        else:
+            train(build_config("seed", epochs=epochs, device="cpu", **{**BASE, **options}), folder, progress=False)
+        minutes = (time.perf_counter() - started) / 60
     first, second = real_halves()
     real, other = features(first), features(second)
     floor = quality(real, other).fid
     result = {
         "name": name,
-        "options": json.loads(json.dumps(recipe)),
+        "options": recipe,
         "epochs": epochs,
         "minutes": minutes,
         "floor": floor,
@@ -166,12 +172,13 @@ def main() -> None:
     parser.add_argument("--only", default=None, help="comma-separated run names (default: all)")
     # One thread: on 2 cores shared with other jobs, two threads measured 8x slower a step (they wait on each other).
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rescore", action="store_true", help="score finished runs again (no training)")
     parser.add_argument("--out", type=Path, required=True, help="the JSON to write (every finished run)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = args.only.split(",") if args.only else list(RUNS)
     for name in names:
-        result = run_one(name, RUNS[name], args.runs, args.epochs)
+        result = run_one(name, RUNS[name], args.runs, args.epochs, args.rescore)
         best, last = result["best"], result["last"]
         print(
             f"{name:<18} best@{best['epoch']}: FID {best['fid']:7.2f} (seed 1: {best['fid_seed1']:7.2f}), "
