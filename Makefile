@@ -6,7 +6,7 @@ STAMP := $(VENV)/.gankit-installed
 
 .PHONY: demo test lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py gankit/_noise/native.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/gankit demo
 
+# pip built the C noise extension above: the tests fail if it is missing (see tests/test_noise.py)
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	GANKIT_REQUIRE_NATIVE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

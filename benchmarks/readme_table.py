@@ -10,7 +10,9 @@ import re
 import sys
 from pathlib import Path
 
-from gankit.bench import BenchReport, Ceilings, Measurement, markdown_table
+from gankit.perf.bench import BenchReport, Measurement
+from gankit.perf.ceilings import Ceilings
+from gankit.perf.report import markdown_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"

@@ -10,7 +10,7 @@ i % 10) against the first half of the real digits, with the real-vs-real floor. 
 picked on those very samples, so its FID is optimistic: each generator is also scored on seed 1
 (``fid_seed1``), which played no part in the choice. ``class_mix_fid`` is real digits resampled to
 the generator's digit shares: the FID its digit mix alone explains. ``copying`` (best generator):
-``gankit.eval.copying_share`` with per-digit thresholds, the training digits as their own held-out
+``gankit.quality.metrics.copying_share`` with per-digit thresholds, the training digits as their own held-out
 set. ``minutes``: training wall time on this machine, shared with others.
 A finished run's scores are kept in RUN/result.json, so the script resumes where it stopped.
 """
@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from gankit.bench import environment
-from gankit.checkpoint import atomic_path, load_generator, read_generator_file
+from gankit.checkpoint import load_generator, read_generator_file
 from gankit.data import load_bundled
-from gankit.eval import HALF, class_mix_fid, copying_share, features, label_fidelity, quality, real_halves
+from gankit.io import atomic_path
 from gankit.noise import noise
+from gankit.perf.environment import environment
+from gankit.quality.metrics import HALF, class_mix_fid, copying_share, features, label_fidelity, quality, real_halves
 from gankit.train import BEST_FILE, GENERATOR_FILE, STATE_FILE, resume, train
 from gankit.training.presets import build_config
 

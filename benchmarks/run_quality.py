@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from gankit.bench import environment
-from gankit.checkpoint import atomic_path
 from gankit.errors import GankitError
-from gankit.eval import evaluate
+from gankit.evaluate import evaluate
+from gankit.io import atomic_path
+from gankit.perf.environment import environment
 
 PATHS = [
     ("eager", "fp32"),

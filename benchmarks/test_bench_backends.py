@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from gankit.backends import create_backend
-from gankit.bench import TOLERANCE
 from gankit.checkpoint import load_generator
 from gankit.noise import noise
+from gankit.perf.bench import TOLERANCE
 
 ON_GPU = torch.cuda.is_available()
 needs_gpu = pytest.mark.skipif(not ON_GPU, reason="needs a CUDA GPU (the CPU cases cover the same code)")

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gankit.sample import SampleJob, sample
+from gankit.sampling.engine import SampleJob, sample
 
 CASES = [("eager", "npy", "uint8"), ("eager", "npy", "float16"), ("eager", "png", "uint8")]
 _runs = itertools.count()

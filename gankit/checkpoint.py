@@ -11,13 +11,9 @@ leaves a half-written file under the real name.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import pickle
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,45 +23,13 @@ from safetensors.torch import save_file
 
 from gankit.config import GeneratorConfig
 from gankit.errors import CheckpointError, ConfigError
+from gankit.io import atomic_path, sha256_of
 from gankit.model import Generator
+from gankit.noise import NOISE_NAME
 from gankit.version import __version__
 
 FORMAT = "gankit.generator"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it, which is not thread-safe
 PRETRAINED = Path(__file__).parent / "pretrained" / "generator.safetensors"
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], durable: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
-
-    ``durable`` fsyncs the finished file before the rename, so a power loss cannot leave an empty file
-    under the real name (worth it for checkpoints; too slow for thousands of small PNGs).
-    """
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; the final file gets the usual permissions
-    try:
-        yield Path(tmp)
-        if durable:
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def sha256_of(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_generator(path: str | os.PathLike[str], generator: Generator, training: dict[str, Any] | None = None) -> Path:
@@ -76,6 +40,7 @@ def save_generator(path: str | os.PathLike[str], generator: Generator, training:
         "gankit_version": __version__,
         "config": generator.config.to_json(),
         "training": json.dumps(training or {}, sort_keys=True),
+        "noise": NOISE_NAME,  # the noise its training grids and quality numbers were made with
     }
     with atomic_path(path, durable=True) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
@@ -138,6 +103,7 @@ def generator_info(path: str | os.PathLike[str]) -> dict[str, Any]:
         "parameters": config.parameter_count,
         "flops_per_sample": config.flops_per_sample,
         "gankit_version": metadata.get("gankit_version"),
+        "noise": metadata.get("noise", "philox4x32-10/tl.randn/v1 (saved before noise versions)"),
         "training": training,
     }
 

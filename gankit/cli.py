@@ -7,7 +7,67 @@ import json
 import sys
 from pathlib import Path
 
-from gankit.errors import GankitError
+from gankit.config import OUTPUT_ACTIVATIONS
+from gankit.errors import ConfigError, GankitError
+
+FOREIGN_FILES = (
+    "a gankit .safetensors, a state dict from elsewhere (torch.save .pt/.pth or .safetensors, converted on the "
+    "fly: gankit import saves the conversion)"
+)
+
+
+def _add_import_flags(p: argparse.ArgumentParser, onnx: bool = True) -> None:
+    """The flags that say what a foreign file cannot (defaults: the seed's); see gankit.imports.options."""
+    q = p.add_argument_group(
+        "generators from elsewhere",
+        "what a state dict" + (" or a foreign ONNX graph" if onnx else "") + " cannot say; defaults are the seed's",
+    )
+    q.add_argument(
+        "--hidden-act",
+        default=None,
+        metavar="ACT",
+        help="activation after each hidden Linear: leaky_relu or relu, or one per layer (relu,leaky_relu) [leaky_relu]",
+    )
+    q.add_argument("--slope", default=None, help="LeakyReLU slope, or one per hidden layer (0.2,0.1) [0.2]")
+    q.add_argument("--output-act", default=None, choices=OUTPUT_ACTIVATIONS, help="[tanh]")
+    q.add_argument(
+        "--image-shape", default=None, metavar="C,H,W", help="image shape of the last layer's output [1,28,28]"
+    )
+    q.add_argument(
+        "--bn-eps",
+        type=float,
+        default=None,
+        help="BatchNorm1d eps (a state dict does not store it; PyTorch-GAN's gan.py uses 0.8) [1e-5]",
+    )
+    if onnx:
+        q.add_argument(
+            "--output-range",
+            default=None,
+            choices=["-1,1", "0,1"],
+            help="a foreign ONNX graph's output range; 0,1 is mapped to [-1, 1] (write --output-range=-1,1) [-1,1]",
+        )
+
+
+def import_options_from(args: argparse.Namespace):
+    """ImportOptions from the shared flags (None where a flag was not given)."""
+    from gankit.imports import ImportOptions
+
+    shape = parse_list(args.image_shape, int) if args.image_shape else None
+    if shape is not None and len(shape) != 3:
+        raise ConfigError(f"--image-shape takes C,H,W (three sizes), got {args.image_shape!r}")
+    output_range = getattr(args, "output_range", None)
+    return ImportOptions(
+        hidden_act=parse_list(args.hidden_act) if args.hidden_act else None,
+        slope=parse_list(args.slope, float) if args.slope else None,
+        output_act=args.output_act,
+        image_shape=tuple(shape) if shape else None,
+        bn_eps=args.bn_eps,
+        output_range=tuple(parse_list(output_range, float)) if output_range else None,
+    )
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -171,18 +231,24 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     from gankit.backends import PRECISIONS, backend_names
     from gankit.backends.compile import COMPILE_MODES
-    from gankit.sample import DTYPES, FORMATS
+    from gankit.sampling.job import DTYPES, FORMATS
 
     p = sub.add_parser(
         "sample",
         help="generate samples to disk (sharded .npy, PNG files or a grid); resumable; torchrun-aware",
-        description="Sample i of seed s is always the same image, whatever the backend, batch size or "
-        "number of processes. --format npy/png write a folder with manifest.json; Ctrl-C or a kill "
+        description="Sample i of seed s has the same noise everywhere, bit for bit (gankit.noise), so its image "
+        "is the same whatever the batch size or number of processes: bit for bit with the same backend, batch size "
+        "and machine (shards, resumes, torchrun ranks and lanes are), and within 1 uint8 level across batch sizes and "
+        "machines (a matmul's summation order depends on its shape and the CPU). --format npy/png write a "
+        "folder with manifest.json; Ctrl-C or a kill "
         "loses nothing: rerun with --resume. Several processes: torchrun --nproc-per-node K -m gankit sample "
         "--num-samples N ... (under torchrun spell --n and --start as --num-samples and --first-index).",
     )
     p.add_argument(
-        "model", nargs="?", default=None, help="generator .safetensors or .onnx export (default: the bundled one)"
+        "model",
+        nargs="?",
+        default=None,
+        help=f"{FOREIGN_FILES}, or an .onnx generator (default: the bundled generator)",
     )
     # torchrun's own parser takes --n and --start as abbreviations of its options: hence the long aliases.
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=64, help="number of samples [%(default)s]")
@@ -215,16 +281,18 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=int, default=65536, help="samples per shard [%(default)s]")
     p.add_argument("--out", default="samples.png", help="folder (npy, png) or .png file (grid) [%(default)s]")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [%(default)s]")
     p.add_argument(
         "--compile-mode", default="default", choices=COMPILE_MODES, help="for --backend compile [%(default)s]"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_import_flags(p)
     p.set_defaults(run=_run_sample)
 
 
 def _run_sample(args: argparse.Namespace) -> int:
-    from gankit.sample import SampleJob, sample
+    from gankit.sampling.engine import sample
+    from gankit.sampling.job import SampleJob
 
     fmt = args.format or ("grid" if str(args.out).endswith(".png") else "npy")
     job = SampleJob(
@@ -242,6 +310,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         device=args.device,
         compile_mode=args.compile_mode,
         resume=args.resume,
+        import_options=import_options_from(args),
     )
     result = sample(job, progress=not args.quiet)
     rate = f"{result.samples_per_second:,.0f} samples/s" if result.samples_written else "nothing left to do"
@@ -256,21 +325,18 @@ def _run_sample(args: argparse.Namespace) -> int:
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show a generator's config, parameter count and metadata")
     p.add_argument(
-        "path", nargs="?", default=None, help="generator .safetensors or .onnx export (default: the bundled one)"
+        "path", nargs="?", default=None, help=f"{FOREIGN_FILES}, or an .onnx generator (default: the bundled generator)"
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    _add_import_flags(p)
     p.set_defaults(run=_run_info)
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from gankit.checkpoint import PRETRAINED, generator_info
+    from gankit.checkpoint import PRETRAINED
+    from gankit.imports import model_info
 
-    if args.path and str(args.path).endswith(".onnx"):
-        from gankit.export import describe
-
-        info = describe(args.path)
-    else:
-        info = generator_info(args.path or PRETRAINED)
+    info = model_info(args.path or PRETRAINED, import_options_from(args), log=_stderr)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -280,8 +346,8 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    from gankit.export import DEFAULT_OPSET, OUTPUTS, PRECISIONS
-    from gankit.quantize import CALIBRATIONS, INT8_TYPES, MODES
+    from gankit.onnx.build import DEFAULT_OPSET, OUTPUTS, PRECISIONS
+    from gankit.onnx.quantize import CALIBRATIONS, INT8_TYPES, MODES
 
     p = sub.add_parser(
         "export",
@@ -289,11 +355,11 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         description="Input z [batch, latent] float32. Output image [batch, C, H, W]: float32 in [-1, 1], or "
         "uint8 0..255 with --output uint8 ((x+1)*127.5, rounded, clipped, in the graph). fp16 keeps float32 "
         "I/O and computes in fp16; int8 is onnxruntime quantization (default: dynamic, per-channel QInt8 "
-        "weights, every layer: the fastest measured, and within 1%% of fp32's MNIST-FID on the bundled generator; "
+        "weights, every layer: the fastest measured, and within 1% of fp32's MNIST-FID on the bundled generator; "
         "the --int8-* options pick others). The export lands only if its parity against a float64 reference "
         "passes; the report is written beside it as NAME.parity.json.",
     )
-    p.add_argument("checkpoint", nargs="?", default=None, help="generator .safetensors (default: the bundled one)")
+    p.add_argument("checkpoint", nargs="?", default=None, help=f"{FOREIGN_FILES} (default: the bundled generator)")
     p.add_argument("--out", default="exported/generator.onnx", help="[%(default)s]")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="[%(default)s]")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="[%(default)s]")
@@ -310,12 +376,13 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--int8-keep-fp32", default=None, metavar="LAYERS", help="Linear layers left in fp32, e.g. 3 or 1,3")
     q.add_argument("--calibration", choices=CALIBRATIONS, default=None, help="static: range method [minmax]")
     q.add_argument("--calibration-samples", type=int, default=None, help="static: noise vectors to calibrate on [2048]")
+    _add_import_flags(p, onnx=False)
     p.set_defaults(run=_run_export)
 
 
 def int8_options_from(args: argparse.Namespace):
     """Int8Options from the --int8-* flags; None when none was given (the export's default then)."""
-    from gankit.quantize import Int8Options, parse_layers
+    from gankit.onnx.quantize import Int8Options, parse_layers
 
     given = {
         "mode": args.int8_mode,
@@ -331,7 +398,7 @@ def int8_options_from(args: argparse.Namespace):
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from gankit.export import export
+    from gankit.onnx.export import export
 
     result = export(
         args.checkpoint,
@@ -340,6 +407,7 @@ def _run_export(args: argparse.Namespace) -> int:
         output=args.output,
         opset=args.opset,
         int8=int8_options_from(args),
+        import_options=import_options_from(args),
     )
     print(f"wrote {result.path} and {result.report_path}")
     return 0
@@ -348,39 +416,82 @@ def _run_export(args: argparse.Namespace) -> int:
 def _add_validate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="re-run the parity check of an exported ONNX model")
     p.add_argument("model", help="an ONNX file written by gankit export")
-    p.add_argument("--checkpoint", default=None, help="its source generator (default: the bundled one, if it is)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help=f"its source generator: {FOREIGN_FILES} (default: the bundled one, if it is)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="base seed of the parity inputs, to reproduce a report (each report records its own) [fresh]",
+    )
+    _add_import_flags(p, onnx=False)
     p.set_defaults(run=_run_validate)
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from gankit.export import validate
+    from gankit.onnx.validate import validate
 
-    validate(args.model, checkpoint=args.checkpoint)
+    validate(args.model, checkpoint=args.checkpoint, seed=args.seed, import_options=import_options_from(args))
     return 0
 
 
+def parse_list(text: str, kind: type = str) -> list:
+    """'a,b' -> ['a', 'b'] (``kind`` applied to each); ConfigError naming the text when an item does not parse."""
+    try:
+        items = [kind(item.strip()) for item in text.split(",") if item.strip()]
+    except ValueError:
+        raise ConfigError(f"cannot read {text!r} as a comma-separated list of {kind.__name__}") from None
+    if not items:
+        raise ConfigError(f"{text!r} is an empty list")
+    return items
+
+
 def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from gankit.backends import PRECISIONS
+    from gankit.backends.compile import COMPILE_MODES
+    from gankit.device import DEVICE_HELP
+
     p = sub.add_parser(
         "bench",
         help="time backends x batch sizes x precisions; table, JSON with the environment, and a plot",
         description="Each backend is checked against eager fp32 before it is timed. GPU: do_bench medians; "
-        "CPU: repeated runs, median. Roofline from the generator's FLOPs/bytes and ceilings measured in the run.",
+        "CPU: repeated runs, median. Roofline from the generator's FLOPs/bytes and ceilings measured in the run "
+        "(the best GEMM of torch, onnxruntime and OpenVINO, and the best copy), with the CPU's paper peak beside it.",
     )
-    p.add_argument("model", nargs="?", default=None, help="generator .safetensors (default: the bundled one)")
     p.add_argument(
-        "--backends", default=None, help="comma-separated [GPU: eager,compile,triton; CPU: eager,compile,onnxruntime]"
+        "model",
+        nargs="?",
+        default=None,
+        help=f"{FOREIGN_FILES}, or an .onnx generator: ONNX backends only (default: the bundled generator)",
+    )
+    p.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated [GPU: eager,compile,triton; CPU: eager,compile,onnxruntime,openvino; .onnx: "
+        "onnxruntime,openvino]",
     )
     p.add_argument("--batch-sizes", default=None, help="comma-separated [GPU: 1,256,65536,1048576; CPU: 1,64,4096]")
-    p.add_argument("--precisions", default=None, help="comma-separated [GPU: fp32,tf32,bf16; CPU: fp32]")
+    p.add_argument(
+        "--precisions",
+        default=None,
+        help=f"comma-separated, of {', '.join(PRECISIONS)} [GPU: fp32,tf32,bf16; CPU: fp32]",
+    )
     p.add_argument("--output", default="float", choices=["float", "uint8"], help="image output type [%(default)s]")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
-    p.add_argument("--compile-mode", default="default", help="torch.compile mode for the compile backend [%(default)s]")
+    p.add_argument("--device", default="auto", help=f"{DEVICE_HELP} [%(default)s]")
+    p.add_argument(
+        "--compile-mode", default="default", choices=COMPILE_MODES, help="for the compile backend [%(default)s]"
+    )
     p.add_argument("--out", default=None, help="write OUT.json and OUT.png (e.g. benchmarks/results/cpu-2026-11-24)")
+    _add_import_flags(p)
     p.set_defaults(run=_run_bench)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from gankit.bench import format_table, parse_list, run_bench, write_report
+    from gankit.perf.bench import run_bench
+    from gankit.perf.report import describe_ceilings, format_row, format_table, write_report
 
     report = run_bench(
         args.model,
@@ -391,7 +502,10 @@ def _run_bench(args: argparse.Namespace) -> int:
         device=args.device,
         compile_mode=args.compile_mode,
         log=lambda line: print(line, flush=True),
+        on_row=lambda row: print(format_row(row), flush=True),
+        import_options=import_options_from(args),
     )
+    print("\nceilings measured in this run:\n" + "\n".join(f"  {line}" for line in describe_ceilings(report)))
     print("\n" + format_table(report))
     if args.out:
         json_path, png_path = write_report(report, Path(args.out))
@@ -400,31 +514,75 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from gankit.backends import PRECISIONS, backend_names
+
     p = sub.add_parser(
         "eval",
         help="sample quality: MNIST-FID (digit-classifier features), digit coverage, precision/recall",
         description="MNIST-FID is a Fréchet distance in the feature space of gankit's own digit classifier "
         "(not Inception's). The floor is the same distance between two disjoint halves of the real digits.",
     )
-    p.add_argument("model", nargs="?", default=None, help="generator .safetensors or .onnx (default: the bundled one)")
-    p.add_argument("--backend", default="auto", help="any sampling backend [%(default)s]")
-    p.add_argument("--precision", default="fp32", help="[%(default)s]")
+    p.add_argument(
+        "model",
+        nargs="?",
+        default=None,
+        help=f"{FOREIGN_FILES}, or an .onnx generator; 1x28x28 images only (default: the bundled generator)",
+    )
+    p.add_argument("--backend", default="auto", choices=["auto", *backend_names()], help="[%(default)s]")
+    p.add_argument("--precision", default="fp32", choices=[*PRECISIONS, "auto"], help="[%(default)s]")
     p.add_argument("--seed", type=int, default=0, help="[%(default)s]")
     p.add_argument("--n", type=int, default=2500, help="generated samples; 2500 matches the floor [%(default)s]")
     p.add_argument("--out", default=None, help="write the report as JSON here")
+    _add_import_flags(p)
     p.set_defaults(run=_run_eval)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     from gankit.errors import SamplingError
-    from gankit.eval import evaluate, format_report, write_report
+    from gankit.evaluate import evaluate, format_report, write_report
 
     if args.n < 20:
         raise SamplingError(f"--n must be at least 20 for a covariance estimate, got {args.n}")
-    report = evaluate(args.model, backend=args.backend, precision=args.precision, seed=args.seed, n=args.n)
+    report = evaluate(
+        args.model,
+        backend=args.backend,
+        precision=args.precision,
+        seed=args.seed,
+        n=args.n,
+        import_options=import_options_from(args),
+        log=_stderr,
+    )
     print(format_report(report))
     if args.out:
         print(f"wrote {write_report(report, Path(args.out))}")
+    return 0
+
+
+def _add_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import",
+        help="convert a generator trained elsewhere (a state dict) into a gankit checkpoint",
+        description="Reads a state dict saved with torch.save (.pt/.pth; read with weights_only=True, so nothing in "
+        "it runs: a whole pickled module or a file holding code is refused) or a .safetensors state dict, or "
+        "another gankit file. Layer sizes come from the tensors: Linear weights (out, in) chained in order, "
+        "BatchNorm1d (weight, bias, running_mean, running_var, num_batches_tracked) folded into the Linear before "
+        "it. What a state dict cannot say comes from the flags, whose defaults are the seed's: LeakyReLU(0.2) "
+        "after each hidden Linear, tanh at the end, 1x28x28 images. Every command also takes such a file directly "
+        "and converts it on the fly; importing once skips that. Python: gankit.from_module(module).",
+    )
+    p.add_argument("src", help="the file to convert (.pt, .pth, .safetensors)")
+    p.add_argument("--out", required=True, help="the gankit checkpoint to write (.safetensors)")
+    _add_import_flags(p, onnx=False)
+    p.set_defaults(run=_run_import)
+
+
+def _run_import(args: argparse.Namespace) -> int:
+    from gankit.imports import import_file
+
+    result = import_file(args.src, args.out, import_options_from(args))
+    config = result.generator.config
+    print(f"imported {args.src} ({result.description}) -> {result.out}")
+    print(f"  {config.describe()}; {config.parameter_count:,} parameters")
     return 0
 
 
@@ -443,7 +601,17 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = (_add_train, _add_sample, _add_info, _add_export, _add_validate, _add_bench, _add_eval, _add_demo)
+COMMANDS = (
+    _add_train,
+    _add_import,
+    _add_sample,
+    _add_info,
+    _add_export,
+    _add_validate,
+    _add_bench,
+    _add_eval,
+    _add_demo,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,27 +51,80 @@ def _slope(value: Any) -> float:
     return float(value)
 
 
+def _generator_slope(value: Any, hidden: tuple[int, ...]) -> float | tuple[float, ...]:
+    """One finite slope, or one per hidden layer; a tuple of equal slopes becomes that one number."""
+    slopes = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if len(slopes) not in (1, len(hidden)) or not all(
+        isinstance(s, (int, float)) and not isinstance(s, bool) and math.isfinite(s) for s in slopes
+    ):
+        raise ConfigError(f"slope must be one finite number or one per hidden layer ({len(hidden)}), got {value!r}")
+    return float(slopes[0]) if len(set(slopes)) == 1 else tuple(float(s) for s in slopes)
+
+
+OUTPUT_ACTIVATIONS = ("tanh", "sigmoid")
+SEED_IMAGE_SHAPE = (1, 28, 28)
+
+
+def hidden_activation_name(slope: float) -> str:
+    """How a hidden layer's LeakyReLU slope reads: ``relu`` (0), ``none`` (1), else ``leaky_relu(s)``."""
+    return {0.0: "relu", 1.0: "none"}.get(slope, f"leaky_relu({slope:g})")
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     """The MLP generator: z (B, latent_dim) -> image (B, *image_shape) in [-1, 1].
 
-    Layers: Linear(latent_dim, hidden[0]) + LeakyReLU(slope) -> ... -> Linear(hidden[-1], prod(image_shape)) + Tanh.
-    ``num_classes`` > 0 makes it class-conditional: a (num_classes, hidden[0]) table adds one learned row per
-    label to layer 1's pre-activation (see ``gankit.model.Generator``); 0 (the default) is unconditional.
+    Layers: Linear(latent_dim, hidden[0]) + LeakyReLU(slope_0) -> ... -> Linear(hidden[-1], prod(image_shape))
+    + the output activation. Any depth (one or more hidden layers) and any image shape (C, H, W).
+
+    - ``slope``: the LeakyReLU negative slope after each hidden layer: one number for all of them (the
+      seed's 0.2), or a tuple with one per hidden layer. 0 is ReLU and 1 is no activation, exactly
+      (``leaky_relu(x, 0)`` equals ``relu(x)``, ``leaky_relu(x, 1)`` is ``x``), which is how imported
+      ReLU and Identity layers are stored. A tuple of equal slopes is stored as the one number, so equal
+      generators have equal configs; ``hidden_slopes`` always gives one a layer.
+    - ``output_activation``: ``"tanh"`` (the seed's) or ``"sigmoid"``. gankit's images are in [-1, 1] end
+      to end (pixels, uint8 conversion, metrics), so a sigmoid generator's y = sigmoid(x) in [0, 1] is
+      mapped to 2y - 1 inside the model itself: ``Generator.forward``, every backend and the exported
+      ONNX graph output 2 * sigmoid(x) - 1. To get the original [0, 1] image back: (image + 1) / 2.
+    - ``num_classes`` > 0 makes it class-conditional: a (num_classes, hidden[0]) table adds one learned row
+      per label to layer 1's pre-activation (a per-sample bias; see ``gankit.model.Generator``); 0 (the
+      default) is unconditional.
+
+    JSON: the fields by name. Files written before ``output_activation`` and ``num_classes`` existed (config
+    ``latent_dim``, ``hidden``, ``image_shape``, ``slope`` only) read as tanh and unconditional.
     """
 
     latent_dim: int = 100
     hidden: tuple[int, ...] = (256, 512)
-    image_shape: tuple[int, int, int] = (1, 28, 28)
-    slope: float = 0.2
+    image_shape: tuple[int, int, int] = SEED_IMAGE_SHAPE
+    slope: float | tuple[float, ...] = 0.2
+    output_activation: str = "tanh"
     num_classes: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "latent_dim", _positive_int("latent_dim", self.latent_dim))
         object.__setattr__(self, "hidden", _sizes("hidden", self.hidden))
         object.__setattr__(self, "image_shape", _sizes("image_shape (channels, height, width)", self.image_shape, 3))
-        object.__setattr__(self, "slope", _slope(self.slope))
+        object.__setattr__(self, "slope", _generator_slope(self.slope, self.hidden))
+        if self.output_activation not in OUTPUT_ACTIVATIONS:
+            raise ConfigError(
+                f"output_activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}, got {self.output_activation!r}"
+            )
         object.__setattr__(self, "num_classes", _count("num_classes", self.num_classes))
+
+    @property
+    def hidden_slopes(self) -> tuple[float, ...]:
+        """The LeakyReLU slope after each hidden layer, input to output (0 = ReLU, 1 = none)."""
+        return self.slope if isinstance(self.slope, tuple) else (self.slope,) * len(self.hidden)
+
+    def describe(self) -> str:
+        """One line, e.g. ``100 -> 256 leaky_relu(0.2) -> 512 relu -> 784 tanh -> (1, 28, 28)``; a conditional
+        generator's starts ``100 + label of 10 -> ...``."""
+        steps = [f"{self.latent_dim} + label of {self.num_classes}" if self.num_classes else str(self.latent_dim)]
+        for width, slope in zip(self.hidden, self.hidden_slopes):
+            steps.append(f"{width} {hidden_activation_name(slope)}")
+        steps.append(f"{self.image_size} {self.output_activation}")
+        return " -> ".join(steps) + f" -> {self.image_shape}"
 
     @property
     def image_size(self) -> int:
@@ -85,7 +138,7 @@ class GeneratorConfig:
 
     @property
     def flops_per_sample(self) -> int:
-        """Multiply-adds counted as 2 FLOPs; bias, activations and tanh are not counted."""
+        """Multiply-adds counted as 2 FLOPs; bias and activations are not counted."""
         return sum(2 * fan_in * fan_out for fan_in, fan_out in self.layer_sizes)
 
     @property
@@ -106,6 +159,34 @@ class GeneratorConfig:
 
 
 CONDITIONINGS = ("concat", "projection")
+
+
+@dataclass(frozen=True)
+class OnnxGeneratorConfig:
+    """A generator known only as an ONNX graph made elsewhere (``gankit.onnx.graph``): what gankit runs it by.
+
+    latent_dim and image_shape (C, H, W) come from the graph's input and output (or the user's image shape
+    when its output is flat); output_range is the graph's own, (-1, 1) or (0, 1): backends map (0, 1) to
+    [-1, 1] as 2y - 1, gankit's convention. flops_per_sample (2 * in * out for each MatMul/Gemm with a 2-D
+    weight initializer) and parameter_count (the elements of its initializers) are counted from the graph.
+    """
+
+    latent_dim: int
+    image_shape: tuple[int, int, int]
+    output_range: tuple[float, float]
+    flops_per_sample: int
+    parameter_count: int
+
+    @property
+    def image_size(self) -> int:
+        return math.prod(self.image_shape)
+
+    def describe(self) -> str:
+        low, high = self.output_range
+        return f"ONNX graph: {self.latent_dim} -> {self.image_shape}, output in [{low:g}, {high:g}]"
+
+    def to_json(self) -> str:
+        return json.dumps({"onnx_graph": asdict(self)}, sort_keys=True)
 
 
 @dataclass(frozen=True)

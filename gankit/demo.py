@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gankit.bench import format_table, run_bench, write_report
 from gankit.config import TrainConfig
 from gankit.cpu import cpu_info
-from gankit.export import export
-from gankit.sample import SampleJob, sample
+from gankit.onnx.export import export
+from gankit.perf.bench import run_bench
+from gankit.perf.report import describe_ceilings, format_table, write_report
+from gankit.sampling.engine import sample
+from gankit.sampling.job import SampleJob
 from gankit.train import train
 
 
@@ -41,6 +43,8 @@ def run_demo(out: Path, epochs: int = 3, quick: bool = False) -> None:
     precisions = ["fp32", "int8"] + (["bf16"] if cpu_info().has_bf16 else [])
     # the device's default backends (on a CPU: eager, compile, onnxruntime, and openvino where installed)
     report = run_bench(precisions=precisions, batch_sizes=batches, log=lambda line: None)
+    print("ceilings measured in this run:")
+    print("\n".join(f"  {line}" for line in describe_ceilings(report)))
     print(format_table(report))
     json_path, png_path = write_report(report, out / "bench")
     print(f"bench results: {json_path}, plot: {png_path}")

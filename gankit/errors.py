@@ -21,6 +21,14 @@ class TrainingError(GankitError):
     """Training cannot go on (for example a non-finite loss)."""
 
 
+class NoiseError(GankitError, ValueError):
+    """A seed or sample range outside what the noise contract defines (also a ValueError for library callers)."""
+
+
+class DeviceError(GankitError):
+    """A device name is unknown, or names a device this machine does not have."""
+
+
 class BackendError(GankitError):
     """A backend is unknown, unavailable, or was given inputs it cannot take."""
 
@@ -31,3 +39,7 @@ class ExportError(GankitError):
 
 class SamplingError(GankitError):
     """A sampling run cannot start, resume or write its output."""
+
+
+class ConversionError(GankitError):
+    """A generator made elsewhere (a module, a state dict, an ONNX graph) cannot become a gankit generator."""

@@ -11,16 +11,22 @@ from torch.nn import functional as F
 from gankit.config import DiscriminatorConfig, GeneratorConfig
 
 
+def output_activation(x: torch.Tensor, name: str) -> torch.Tensor:
+    """The last layer's activation, into [-1, 1]: "tanh", or "sigmoid" as 2 * sigmoid(x) - 1 (see GeneratorConfig)."""
+    return torch.tanh(x) if name == "tanh" else 2 * torch.sigmoid(x) - 1
+
+
 class Generator(nn.Module):
     """z: (B, latent_dim) float [, labels: (B,) int64] -> image: (B, C, H, W) in [-1, 1], the weights' dtype.
 
-    ``layers[i]`` is the i-th Linear; every layer but the last is followed by LeakyReLU(slope), the last
-    by tanh. Unconditional (``config.num_classes == 0``): ``forward(z)``; passing labels is an error.
+    ``layers[i]`` is the i-th Linear; hidden layer i is followed by LeakyReLU(``config.hidden_slopes[i]``),
+    the last by ``config.output_activation`` (tanh, or sigmoid mapped to 2y - 1). Unconditional
+    (``config.num_classes == 0``): ``forward(z)``; passing labels is an error.
 
     Class-conditional (``num_classes = K > 0``, Mirza & Osindero 2014): ``forward(z, labels)``, labels
     required, each in [0, K). The label enters layer 1 only, as a learned per-class bias:
 
-        h1 = leaky_relu(z @ layers[0].weight.T + layers[0].bias + class_bias[labels], slope)
+        h1 = leaky_relu(z @ layers[0].weight.T + layers[0].bias + class_bias[labels], hidden_slopes[0])
 
     with ``class_bias`` a (K, hidden[0]) float tensor (state-dict key ``class_bias``); layers 2.. are
     unchanged. This equals Linear(latent_dim + K, hidden[0]) applied to concat(z, one_hot(labels)) with
@@ -52,9 +58,10 @@ class Generator(nn.Module):
             x = x + self.class_bias[labels]
         elif labels is not None:
             raise ValueError("this generator is unconditional (num_classes = 0): call it without labels")
-        for layer in self.layers[1:]:
-            x = layer(F.leaky_relu(x, self.config.slope))
-        return torch.tanh(x).view(z.shape[0], *self.config.image_shape)
+        for slope, layer in zip(self.config.hidden_slopes, self.layers[1:]):
+            x = layer(F.leaky_relu(x, slope))
+        x = output_activation(x, self.config.output_activation)
+        return x.view(z.shape[0], *self.config.image_shape)
 
 
 def minibatch_std(h: torch.Tensor, group: int) -> torch.Tensor:

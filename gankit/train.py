@@ -29,13 +29,15 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from gankit.checkpoint import atomic_path, load_state, save_generator, save_state
+from gankit.checkpoint import load_state, save_generator, save_state
 from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
-from gankit.data import load_bundled, load_images, to_model_range
+from gankit.data import load_bundled, load_images
+from gankit.device import resolve_device
 from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
-from gankit.images import plot_losses, save_grid
+from gankit.io import atomic_path
 from gankit.model import Discriminator, Generator
 from gankit.noise import noise
+from gankit.pixels import from_uint8, plot_losses, save_grid
 from gankit.training.augment import AdaptiveP, augment
 from gankit.training.monitor import EpochQuality, QualityMonitor
 from gankit.training.regularizers import LeCam, r1_penalty
@@ -57,14 +59,6 @@ class TrainResult:
     interrupted: bool
     last_losses: tuple[float, float] | None
     best: EpochQuality | None = None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"device {name!r} asked for, but no CUDA device is available; use --device cpu")
-    return torch.device(name)
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
@@ -140,7 +134,7 @@ class Trainer:
                 f"batch size {config.batch_size} is not a multiple of the pack size {discriminator_config.pack}"
             )
         self.config.generator, self.config.discriminator = generator_config, discriminator_config
-        self.data = to_model_range(images).to(self.device)
+        self.data = from_uint8(images).to(self.device)
         self.labels = labels.to(self.device) if labels is not None else None
         torch.manual_seed(config.seed)
         self.generator = Generator(generator_config).to(self.device)

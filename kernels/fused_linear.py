@@ -1,8 +1,10 @@
 """y = act(x @ W.T + b) in one Triton launch: the matmul, the bias and the activation fused.
 
 x: (M, K) and W: (N, K), both fp32, fp16 or bf16, any strides; b: (N,) or None, added in fp32;
-y: (M, N) in x's dtype. Products accumulate in fp32: fp32 inputs use IEEE fp32 products, or TF32
-tensor cores with ``allow_tf32=True``. Any M, N, K (K = 100 included): every edge is masked.
+y: (M, N) in x's dtype. act: leaky_relu (any slope), relu, tanh, sigmoid (as 2 * sigmoid - 1, into
+[-1, 1]: gankit's convention for a sigmoid generator, see ``gankit.config.GeneratorConfig``) or none.
+Products accumulate in fp32: fp32 inputs use IEEE fp32 products, or TF32 tensor cores with
+``allow_tf32=True``. Any M, N, K (K = 100 included): every edge is masked.
 Reference: ``kernels.reference.fused_linear_reference``.
 
 W may be ``nn.Linear``'s weight as it is, but a transposed view of a contiguous W.T (``w_t.t()``) is
@@ -32,15 +34,27 @@ _INTERPRETER = tl.constexpr(INTERPRETED)
 NONE = tl.constexpr(0)
 LEAKY_RELU = tl.constexpr(1)
 TANH = tl.constexpr(2)
-ACTIVATIONS = {"none": NONE.value, "leaky_relu": LEAKY_RELU.value, "tanh": TANH.value}
+RELU = tl.constexpr(3)
+SIGMOID = tl.constexpr(4)
+ACTIVATIONS = {
+    "none": NONE.value,
+    "leaky_relu": LEAKY_RELU.value,
+    "tanh": TANH.value,
+    "relu": RELU.value,
+    "sigmoid": SIGMOID.value,
+}
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 @triton.jit
 def activate(x, ACT: tl.constexpr, slope):
-    """Elementwise on the fp32 accumulator: NONE, LEAKY_RELU(slope) or TANH."""
+    """Elementwise on the fp32 accumulator: NONE, LEAKY_RELU(slope), RELU, TANH or SIGMOID (2 * sigmoid - 1)."""
     if ACT == LEAKY_RELU:
         x = tl.where(x >= 0, x, x * slope)
+    elif ACT == RELU:
+        x = tl.maximum(x, 0.0)
+    elif ACT == SIGMOID:
+        x = 2.0 / (1.0 + tl.exp(-x)) - 1.0  # exp overflows to inf for x < -88: 2 / inf - 1 = -1, no NaN
     elif ACT == TANH:
         t = tl.exp(-2.0 * tl.abs(x))  # in (0, 1]: no overflow for any x
         y = (1.0 - t) / (1.0 + t)
@@ -156,7 +170,8 @@ def fused_linear(
 
     x: (M, K) and weight: (N, K), one dtype among fp32/fp16/bf16, any strides (fastest: x contiguous,
     weight the ``.t()`` view of a contiguous (K, N) W.T);
-    bias: (N,) float or None; act: "leaky_relu" (with ``slope``), "tanh" or "none";
+    bias: (N,) float or None; act: "leaky_relu" (with ``slope``), "relu", "tanh", "sigmoid" (2 * sigmoid - 1)
+    or "none";
     allow_tf32: fp32 inputs on TF32 tensor cores instead of IEEE fp32 products.
     """
     if act not in ACTIVATIONS:

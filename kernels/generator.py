@@ -1,8 +1,11 @@
 """The whole 3-Linear generator in one Triton launch: z -> h1 -> h2 -> image, h1 and h2 never leave the chip.
 
-image = tanh(W3 @ leaky(W2 @ leaky(W1 @ z + b1) + b2) + b3), per sample; z is read from memory or made
-in the kernel from (seed, index) with ``tl.randn`` (the contract of ``gankit.noise``), so a
-seed -> image launch reads no input at all. Reference: ``kernels.reference.generator_reference``.
+image = out(W3 @ leaky_s2(W2 @ leaky_s1(W1 @ z + b1) + b2) + b3), per sample: each hidden layer has its
+own LeakyReLU slope (0 is ReLU, 1 no activation) and ``out`` is tanh or sigmoid mapped to [-1, 1]
+(2 * sigmoid - 1, gankit's convention: ``gankit.config.GeneratorConfig``). z is read from memory or made
+in the kernel from (seed, index) by ``kernels.noise.latent_noise`` (noise v2, the contract of
+``gankit.noise``), so a seed -> image launch reads no input at all. Reference:
+``kernels.reference.generator_reference``.
 
 Tiling. Program (i, j) owns BLOCK_M samples and output columns [j, j + 1) * BLOCK_OUT, where
 BLOCK_OUT = NOUTP / OUT_SPLIT (NOUTP: the output width padded to a power of two).
@@ -13,7 +16,7 @@ BLOCK_OUT = NOUTP / OUT_SPLIT (NOUTP: the output width padded to a power of two)
    each pass makes BLOCK_H2 columns of h2 from the whole of h1 (one dot with K = H1P), activates
    them, and consumes them at once as a K-chunk of layer 3: ``acc += h2_chunk @ W3.T[chunk, cols]``.
    Only a (BLOCK_M, BLOCK_H2) slice of h2 ever exists.
-3. tanh, then a float32 store, or uint8: (y + 1) * 127.5 rounded like ``torch.round`` and clipped
+3. The output activation, then a float32 store, or uint8: (y + 1) * 127.5 rounded like ``torch.round`` and clipped
    (a quarter of the write traffic).
 
 Why OUT_SPLIT. The live tensors are h1 (BLOCK_M, H1P) and the layer-3 accumulator (BLOCK_M,
@@ -40,13 +43,25 @@ accumulates in fp32.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import triton
 import triton.language as tl
 
-from kernels.fused_linear import INTERPRETED, LEAKY_RELU, TANH, activate, check_device, dot_acc, dot_precision
+from kernels.fused_linear import (
+    ACTIVATIONS,
+    INTERPRETED,
+    LEAKY_RELU,
+    activate,
+    check_device,
+    dot_acc,
+    dot_precision,
+)
+from kernels.noise import latent_noise
+
+OUTPUT_ACTIVATIONS = ("tanh", "sigmoid")
 
 MAX_HIDDEN_PAD = 1024  # h1 (BLOCK_M, H1P) is held whole in registers
 MAX_OUTPUT_PAD = 2048  # beyond these the per-layer kernels are used
@@ -104,7 +119,8 @@ def generator_kernel(
     B,
     seed,
     start,
-    slope,
+    slope1,
+    slope2,
     B_BUCKET,  # autotuning key only: the batch rounded up to a power of two
     LATENT: tl.constexpr,
     H1: tl.constexpr,
@@ -114,6 +130,7 @@ def generator_kernel(
     NOUTP: tl.constexpr,
     NOISE: tl.constexpr,
     UINT8: tl.constexpr,
+    OUTPUT_ACT: tl.constexpr,  # TANH or SIGMOID (kernels.fused_linear)
     DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -132,15 +149,14 @@ def generator_kernel(
     for k0 in range(0, LATENT, BLOCK_K):
         k = k0 + tl.arange(0, BLOCK_K)
         k_ok = k < LATENT
-        if NOISE:  # element j of sample i is tl.randn(seed, i * LATENT + j), as in gankit.noise
-            z = tl.randn(seed, (start + rows)[:, None] * LATENT + k[None, :])
-            z = tl.where(k_ok[None, :], z, 0.0)
+        if NOISE:  # samples start + rows of seed, as gankit.noise makes them (padding columns are 0)
+            z = latent_noise(seed, start + rows, k0, LATENT, BLOCK_K)
         else:
             z = tl.load(z_ptr + rows[:, None] * LATENT + k[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0)
         w1 = tl.load(w1_ptr + k[:, None] * H1 + h1_cols[None, :], mask=k_ok[:, None] & h1_ok[None, :], other=0.0)
         acc1 = dot_acc(z.to(wdtype), w1, acc1, DOT_PRECISION)
     acc1 += tl.load(b1_ptr + h1_cols, mask=h1_ok, other=0.0)[None, :]
-    h1 = activate(acc1, LEAKY_RELU, slope).to(wdtype)
+    h1 = activate(acc1, LEAKY_RELU, slope1).to(wdtype)
 
     # Layers 2 and 3: each BLOCK_H2-wide slice of h2 is made from the whole of h1 and consumed at once.
     out_cols = tl.program_id(1) * BLOCK_OUT + tl.arange(0, BLOCK_OUT)
@@ -152,11 +168,11 @@ def generator_kernel(
         w2 = tl.load(w2_ptr + h1_cols[:, None] * H2 + n[None, :], mask=h1_ok[:, None] & n_ok[None, :], other=0.0)
         acc2 = dot_acc(h1, w2, tl.zeros((BLOCK_M, BLOCK_H2), dtype=tl.float32), DOT_PRECISION)
         acc2 += tl.load(b2_ptr + n, mask=n_ok, other=0.0)[None, :]
-        h2 = activate(acc2, LEAKY_RELU, slope).to(wdtype)
+        h2 = activate(acc2, LEAKY_RELU, slope2).to(wdtype)
         w3 = tl.load(w3_ptr + n[:, None] * NOUT + out_cols[None, :], mask=n_ok[:, None] & out_ok[None, :], other=0.0)
         acc3 = dot_acc(h2, w3, acc3, DOT_PRECISION)
     acc3 += tl.load(b3_ptr + out_cols, mask=out_ok, other=0.0)[None, :]
-    images = activate(acc3, TANH, slope)
+    images = activate(acc3, OUTPUT_ACT, 0.0)
 
     pointers = out_ptr + rows[:, None] * NOUT + out_cols[None, :]
     mask = row_ok[:, None] & out_ok[None, :]
@@ -168,11 +184,13 @@ def generator_kernel(
 
 @dataclass
 class PackedGenerator:
-    """A 3-Linear generator laid out for the kernel: W.T (in, out) row-major in the compute dtype, biases fp32."""
+    """A 3-Linear generator laid out for the kernel: W.T (in, out) row-major in the compute dtype, biases fp32,
+    the two hidden layers' LeakyReLU slopes and the output activation ("tanh" or "sigmoid")."""
 
     weights_t: list[torch.Tensor]
     biases: list[torch.Tensor]
-    slope: float
+    slopes: tuple[float, float]
+    output_act: str = "tanh"
 
     @property
     def sizes(self) -> tuple[int, int, int, int]:
@@ -198,13 +216,24 @@ def fits_whole_generator(layer_sizes: list[tuple[int, int]]) -> bool:
 
 
 def pack_generator(
-    weights: list[torch.Tensor], biases: list[torch.Tensor], slope: float, dtype: torch.dtype, device: torch.device
+    weights: list[torch.Tensor],
+    biases: list[torch.Tensor],
+    slope: float | Sequence[float],
+    dtype: torch.dtype,
+    device: torch.device,
+    output_act: str = "tanh",
 ) -> PackedGenerator:
     """weights: [(H1, latent), (H2, H1), (NOUT, H2)] as nn.Linear stores them; biases: [(H1,), (H2,), (NOUT,)].
 
-    dtype: fp32, fp16 or bf16, the dtype the dots multiply in. Done once; the result is what
-    ``generator_forward`` takes.
+    slope: the LeakyReLU slope of both hidden layers, or (slope 1, slope 2) (0 is ReLU, 1 no activation);
+    output_act: "tanh" or "sigmoid" (2 * sigmoid - 1). dtype: fp32, fp16 or bf16, the dtype the dots
+    multiply in. Done once; the result is what ``generator_forward`` takes.
     """
+    slopes = tuple(float(s) for s in slope) if isinstance(slope, Sequence) else (float(slope),) * 2
+    if len(slopes) != 2:
+        raise ValueError(f"the whole-generator kernel takes 2 hidden-layer slopes, got {slopes}")
+    if output_act not in OUTPUT_ACTIVATIONS:
+        raise ValueError(f"output_act must be one of {', '.join(OUTPUT_ACTIVATIONS)}, got {output_act!r}")
     if len(weights) != 3 or len(biases) != 3:
         raise ValueError(f"the whole-generator kernel takes exactly 3 layers, got {len(weights)} weights")
     sizes = [tuple(w.shape) for w in weights]
@@ -220,7 +249,8 @@ def pack_generator(
     return PackedGenerator(
         [w.detach().to(device=device, dtype=dtype).t().contiguous() for w in weights],
         [b.detach().to(device=device, dtype=torch.float32).contiguous() for b in biases],
-        float(slope),
+        slopes,
+        output_act,
     )
 
 
@@ -252,9 +282,10 @@ def generator_forward(
     else:
         if count is None or count < 0:
             raise ValueError(f"without z, count must be given and >= 0, got {count}")
-        if not 0 <= seed < 2**64 or start < 0 or (start + count) * latent >= 2**63:
+        if not 0 <= seed < 2**64 or start < 0 or (start + count) * -(-latent // 4) > 2**63:
             raise ValueError(
-                f"need 0 <= seed < 2**64 and 0 <= start, (start + count) * latent < 2**63; got {seed}, {start}"
+                f"need 0 <= seed < 2**64 and 0 <= start, (start + count) * ceil(latent / 4) <= 2**63 (int64 "
+                f"Philox counters); got {seed}, {start}"
             )
         batch = count
     dtype = torch.uint8 if output == "uint8" else torch.float32
@@ -285,7 +316,7 @@ def generator_forward(
         batch,
         seed,
         start,
-        packed.slope,
+        *packed.slopes,
         triton.next_power_of_2(batch),
         LATENT=latent,
         H1=h1,
@@ -295,6 +326,7 @@ def generator_forward(
         NOUTP=nout_pad,
         NOISE=z is None,
         UINT8=output == "uint8",
+        OUTPUT_ACT=ACTIVATIONS[packed.output_act],
         DOT_PRECISION=dot_precision(packed.dtype, allow_tf32),
     )
     return out

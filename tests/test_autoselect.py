@@ -1,11 +1,18 @@
-"""--backend auto on a CPU: measured once, cached, explained."""
+"""--backend auto / --precision auto on a CPU: measured once per machine and model, cached, explained."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
-import gankit.autoselect as autoselect
+import pytest
+
+import gankit.backends.autoselect as autoselect
+from gankit.backends import create_backend
+from gankit.backends.resolve import open_backend
+from gankit.checkpoint import save_generator
+from gankit.errors import BackendError
 
 
 def test_fastest_candidate_wins_and_is_cached(tmp_path: Path, monkeypatch, small_generator) -> None:
@@ -13,27 +20,60 @@ def test_fastest_candidate_wins_and_is_cached(tmp_path: Path, monkeypatch, small
     monkeypatch.setattr(autoselect, "_candidates", lambda precision: ["eager", "onnxruntime"])
     calls = []
 
-    def fake_rate(name, generator, precision, batch):
-        calls.append((name, batch))
+    def fake_rate(name, generator, precision):
+        calls.append(name)
         return {"eager": 1000.0, "onnxruntime": 3000.0}[name]
 
     monkeypatch.setattr(autoselect, "_rate", fake_rate)
-    name, why = autoselect.choose_cpu_backend(small_generator, "sha", "fp32", batch=99999)
+    name, why = autoselect.choose_cpu_backend(small_generator, "sha", "fp32")
     assert name == "onnxruntime"
-    assert "measured once and cached" in why and "onnxruntime 3,000/s, eager 1,000/s" in why
-    assert calls == [("eager", 4096), ("onnxruntime", 4096)]
-    assert autoselect.choose_cpu_backend(small_generator, "sha", "fp32", batch=4096)[0] == "onnxruntime"
+    assert "measured once per machine and model" in why and "onnxruntime 3,000/s, eager 1,000/s" in why
+    assert calls == ["eager", "onnxruntime"]
+    assert autoselect.choose_cpu_backend(small_generator, "sha", "fp32")[0] == "onnxruntime"
     assert len(calls) == 2, "the second choice must come from the cache"
-    autoselect.choose_cpu_backend(small_generator, "another-model", "fp32", batch=4096)
+    autoselect.choose_cpu_backend(small_generator, "another-model", "fp32")
     assert len(calls) == 4, "another model is measured anew"
 
 
-def test_real_timing_path_writes_the_cache(tmp_path: Path, monkeypatch, small_generator) -> None:
+class _Slow:
+    """A backend that takes at least ``seconds`` a call (the real timing path must see it)."""
+
+    def __init__(self, inner, seconds: float) -> None:
+        self.inner, self.seconds = inner, seconds
+
+    def generate(self, z, output="float"):
+        time.sleep(self.seconds)
+        return self.inner.generate(z, output=output)
+
+
+def test_real_timing_picks_the_faster_and_records_true_rates(tmp_path: Path, monkeypatch, small_generator) -> None:
+    """No fake rates: one of two real eager backends sleeps 0.5 s a call, so its measured rate must stay
+    under 4096 / 0.5 samples/s, the other must be measured faster, and the faster must win."""
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(autoselect, "_candidates", lambda precision: ["eager", "eager"])  # real timing, no fakes
-    name, why = autoselect.choose_cpu_backend(small_generator, "sha", "fp32", batch=32)
-    assert name == "eager" and "eager" in why
-    assert (tmp_path / "auto-backend.json").is_file()
+    monkeypatch.setattr(autoselect, "_candidates", lambda precision: ["eager", "onnxruntime"])
+
+    def build(name, generator, precision, device):
+        eager = create_backend("eager", generator, precision=precision, device=device)
+        return _Slow(eager, 0.5) if name == "onnxruntime" else eager
+
+    monkeypatch.setattr(autoselect, "create_backend", build)
+    name, _ = autoselect.choose_cpu_backend(small_generator, "sha", "fp32")
+    (rates,) = json.loads((tmp_path / "auto-backend.json").read_text()).values()
+    assert rates["onnxruntime"] < autoselect.CALIBRATION_BATCH / 0.5
+    assert rates["eager"] > rates["onnxruntime"] and name == "eager"
+
+
+def test_a_precision_only_one_backend_has_picks_that_backend(tmp_path: Path, monkeypatch, small_generator) -> None:
+    """--precision int8 --backend auto: onnxruntime, the only CPU backend with int8 (not eager, which has none)."""
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path))
+    path = save_generator(tmp_path / "g.safetensors", small_generator)
+    logged = []
+    backend = open_backend(path, "auto", "int8", device="cpu", log=logged.append)
+    assert backend.name == "onnxruntime" and backend.precision == "int8"
+    assert logged == ["backend auto -> onnxruntime (the only CPU backend here with int8)"]
+    monkeypatch.setattr(autoselect, "_candidates", lambda precision: [])
+    with pytest.raises(BackendError, match="no backend available on this CPU runs int8"):
+        open_backend(path, "auto", "int8", device="cpu", log=logged.append)
 
 
 # ----------------------------------------------------------------------------- --precision auto
@@ -59,7 +99,7 @@ def fake_paths(monkeypatch, measured: dict[tuple[str, str], tuple[float, float]]
     monkeypatch.setattr(autoselect, "_seeded_images", fake_images)
     monkeypatch.setattr(autoselect, "_quality", fake_quality)
     monkeypatch.setattr(autoselect, "_reference_quality", lambda reference: None)
-    monkeypatch.setattr(autoselect, "_rate", lambda name, generator, precision, batch: measured[(name, precision)][0])
+    monkeypatch.setattr(autoselect, "_rate", lambda name, generator, precision: measured[(name, precision)][0])
     return calls
 
 
@@ -74,12 +114,12 @@ def test_precision_auto_skips_paths_over_the_quality_tolerance(tmp_path: Path, m
             ("onnxruntime", "fp32"): (150.0, 200.0),
         },
     )
-    name, precision, why = autoselect.choose_cpu_path(small_generator, "sha", batch=4096)
+    name, precision, why = autoselect.choose_cpu_path(small_generator, "sha")
     assert (name, precision) == ("eager", "bf16")
     assert "onnxruntime/int8 400/s, MNIST-FID +7.5% vs fp32 (over tolerance)" in why
-    assert "eager/bf16 250/s, MNIST-FID +2.0% vs fp32" in why and "measured once and cached" in why
+    assert "eager/bf16 250/s, MNIST-FID +2.0% vs fp32" in why and "measured once per machine and model" in why
     count = len(calls)
-    assert autoselect.choose_cpu_path(small_generator, "sha", batch=4096)[:2] == ("eager", "bf16")
+    assert autoselect.choose_cpu_path(small_generator, "sha")[:2] == ("eager", "bf16")
     assert len(calls) == count, "the second choice must come from the cache"
 
 
@@ -106,19 +146,20 @@ def test_precision_auto_measures_for_real_and_says_why(tmp_path: Path, monkeypat
     """No fakes: a 10x10 generator is judged by its mean pixel difference from eager fp32."""
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(autoselect, "_paths", lambda: [("eager", "fp32"), ("onnxruntime", "int8")])
-    name, precision, why = autoselect.choose_cpu_path(small_generator, "sha", batch=64)
-    assert (name, precision) in {("eager", "fp32"), ("onnxruntime", "int8")}
+    name, precision, why = autoselect.choose_cpu_path(small_generator, "sha")
     assert "grey levels from fp32" in why and "eager/fp32" in why and "onnxruntime/int8" in why
     cached = json.loads((tmp_path / "auto-backend.json").read_text())
     (entry,) = cached.values()
     assert entry["eager/fp32"]["mean_levels"] == 0.0 and 0 < entry["onnxruntime/int8"]["mean_levels"] < 5
+    keeping = {label: e for label, e in entry.items() if autoselect.quality_ok(e)}
+    assert f"{name}/{precision}" == max(keeping, key=lambda label: keeping[label]["rate"])
 
 
 def test_sample_cli_precision_auto(tmp_path: Path, monkeypatch, capsys) -> None:
     from gankit.cli import main
 
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(autoselect, "choose_cpu_path", lambda generator, sha, batch: ("eager", "bf16", "because"))
+    monkeypatch.setattr(autoselect, "choose_cpu_path", lambda generator, sha: ("eager", "bf16", "because"))
     assert main(["sample", "--precision", "auto", "--n", "8", "--out", str(tmp_path / "g.png")]) == 0
     out = capsys.readouterr().out
     assert "precision auto -> eager bf16 (because)" in out and (tmp_path / "g.png").is_file()
@@ -129,3 +170,73 @@ def test_sample_cli_precision_auto(tmp_path: Path, monkeypatch, capsys) -> None:
         == 2
     )
     assert "use it with --backend auto" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the CLI and torchrun
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16", "int8"])
+def test_sample_cli_any_precision_with_backend_auto(tmp_path: Path, monkeypatch, capsys, small_generator, precision):
+    """``gankit sample --precision P`` (--backend auto): a backend that has P, and shards made with it."""
+    from gankit.backends import backend_class
+    from gankit.cli import main
+
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    model = save_generator(tmp_path / "g.safetensors", small_generator)
+    out = tmp_path / "out"
+    args = ["sample", str(model), "--precision", precision, "--n", "300", "--device", "cpu", "--out", str(out)]
+    assert main(args) == 0
+    job = json.loads((out / "manifest.json").read_text())["job"]
+    assert job["precision"] == precision and precision in backend_class(job["backend"]).precisions
+    assert f"backend auto -> {job['backend']} (" in capsys.readouterr().out
+    assert len(list(out.glob("shard_*.npy"))) == 1
+
+
+CALIBRATION_SPY = """
+import json, os
+import gankit.backends.autoselect as autoselect
+
+autoselect._paths = lambda: [("eager", "fp32"), ("onnxruntime", "int8")]
+_real = autoselect.cached
+
+
+def _spied(key, measure):
+    def logged():
+        with open(os.environ["SPY_LOG"], "a") as log:
+            log.write(json.dumps({"rank": os.environ.get("RANK"), "key": json.loads(key)[0]}) + "\\n")
+        return measure()
+
+    return _real(key, logged)
+
+
+autoselect.cached = _spied
+"""
+
+
+def test_torchrun_ranks_calibrate_once(tmp_path: Path, small_generator) -> None:
+    """Two gloo ranks, --precision auto, an empty cache: rank 0 measures the paths once, both ranks use its choice."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "spy").mkdir()
+    (tmp_path / "spy" / "sitecustomize.py").write_text(CALIBRATION_SPY)  # runs first in every process
+    model = save_generator(tmp_path / "g.safetensors", small_generator)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(tmp_path / "spy"), str(root)]),
+        "GANKIT_CACHE_DIR": str(tmp_path / "cache"),
+        "SPY_LOG": str(tmp_path / "calibrations.jsonl"),
+        "OMP_NUM_THREADS": "1",
+    }
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    args = ["-m", "gankit", "sample", str(model), "--num-samples", "500", "--shard-size", "100", "--batch-size", "50"]
+    args += ["--precision", "auto", "--device", "cpu", "--quiet", "--out", str(tmp_path / "out")]
+    run = subprocess.run([*launcher, *args], cwd=root, env=env, capture_output=True, text=True, check=True)
+    calibrations = [json.loads(line) for line in (tmp_path / "calibrations.jsonl").read_text().splitlines()]
+    assert calibrations == [{"rank": "0", "key": "precision-auto"}], run.stdout
+    assert run.stdout.count("precision auto -> ") == 1
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["samples"] == 500
+    assert (manifest["job"]["backend"], manifest["job"]["precision"]) in [("eager", "fp32"), ("onnxruntime", "int8")]

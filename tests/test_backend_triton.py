@@ -43,13 +43,23 @@ def test_same_seed_and_index_same_image_as_eager(seed_generator: Generator, outp
 
 
 def test_one_sample_is_the_same_in_any_batch(seed_generator: Generator) -> None:
+    """Sample 47 of seed 11 alone and inside a batch: the same noise bit for bit; the same image within
+    2 x TOLERANCE["fp32"] (the dots' fp32 sums run in another order: an autotuned block on a GPU, BLAS's
+    handling of a row's position in a block under the interpreter; each image is within TOLERANCE of the
+    float64 reference, so the two are within twice that) and one uint8 level. The same call twice: equal."""
+    from gankit.noise import noise
+
+    latent = seed_generator.config.latent_dim
+    assert torch.equal(noise(11, 40, 20, latent)[7], noise(11, 47, 1, latent)[0])
     backend = create_backend("triton", seed_generator)
+    eager = create_backend("eager", seed_generator, device="cpu")
     batch = backend.generate_seeded(11, 40, 20)
     alone = backend.generate_seeded(11, 47, 1)[0]
-    if torch.cuda.is_available():  # each batch size may get its own autotuned blocks: fp32 sums in another order
-        torch.testing.assert_close(alone, batch[7], atol=1e-6, rtol=0)
-    else:
-        assert torch.equal(alone, batch[7])
+    assert max_difference(alone, eager.generate_seeded(11, 47, 1)[0]) <= TOLERANCE["fp32"]
+    assert max_difference(alone, batch[7]) <= 2 * TOLERANCE["fp32"]
+    batch_levels = backend.generate_seeded(11, 40, 20, output="uint8")
+    assert max_difference(backend.generate_seeded(11, 47, 1, output="uint8")[0], batch_levels[7]) <= 1
+    assert torch.equal(backend.generate_seeded(11, 40, 20), batch)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16"])

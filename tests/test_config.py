@@ -27,6 +27,7 @@ def test_defaults_are_the_seed() -> None:
         GeneratorConfig(),
         GeneratorConfig(latent_dim=7, hidden=(5,), image_shape=(3, 4, 6), slope=0.0),
         GeneratorConfig(latent_dim=20, hidden=[48, 80, 33], image_shape=[1, 10, 10], slope=0.5),
+        GeneratorConfig(hidden=(8, 9, 10), image_shape=(3, 32, 32), slope=(0.2, 0.0, 1.0), output_activation="sigmoid"),
     ],
 )
 def test_generator_config_json_round_trip(config: GeneratorConfig) -> None:
@@ -58,10 +59,14 @@ def test_discriminator_config_json_round_trip() -> None:
         {"image_shape": (28, 28)},
         {"image_shape": (1, 0, 28)},
         {"image_shape": (1, 28, 28.5)},
-        {"slope": 1.0},
-        {"slope": -0.1},
         {"slope": float("nan")},
+        {"slope": float("inf")},
         {"slope": "0.2"},
+        {"slope": True},
+        {"slope": ()},
+        {"slope": (0.2, 0.1, 0.3)},  # three slopes for two hidden layers
+        {"output_activation": "relu"},
+        {"output_activation": None},
     ],
 )
 def test_invalid_generator_config_raises_config_error(values: dict) -> None:
@@ -110,8 +115,37 @@ def test_from_json_rejects_bad_text_with_config_error(cls: type, text: str) -> N
 def test_config_error_names_the_bad_value() -> None:
     with pytest.raises(ConfigError, match="latent_dim.*2.5"):
         GeneratorConfig(latent_dim=2.5)
-    with pytest.raises(ConfigError, match="slope"):
-        GeneratorConfig(slope=3)
+    with pytest.raises(ConfigError, match="slope.*one per hidden layer.*0.1, 0.2"):
+        GeneratorConfig(slope=[0.1, 0.2], hidden=(5,))
+    with pytest.raises(ConfigError, match="output_activation.*tanh, sigmoid.*'softmax'"):
+        GeneratorConfig(output_activation="softmax")
+
+
+# The config text of the shipped checkpoint and ONNX export, written before activations were configurable.
+SHIPPED_CONFIG_TEXT = '{"hidden": [256, 512], "image_shape": [1, 28, 28], "latent_dim": 100, "slope": 0.2}'
+
+
+def test_old_config_text_reads_as_the_seed() -> None:
+    assert GeneratorConfig.from_json(SHIPPED_CONFIG_TEXT) == GeneratorConfig()
+    assert GeneratorConfig.from_json(SHIPPED_CONFIG_TEXT).output_activation == "tanh"
+
+
+def test_slopes_per_layer() -> None:
+    """Equal slopes collapse to one number (equal generators, equal configs); mixed ones stay per layer."""
+    assert GeneratorConfig(slope=(0.1, 0.1)) == GeneratorConfig(slope=0.1)
+    assert GeneratorConfig(slope=[0.1, 0.1]).slope == 0.1
+    assert GeneratorConfig(slope=(0.3,), hidden=(4, 5, 6)).hidden_slopes == (0.3, 0.3, 0.3)
+    mixed = GeneratorConfig(hidden=(4, 5, 6), slope=(0.2, 0, 1))
+    assert mixed.slope == (0.2, 0.0, 1.0) and mixed.hidden_slopes == (0.2, 0.0, 1.0)
+    assert json.loads(mixed.to_json())["slope"] == [0.2, 0.0, 1.0]
+    assert GeneratorConfig(slope=-0.5).hidden_slopes == (-0.5, -0.5)  # LeakyReLU takes any finite slope
+
+
+def test_describe_names_each_layer() -> None:
+    seed = "100 -> 256 leaky_relu(0.2) -> 512 leaky_relu(0.2) -> 784 tanh -> (1, 28, 28)"
+    assert GeneratorConfig().describe() == seed
+    config = GeneratorConfig(latent_dim=8, hidden=(4, 5, 6), image_shape=(3, 2, 2), slope=(0.01, 0, 1))
+    assert config.describe() == "8 -> 4 leaky_relu(0.01) -> 5 relu -> 6 none -> 12 tanh -> (3, 2, 2)"
 
 
 def test_num_classes_round_trips_and_old_configs_without_it_load() -> None:

@@ -1,4 +1,5 @@
-"""gankit.eval's label fidelity, class-mix reference FID and copying check, on real digits with known answers."""
+"""Label fidelity, class-mix reference FID and the copying check (gankit.quality.metrics), on real digits
+with known answers."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 
 from gankit.data import load_bundled
-from gankit.eval import class_mix_fid, copying_share, features, label_fidelity, quality, real_halves
+from gankit.quality.metrics import class_mix_fid, copying_share, features, label_fidelity, quality, real_halves
 
 
 def test_label_fidelity_by_hand() -> None:

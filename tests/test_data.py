@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.data import load_bundled, load_images, to_model_range, to_uint8
+from gankit.data import load_bundled, load_images
 from gankit.errors import DataError
+from gankit.pixels import from_uint8, to_uint8
 
 
 def _pattern(n: int = 6, height: int = 5, width: int = 7) -> np.ndarray:
@@ -203,7 +204,7 @@ def test_torchvision_set_read_from_data_dir_without_network(tmp_path: Path, monk
 
 def test_to_model_range_and_back_is_exact() -> None:
     pixels = torch.arange(256, dtype=torch.uint8).reshape(4, 1, 8, 8)
-    scaled = to_model_range(pixels)
+    scaled = from_uint8(pixels)
     assert scaled.dtype == torch.float32 and scaled.shape == pixels.shape
     assert scaled.min() == -1.0 and scaled.max() == 1.0
     assert scaled[0, 0, 0, 0] == -1.0 and scaled[-1, 0, -1, -1] == 1.0

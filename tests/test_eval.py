@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from gankit.classifier import SHIPPED, accuracy, load_classifier, split_bundled
-from gankit.eval import features, frechet_distance, precision_recall, quality, real_halves
+from gankit.quality.classifier import SHIPPED, accuracy, load_classifier, split_bundled
+from gankit.quality.metrics import features, frechet_distance, precision_recall, quality, real_halves
 
 ROOT = Path(__file__).resolve().parents[1]
 

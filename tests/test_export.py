@@ -13,11 +13,14 @@ import pytest
 import torch
 
 from gankit.backends.onnxruntime import OnnxRuntimeBackend
-from gankit.checkpoint import save_generator, sha256_of
+from gankit.checkpoint import save_generator
 from gankit.config import GeneratorConfig
 from gankit.errors import BackendError, CheckpointError, ExportError
-from gankit.export import export, read_metadata, validate
+from gankit.io import sha256_of
 from gankit.model import Generator
+from gankit.onnx.build import read_metadata
+from gankit.onnx.export import export
+from gankit.onnx.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"log": lambda line: None}
@@ -85,10 +88,38 @@ def test_a_perturbed_model_fails_validation(tmp_path: Path, checkpoint: Path) ->
     assert (tmp_path / "g.parity.failed.json").is_file()
 
 
-def test_a_failed_export_is_not_left_looking_valid(tmp_path: Path, checkpoint: Path, monkeypatch) -> None:
-    import gankit.parity as parity
+def test_fp16_rounded_weights_fail_the_fp32_gate(tmp_path: Path, checkpoint: Path) -> None:
+    """The derived fp32 tolerance is tight: an "fp32" export whose weights went through fp16 is refused."""
+    path = export(checkpoint, tmp_path / "g.onnx", **QUIET).path
+    model = onnx.load(str(path))
+    for initializer in model.graph.initializer:
+        values = onnx.numpy_helper.to_array(initializer)
+        if values.dtype == np.float32:
+            rounded = values.astype(np.float16).astype(np.float32)
+            initializer.CopyFrom(onnx.numpy_helper.from_array(rounded, initializer.name))
+    onnx.save(model, str(path))
+    with pytest.raises(ExportError, match="parity check FAILED for fp32"):
+        validate(path, checkpoint=checkpoint, **QUIET)
 
-    monkeypatch.setitem(parity.TOLERANCE_MAX, "fp32", 1e-12)
+
+def test_each_case_records_its_seed_and_replays(tmp_path: Path, checkpoint: Path) -> None:
+    path = export(checkpoint, tmp_path / "g.onnx", **QUIET).path
+    first = validate(path, checkpoint=checkpoint, seed=1234, **QUIET)
+    assert first.seed == 1234 and [c.seed for c in first.cases] == list(range(1234, 1234 + len(first.cases)))
+    assert json.loads((tmp_path / "g.parity.json").read_text())["cases"][3]["seed"] == 1237
+    again = validate(path, checkpoint=checkpoint, seed=1234, **QUIET)
+    assert [c.max_abs for c in again.cases] == [c.max_abs for c in first.cases]
+    other = validate(path, checkpoint=checkpoint, seed=99, **QUIET)
+    assert [c.max_abs for c in other.cases] != [c.max_abs for c in first.cases]
+    for case in first.cases:  # the fp32 yardstick: PyTorch's own error on the same z, recorded beside ours
+        assert case.torch_fp32_max_abs is not None and 0 < case.torch_fp32_max_abs < case.tolerance_max
+
+
+def test_a_failed_export_is_not_left_looking_valid(tmp_path: Path, checkpoint: Path, monkeypatch) -> None:
+    import gankit.onnx.parity as parity
+
+    monkeypatch.setattr(parity, "FP32_HEADROOM", 0.0)  # no fp32 result is within 0 of float64
+    monkeypatch.setattr(parity, "FP32_FLOOR", 0.0)
     with pytest.raises(ExportError, match="FAILED"):
         export(checkpoint, tmp_path / "g.onnx", **QUIET)
     assert not (tmp_path / "g.onnx").exists()
@@ -147,3 +178,22 @@ def test_cli_export_validate_and_info(tmp_path: Path, checkpoint: Path) -> None:
         text=True,
     )
     assert done.returncode == 2 and done.stderr.startswith("gankit export: error:") and "Traceback" not in done.stderr
+
+
+def test_the_bundled_export_passes_every_time_on_fresh_seeds(tmp_path: Path) -> None:
+    """A correct export is never refused: 3 exports of the bundled generator and 30 more validations of one,
+    each on fresh random inputs (their seeds are in the message if one fails)."""
+    failed = []
+    for attempt in range(3):
+        out = tmp_path / f"g{attempt}.onnx"
+        try:
+            export(None, out, **QUIET)
+        except ExportError as exc:
+            failed.append(str(exc))
+    path = tmp_path / "g0.onnx"
+    for _ in range(30):
+        try:
+            validate(path, **QUIET)
+        except ExportError as exc:
+            failed.append(str(exc))
+    assert not failed, failed

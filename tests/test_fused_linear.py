@@ -59,10 +59,27 @@ def max_error(got: torch.Tensor, x, weight, bias, act="leaky_relu") -> float:
 
 
 @pytest.mark.parametrize("m", [1, 3, 64, 257, 1000])
-@pytest.mark.parametrize("act", ["leaky_relu", "tanh", "none"])
+@pytest.mark.parametrize("act", ["leaky_relu", "relu", "tanh", "sigmoid", "none"])
 def test_batches_and_activations(m: int, act: str) -> None:
     x, weight, bias = inputs(m, 256, 100)
     assert max_error(run(x, weight, bias, act), x, weight, bias, act) <= TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.3, 1.0, -0.5])
+def test_leaky_relu_takes_any_slope(slope: float) -> None:
+    """An imported generator keeps its own slope (0 is ReLU, 1 no activation): the kernel applies the one given."""
+    x, weight, bias = inputs(33, 70, 100)
+    got = fused_linear(x, weight, bias, "leaky_relu", slope, out=torch.full((33, 70), float("nan"), device=DEVICE))
+    expected = fused_linear_reference(x.double().cpu(), weight.double().cpu(), bias.double().cpu(), "leaky_relu", slope)
+    assert (got.double().cpu() - expected).abs().max().item() <= TOLERANCE[torch.float32] * expected.abs().max().item()
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")  # the interpreter's NumPy: the point
+def test_sigmoid_is_mapped_to_minus_one_one_without_overflow() -> None:
+    """sigmoid -> 2 * sigmoid - 1, so an output saturates at exactly -1 and 1, never NaN (exp(-x) overflows to inf)."""
+    x = torch.tensor([[-200.0], [-30.0], [0.0], [30.0], [200.0]], device=DEVICE)
+    got = fused_linear(x, torch.ones(1, 1, device=DEVICE), None, "sigmoid").flatten().cpu()
+    assert got.tolist() == [-1.0, -1.0, 0.0, 1.0, 1.0]
 
 
 @pytest.mark.parametrize(("m", "n", "k"), [(1, 1, 1), (5, 7, 13), (3, 33, 100), (17, 784, 512), (65, 100, 257)])
@@ -159,7 +176,7 @@ def test_launcher_rejects_bad_inputs() -> None:
         fused_linear(x.double(), weight.double())
     with pytest.raises(ValueError, match=r"bias must be a float \(5,\) tensor, got \(4,\)"):
         fused_linear(x, weight, torch.randn(4, device=DEVICE))
-    with pytest.raises(ValueError, match="act must be one of none, leaky_relu, tanh, got 'gelu'"):
+    with pytest.raises(ValueError, match="act must be one of none, leaky_relu, tanh, relu, sigmoid, got 'gelu'"):
         fused_linear(x, weight, act="gelu")
     with pytest.raises(ValueError, match=r"out must be \(4, 5\) torch.float32"):
         fused_linear(x, weight, out=torch.empty(4, 5, dtype=torch.float16, device=DEVICE))

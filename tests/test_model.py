@@ -96,6 +96,18 @@ def test_generator_uses_the_configured_slope() -> None:
     torch.testing.assert_close(generator(z), expected, rtol=0, atol=0)
 
 
+def test_generator_per_layer_slopes_and_sigmoid_output() -> None:
+    """Hidden layer i uses its own slope (0 is ReLU, 1 no activation); sigmoid output is 2 * sigmoid - 1."""
+    config = GeneratorConfig(4, (6, 5, 7), (3, 2, 2), slope=(0.1, 0.0, 1.0), output_activation="sigmoid")
+    torch.manual_seed(0)
+    generator = Generator(config)
+    z = torch.randn(9, 4) * 5
+    a, b, c, d = generator.layers
+    expected = 2 * torch.sigmoid(d(c(F.relu(b(F.leaky_relu(a(z), 0.1)))))) - 1
+    torch.testing.assert_close(generator(z), expected.view(9, 3, 2, 2), rtol=0, atol=0)
+    assert generator(z * 100).min() >= -1 and generator(z * 100).max() <= 1
+
+
 COND = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), num_classes=10)
 
 

@@ -1,12 +1,12 @@
 """Each CPU low-precision path keeps the bundled (trained) generator's quality: MNIST-FID within 5 % of
-eager fp32's on the same 2,500 seeds, and every digit at least half as common (``gankit.autoselect``'s rule,
+eager fp32's on the same 2,500 seeds, and every digit at least half as common (``gankit.backends.autoselect``'s rule,
 the one ``--precision auto`` applies). Measured: all within 0.7 % (benchmarks/results/cpu-paths-*.md)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gankit import autoselect
+from gankit.backends import autoselect
 from gankit.checkpoint import load_generator
 from gankit.cpu import cpu_info
 

@@ -1,4 +1,4 @@
-"""int8 export options (gankit.quantize): each builds a valid graph, passes parity, keeps quality, says what it is."""
+"""int8 export options (gankit.onnx.quantize): each builds a valid graph, passes parity, keeps quality, says so."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from gankit.backends.onnxruntime import OnnxRuntimeBackend
 from gankit.checkpoint import PRETRAINED
 from gankit.cli import main
 from gankit.errors import ExportError
-from gankit.export import export, read_metadata
 from gankit.noise import noise
-from gankit.quantize import Int8Options, linear_nodes, parse_layers
+from gankit.onnx.build import read_metadata
+from gankit.onnx.export import export
+from gankit.onnx.quantize import Int8Options, linear_nodes, parse_layers
 
 QUIET = {"log": lambda line: None}
 # The bundled generator is a trained one: quantization error depends on trained weight and activation ranges.

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,11 @@ from gankit.backends import create_backend
 from gankit.checkpoint import save_generator
 from gankit.errors import BackendError, SamplingError
 from gankit.noise import noise
-from gankit.sample import MANIFEST, SampleJob, generate, sample
+from gankit.pixels import to_uint8
+from gankit.sampling.engine import generate, sample
+from gankit.sampling.job import SampleJob
+from gankit.sampling.manifest import MANIFEST
+from gankit.sampling.pipeline import ShardMaker
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +65,70 @@ def test_shards_hold_the_images_of_their_indices(tmp_path: Path, model_file: Pat
     assert not list((tmp_path / "out" / ".journal").glob("*.json"))
 
 
+LANE_PATHS = [("onnxruntime", "fp32"), ("onnxruntime", "int8"), ("openvino", "fp32")]
+
+
+@pytest.mark.parametrize(("backend", "precision"), LANE_PATHS)
+def test_lanes_and_threads_do_not_change_the_shards(
+    tmp_path: Path, model_file: Path, monkeypatch, backend: str, precision: str
+) -> None:
+    """2 lanes of 1 thread or 1 lane of 2 threads: the same shards, equal bit for bit to the backend's own
+    uint8 images (its float output rounded on the host)."""
+    import gankit.sampling.engine as engine
+
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    folders = {}
+    for split in ((2, 1), (1, 2)):
+        monkeypatch.setattr(engine, "plan_lanes", lambda backend, dtype, batch, split=split: (*split, "forced"))
+        folders[split] = tmp_path / f"{split[0]}x{split[1]}"
+        run_job(folders[split], model_file, backend=backend, precision=precision, n=1000, shard_size=256)
+    one, two = shard_arrays(folders[(1, 2)]), shard_arrays(folders[(2, 1)])
+    assert len(one) == 4 and one.keys() == two.keys() and all(np.array_equal(one[k], two[k]) for k in one)
+    expected = generate(model_file, n=1000, seed=7, backend=backend, precision=precision, batch_size=16)
+    assert np.array_equal(np.concatenate(list(one.values())), to_uint8(expected).numpy())
+
+
+def test_shard_checksums_are_crc32_and_sha256_runs_still_resume(tmp_path: Path, model_file: Path) -> None:
+    run_job(tmp_path / "out", model_file)
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert manifest["job"]["checksum"] == "crc32"
+    for shard in manifest["shards"]:
+        data = (tmp_path / "out" / shard["file"]).read_bytes()
+        assert shard["crc32"] == f"{zlib.crc32(data):08x}" and "sha256" not in shard
+    # a run recorded before crc32 (sha256 entries), interrupted after two shards: resume keeps those, adds the rest
+    old = dict(manifest, status="partial", shards=[], samples=64)
+    for shard in manifest["shards"][:2]:
+        data = (tmp_path / "out" / shard["file"]).read_bytes()
+        entry = {key: value for key, value in shard.items() if key != "crc32"}
+        old["shards"].append({**entry, "sha256": hashlib.sha256(data).hexdigest()})
+    del old["job"]["checksum"]
+    for shard in manifest["shards"][2:]:
+        (tmp_path / "out" / shard["file"]).unlink()
+    (tmp_path / "out" / MANIFEST).write_text(json.dumps(old))
+    result = run_job(tmp_path / "out", model_file, resume=True)
+    assert result.samples_written == 36
+    resumed = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert resumed["status"] == "complete"
+    assert [next(k for k in ("sha256", "crc32") if k in s) for s in resumed["shards"]] == ["sha256"] * 2 + ["crc32"] * 2
+    assert resumed["shards"][:2] == old["shards"]
+
+
+def test_resume_refuses_another_noise_version(tmp_path: Path, model_file: Path, monkeypatch) -> None:
+    import gankit.sampling.manifest as manifest_module
+    from gankit.noise import NOISE_NAME, NOISE_VERSION
+
+    run_job(tmp_path / "out", model_file, n=40)
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    assert (manifest["job"]["noise"], manifest["job"]["noise_name"]) == (NOISE_VERSION, NOISE_NAME)
+    del manifest["job"]["noise"]  # a run recorded before versions were: noise version 1
+    (tmp_path / "out" / MANIFEST).write_text(json.dumps(manifest))
+    monkeypatch.setattr(manifest_module, "NOISE_VERSION", 2)
+    with pytest.raises(SamplingError, match="sampled with noise version 1; this gankit makes version 2"):
+        run_job(tmp_path / "out", model_file, n=40, resume=True)
+    monkeypatch.setattr(manifest_module, "NOISE_VERSION", 1)
+    assert run_job(tmp_path / "out", model_file, n=40, resume=True).samples_written == 0
+
+
 def test_same_index_same_image_whatever_the_batch_size_or_start(model_file: Path) -> None:
     whole = generate(model_file, n=50, seed=3, batch_size=50, backend="eager")
     chunked = generate(model_file, n=30, seed=3, start=20, batch_size=7, backend="eager")
@@ -92,11 +161,14 @@ def test_compile_backend_matches_eager_and_never_recompiles(model_file: Path, sm
     import torch._dynamo
 
     torch._dynamo.reset()
-    backend = create_backend("compile", small_generator, batch_size=16, device="cpu")
-    assert backend.warmup() > 0
     from torch._dynamo.utils import counters
 
+    backend = create_backend("compile", small_generator, batch_size=16, device="cpu")
+    graphs_before = counters["stats"]["unique_graphs"]
+    seconds = backend.warmup()
     frames_before = counters["stats"]["unique_graphs"]
+    assert frames_before == graphs_before + 1, "warm-up compiles the bucket's graph, once"
+    assert backend.warmup() == seconds and counters["stats"]["unique_graphs"] == frames_before
     z = noise(5, 0, 37, 20)  # 16 + 16 + a padded partial batch of 5
     images = backend.generate(z)
     assert counters["stats"]["unique_graphs"] == frames_before
@@ -106,9 +178,7 @@ def test_compile_backend_matches_eager_and_never_recompiles(model_file: Path, sm
 
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, model_file: Path, monkeypatch) -> None:
     run_job(tmp_path / "straight", model_file)
-    import gankit.sample as engine
-
-    real = engine._generate_shard
+    real = ShardMaker.start
     calls = {"n": 0}
 
     def interrupt_third(*args, **kwargs):
@@ -117,12 +187,12 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, mod
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_generate_shard", interrupt_third)
+    monkeypatch.setattr(ShardMaker, "start", interrupt_third)
     result = run_job(tmp_path / "resumed", model_file)
     assert result.interrupted and result.samples_written == 64
     manifest = json.loads((tmp_path / "resumed" / MANIFEST).read_text())
     assert manifest["status"] == "partial" and manifest["samples"] == 64
-    monkeypatch.setattr(engine, "_generate_shard", real)
+    monkeypatch.setattr(ShardMaker, "start", real)
     result = run_job(tmp_path / "resumed", model_file, resume=True)
     assert result.samples_written == 36
     straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(tmp_path / "resumed")
@@ -131,23 +201,46 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path: Path, mod
     assert json.loads((tmp_path / "resumed" / MANIFEST).read_text())["status"] == "complete"
 
 
+KILLER = """
+import os, signal
+import gankit.sampling.writer as writer
+
+_real, _calls = writer.write_shard, [0]
+
+
+def _write_then_die(out, name, first, images):
+    _calls[0] += 1
+    if _calls[0] == 4:  # in the middle of the 4th shard: its temp file is half written, then SIGKILL
+        with open(out / (".partial-" + name), "wb") as handle:
+            handle.write(images.tobytes()[: images.nbytes // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _real(out, name, first, images)
+
+
+writer.write_shard = _write_then_die
+"""
+
+
 def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path: Path, model_file: Path) -> None:
-    command = [sys.executable, "-m", "gankit", "sample", str(model_file), "--n", "20000", "--seed", "1"]
-    command += ["--batch-size", "64", "--shard-size", "256", "--backend", "eager", "--quiet", "--device", "cpu"]
+    """SIGKILL at a fixed point (while the 4th shard is being written, in a real process), then --resume."""
+    (tmp_path / "killer.py").write_text(KILLER)
+    options = [str(model_file), "--n", "2000", "--seed", "1", "--batch-size", "64", "--shard-size", "256"]
+    options += ["--backend", "eager", "--quiet", "--device", "cpu"]
+    run = "import killer, runpy; runpy.run_module('gankit', run_name='__main__', alter_sys=True)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     killed = tmp_path / "killed"
-    process = subprocess.Popen([*command, "--out", str(killed)], cwd=ROOT)
-    deadline = time.time() + 60
-    while time.time() < deadline and len(list(killed.glob("shard_*.npy"))) < 3:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert len(list(killed.glob("shard_*.npy"))) < 79, "the run finished before it could be killed"
-    assert not [p for p in killed.iterdir() if p.name.startswith("shard_") and not p.name.endswith(".npy")]
+    done = subprocess.run([sys.executable, "-c", run, "sample", *options, "--out", str(killed)], cwd=ROOT, env=env)
+    assert done.returncode == -signal.SIGKILL
+    assert sorted(p.name for p in killed.glob("shard_*")) == [f"shard_{i:05d}.npy" for i in range(3)]
+    manifest = json.loads((killed / MANIFEST).read_text())
+    assert manifest["status"] == "running" and manifest["shards"] == []  # rank 0 never got to merge
+    command = [sys.executable, "-m", "gankit", "sample", *options]
     subprocess.run([*command, "--out", str(killed), "--resume"], cwd=ROOT, check=True)
     subprocess.run([*command, "--out", str(tmp_path / "straight")], cwd=ROOT, check=True)
     straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(killed)
-    assert len(straight) == 79 and straight.keys() == resumed.keys()
+    assert len(straight) == 8 and straight.keys() == resumed.keys()
     assert all(np.array_equal(straight[k], resumed[k]) for k in straight)
+    assert json.loads((killed / MANIFEST).read_text())["status"] == "complete"
 
 
 def test_torchrun_two_gloo_processes_equal_one_process(tmp_path: Path, model_file: Path) -> None:
@@ -169,18 +262,19 @@ def test_torchrun_two_gloo_processes_equal_one_process(tmp_path: Path, model_fil
 def test_disk_full_keeps_the_manifest_consistent_and_resume_finishes(
     tmp_path: Path, model_file: Path, monkeypatch
 ) -> None:
-    import gankit.sample as engine
+    """The disk fills up in the middle of the third shard (room for 2.5 shards): the two written are recorded."""
+    import gankit.sampling.writer as writer
 
-    real = engine.np.lib.format.write_array
-    calls = {"n": 0}
+    real, written = os.write, {"bytes": 0}
+    shard_bytes = writer.ALIGN + 32 * 10 * 10  # the header, then 32 samples of 10 x 10 uint8
 
-    def fill_disk(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
+    def small_disk(fd, data):
+        if written["bytes"] + len(data) > 2.5 * shard_bytes:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real(*args, **kwargs)
+        written["bytes"] += len(data)
+        return real(fd, data)
 
-    monkeypatch.setattr(engine.np.lib.format, "write_array", fill_disk)
+    monkeypatch.setattr(writer.os, "write", small_disk)
     with pytest.raises(SamplingError, match="No space left on device.*--resume"):
         run_job(tmp_path / "out", model_file)
     manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
@@ -189,11 +283,40 @@ def test_disk_full_keeps_the_manifest_consistent_and_resume_finishes(
         "shard_00000.npy",
         "shard_00001.npy",
     ]
-    monkeypatch.setattr(engine.np.lib.format, "write_array", real)
+    monkeypatch.setattr(writer.os, "write", real)
     run_job(tmp_path / "out", model_file, resume=True)
     run_job(tmp_path / "straight", model_file)
     straight, resumed = shard_arrays(tmp_path / "straight"), shard_arrays(tmp_path / "out")
     assert all(np.array_equal(straight[k], resumed[k]) for k in straight) and len(resumed) == 4
+
+
+def test_shards_are_plain_npy_with_page_aligned_data(tmp_path: Path, monkeypatch) -> None:
+    """np.load (and its mmap) read a shard; its data start at byte 4096; a file system without O_DIRECT
+    (EINVAL, as tmpfs) gets the same bytes written buffered."""
+    import fcntl
+
+    import gankit.sampling.writer as writer
+
+    images = writer.aligned_empty(3000 * 784).reshape(3000, 1, 28, 28)
+    images[...] = np.random.default_rng(0).integers(0, 256, images.shape)
+    record = writer.write_shard(tmp_path, "direct.npy", 0, images)
+    data = (tmp_path / "direct.npy").read_bytes()
+    assert len(data) == record.bytes == 4096 + images.nbytes and data[4096:] == images.tobytes()
+    assert np.array_equal(np.load(tmp_path / "direct.npy"), images)
+    assert np.array_equal(np.load(tmp_path / "direct.npy", mmap_mode="r"), images)
+    assert record.checksum == f"{zlib.crc32(data):08x}" and record.algorithm == "crc32"
+    real = fcntl.fcntl
+
+    def no_direct(fd, command, flags=0):
+        if command == fcntl.F_SETFL and flags & writer.DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, command, flags)
+
+    monkeypatch.setattr(writer.fcntl, "fcntl", no_direct)
+    buffered = writer.write_shard(tmp_path, "buffered.npy", 0, images)
+    assert (tmp_path / "buffered.npy").read_bytes() == data and buffered == record.__class__(
+        "buffered.npy", 0, 3000, record.bytes, record.checksum
+    )
 
 
 def test_resume_refuses_another_seed_or_model(tmp_path: Path, model_file: Path, seed_model_file: Path) -> None:
@@ -230,8 +353,7 @@ def test_output_not_writable(tmp_path: Path, model_file: Path) -> None:
 def test_unknown_and_mismatched_backends(tmp_path: Path, model_file: Path) -> None:
     with pytest.raises(BackendError, match="unknown backend"):
         run_job(tmp_path / "out", model_file, backend="tensorrt")
-    onnx_path = tmp_path / "g.onnx"
-    onnx_path.write_bytes(b"")
+    onnx_path = ROOT / "exported" / "generator.onnx"  # the file is read first: it must be an ONNX model
     with pytest.raises(BackendError, match="runs on --backend onnxruntime"):
         run_job(tmp_path / "out2", onnx_path, backend="eager")
 
@@ -248,7 +370,7 @@ def test_cli_sample_errors_are_one_line(tmp_path: Path, model_file: Path) -> Non
 
 
 def test_cpu_backends_agree_on_the_same_indices(tmp_path: Path, model_file: Path) -> None:
-    from gankit.export import export
+    from gankit.onnx.export import export
 
     onnx_path = export(model_file, tmp_path / "g.onnx", log=lambda line: None).path
     reference = generate(model_file, n=40, seed=4, start=1000, backend="eager", batch_size=16)
@@ -258,3 +380,26 @@ def test_cpu_backends_agree_on_the_same_indices(tmp_path: Path, model_file: Path
     run_job(tmp_path / "from-onnx", onnx_path, backend="auto", n=40)
     manifest = json.loads((tmp_path / "from-onnx" / MANIFEST).read_text())
     assert manifest["job"]["backend"] == "onnxruntime" and manifest["samples"] == 40
+
+
+GRID_IMPORTS = """
+import runpy, sys
+sys.argv = ["gankit", "sample", "--n", "64", "--out", sys.argv[1]]
+try:
+    runpy.run_module("gankit", run_name="__main__")
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+heavy = ("torchvision", "matplotlib", "triton", "onnxscript", "torch._dynamo", "torch.export._trace")
+print("imported:", ",".join(name for name in heavy if name in sys.modules))
+"""
+
+
+def test_a_grid_imports_only_what_it_needs(tmp_path: Path) -> None:
+    """Time to first image: with warm caches, `gankit sample --n 64 --out grid.png` (default options) imports
+    neither the ONNX exporter nor torchvision, matplotlib or triton (tqdm comes with torch itself)."""
+    env = {**os.environ, "GANKIT_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", GRID_IMPORTS, str(tmp_path / "grid.png")]
+    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)  # warms: export, auto's choice
+    warm = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
+    assert warm.stdout.strip().endswith("imported:"), warm.stdout
+    assert (tmp_path / "grid.png").is_file()

@@ -18,10 +18,10 @@ from gankit.cli import main
 from gankit.config import TrainConfig
 from gankit.data import load_bundled
 from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
-from gankit.eval import features, quality, real_halves
-from gankit.images import plot_losses
 from gankit.model import Generator
 from gankit.noise import noise
+from gankit.pixels import plot_losses
+from gankit.quality.metrics import features, quality, real_halves
 from gankit.train import BEST_FILE, GENERATOR_FILE, STATE_FILE, Trainer, resume, train
 from gankit.training.presets import build_config
 
@@ -371,7 +371,7 @@ def test_quality_is_logged_plotted_and_the_best_epoch_kept(tiny_data: Path, tmp_
     with Image.open(tmp_path / "losses.png") as plot:
         assert plot.size[1] == 700  # two panels (the loss-only plot is 400 px high)
 
-    # the same samples and numbers as gankit.eval's metric on the saved generator
+    # the same samples and numbers as gankit.quality.metrics' metric on the saved generator
     generator = load_generator(tmp_path / GENERATOR_FILE)
     with torch.no_grad():
         images = generator(noise(0, 0, 200, generator.config.latent_dim))

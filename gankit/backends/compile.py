@@ -13,10 +13,9 @@ import time
 import torch
 
 from gankit.backends.base import Backend
-from gankit.backends.eager import TORCH_DTYPES, matmul_precision
+from gankit.device import TORCH_DTYPES, matmul_precision, resolve_device
 from gankit.errors import BackendError
 from gankit.model import Generator
-from gankit.train import resolve_device
 
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
 

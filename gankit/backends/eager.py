@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import torch
 
 from gankit.backends.base import Backend
+from gankit.device import TORCH_DTYPES, matmul_precision, resolve_device
 from gankit.model import Generator
-from gankit.train import resolve_device
-
-TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-@contextlib.contextmanager
-def matmul_precision(precision: str):
-    """fp32 means IEEE fp32 matmuls (TF32 off); tf32 allows TF32 tensor cores on GPUs that have them."""
-    previous = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = previous
 
 
 class EagerBackend(Backend):

@@ -1,7 +1,9 @@
-"""onnxruntime: runs a gankit ONNX export (CPU EP by default; CUDA EP with IOBinding when installed).
+"""onnxruntime: runs an ONNX generator (CPU EP by default; CUDA EP with IOBinding when installed).
 
-Accepts a path to an export (its config and precision come from the ONNX metadata) or a Generator,
-which is exported once to a temporary file in the asked precision.
+Accepts a path to a gankit export (its config and precision come from the ONNX metadata), an ``OnnxGraph``
+(``gankit.onnx.graph``: an export, or a generator graph made elsewhere, with what its file cannot say), or a
+Generator, which is exported in the asked precision once per machine (``gankit.onnx.cache``). A foreign
+graph's output is mapped to gankit's images: reshaped to (B, C, H, W), and 2y - 1 when its range is [0, 1].
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import numpy as np
 import torch
 
 from gankit.backends.base import Backend, check_latent_batch
-from gankit.config import GeneratorConfig
-from gankit.data import to_uint8
 from gankit.errors import BackendError
 from gankit.model import Generator
+from gankit.onnx.graph import OnnxGraph, read_graph
+from gankit.pixels import to_uint8
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -26,7 +28,7 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(
         self,
-        model: str | Path | Generator,
+        model: str | Path | OnnxGraph | Generator,
         precision: str = "fp32",
         device: str = "auto",
         threads: int | None = None,
@@ -34,28 +36,29 @@ class OnnxRuntimeBackend(Backend):
         spin: bool = True,
         int8=None,
     ) -> None:
-        """``int8``: ``gankit.quantize.Int8Options`` for a Generator exported at precision int8 (default options)."""
+        """``int8``: ``gankit.onnx.quantize.Int8Options`` for a Generator exported at precision int8."""
         import onnxruntime as ort
 
-        from gankit.export import read_metadata, temporary_export
+        from gankit.onnx.cache import cached_export
 
         if optimization not in OPTIMIZATION_LEVELS:
             raise BackendError(f"unknown graph optimization {optimization!r}; choose from {OPTIMIZATION_LEVELS}")
         self._folder = None
         if isinstance(model, Generator):
-            self._folder, path = temporary_export(model, precision, int8=int8 if precision == "int8" else None)
+            self._folder, path = cached_export(model, precision, int8=int8 if precision == "int8" else None)
+            graph = read_graph(path)
         else:
-            path = Path(model)
-        props = read_metadata(path)
-        self.path = path
-        self.config = GeneratorConfig.from_json(props["gankit_config"])
-        self.precision = props["gankit_precision"]
-        self.output = props["gankit_output"]
-        self.variant = self.precision
-        if "gankit_int8" in props:
-            from gankit.quantize import Int8Options
+            graph = model if isinstance(model, OnnxGraph) else read_graph(model)
+        self.graph = graph
+        self.path = graph.path
+        self.config = graph.config
+        self.precision = graph.precision
+        self.output = graph.output
+        self.variant = self.precision if not graph.foreign else "fp32 I/O, graph made elsewhere"
+        if "gankit_int8" in graph.metadata:
+            from gankit.onnx.quantize import Int8Options
 
-            self.variant = f"int8 {Int8Options.from_json(props['gankit_int8']).label}"
+            self.variant = f"int8 {Int8Options.from_json(graph.metadata['gankit_int8']).label}"
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -77,32 +80,37 @@ class OnnxRuntimeBackend(Backend):
                 "the installed onnxruntime has no CUDA execution provider: install onnxruntime-gpu, or use --device cpu"
             )
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         self.device = torch.device("cuda" if cuda else "cpu")
 
     def _check(self, z: torch.Tensor | np.ndarray) -> None:
         check_latent_batch(z, self.config.latent_dim, self.path.name)
 
     def run_numpy(self, z: np.ndarray) -> np.ndarray:
-        """z: (B, latent_dim) float32 array -> the graph's image array (float32 [-1, 1] or uint8)."""
+        """z: (B, latent_dim) float32 array -> images (B, C, H, W): float32 in [-1, 1], or uint8 from a uint8 export."""
         self._check(z)
-        return self.session.run(["image"], {"z": np.ascontiguousarray(z)})[0]
+        return self._images(z)
+
+    def _images(self, z: np.ndarray) -> np.ndarray:
+        images = self.session.run([self.graph.output_name], {self.graph.input_name: np.ascontiguousarray(z)})[0]
+        images = images.reshape(z.shape[0], *self.config.image_shape)  # a foreign graph's output may be flat
+        return 2 * images - 1 if self.graph.output_range == (0.0, 1.0) else images
 
     def _run(self, z: torch.Tensor) -> torch.Tensor:
         self._check(z)
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" and not self.graph.foreign:
             return self._run_bound(z)
-        return torch.from_numpy(self.session.run(["image"], {"z": z.contiguous().numpy()})[0])
+        return torch.from_numpy(self._images(z.detach().cpu().numpy())).to(self.device)
 
     def _run_bound(self, z: torch.Tensor) -> torch.Tensor:
-        """CUDA EP: bind torch's device buffers (no host round trip)."""
+        """CUDA EP, gankit exports: bind torch's device buffers (no host round trip)."""
         z = z.to(self.device).contiguous()
         dtype = torch.uint8 if self.output == "uint8" else torch.float32
         images = torch.empty((z.shape[0], *self.config.image_shape), dtype=dtype, device=self.device)
         binding = self.session.io_binding()
-        binding.bind_input("z", "cuda", 0, np.float32, tuple(z.shape), z.data_ptr())
+        binding.bind_input(self.graph.input_name, "cuda", 0, np.float32, tuple(z.shape), z.data_ptr())
         np_dtype = np.uint8 if self.output == "uint8" else np.float32
-        binding.bind_output("image", "cuda", 0, np_dtype, tuple(images.shape), images.data_ptr())
+        binding.bind_output(self.graph.output_name, "cuda", 0, np_dtype, tuple(images.shape), images.data_ptr())
         self.session.run_with_iobinding(binding)
         return images
 

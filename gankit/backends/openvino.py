@@ -1,9 +1,11 @@
 """openvino: runs a gankit fp32 ONNX export with OpenVINO's CPU plugin, in fp32 or bf16.
 
-Accepts a path to a gankit ONNX export (its config comes from the ONNX metadata) or a Generator, which is
-exported once, as an fp32 graph, to a temporary file. ``generate_float`` takes z of shape (B, latent_dim)
-float32 (any B: the export's batch dimension is dynamic) and returns images (B, C, H, W) float32 in [-1, 1]
-on the CPU.
+Accepts a path to a gankit ONNX export (its config comes from the ONNX metadata), an ``OnnxGraph``
+(``gankit.onnx.graph``: an export, or a generator graph made elsewhere, whose output is reshaped to
+(B, C, H, W) and mapped from [0, 1] to [-1, 1] as 2y - 1 when that is its range), or a Generator, which is
+exported as an fp32 graph once per machine (``gankit.onnx.cache``). ``generate_float`` takes z of shape
+(B, latent_dim) float32 (any B: the export's batch dimension is dynamic) and returns images (B, C, H, W)
+float32 in [-1, 1] on the CPU.
 
 Only exports of an fp32 graph with float output are accepted as paths: bf16 is not a graph of its own here,
 OpenVINO applies it when it compiles the fp32 graph (``INFERENCE_PRECISION_HINT``). fp16/int8 exports are
@@ -20,6 +22,7 @@ One infer request is reused for every call: a backend object is not safe to call
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
@@ -27,14 +30,26 @@ import numpy as np
 import torch
 
 from gankit.backends.base import Backend, check_latent_batch
-from gankit.config import GeneratorConfig
 from gankit.errors import BackendError
 from gankit.model import Generator
+from gankit.onnx.graph import OnnxGraph, read_graph
 
 DEVICES = ("auto", "cpu")
 # latency: one stream using every thread (best at batch 1: ~75-140 us vs ~200 us, and for bf16 at every batch);
 # throughput: one stream per core, which was a little faster for fp32 at batch 4096 on a 2-core shared CPU.
 PERFORMANCE_HINTS = ("latency", "throughput")
+
+
+@functools.lru_cache(maxsize=1)
+def openvino_core():
+    """One OpenVINO Core for the process's lifetime, shared by every OpenVINO user in gankit. Each Core's CPU
+    plugin replaces the calling thread's signal stack at its first compilation and puts back the one it found
+    when the Core is destroyed; Cores destroyed out of order leave a freed stack in place, and the next signal
+    handled on it (Ctrl-C, SIGCHLD) kills the process (OpenVINO 2026.4). A Core that is never destroyed never
+    puts back a stale one."""
+    import openvino as ov
+
+    return ov.Core()
 
 
 class OpenVinoBackend(Backend):
@@ -49,7 +64,7 @@ class OpenVinoBackend(Backend):
 
     def __init__(
         self,
-        model: str | Path | Generator,
+        model: str | Path | OnnxGraph | Generator,
         precision: str = "fp32",
         device: str = "auto",
         threads: int | None = None,
@@ -77,26 +92,28 @@ class OpenVinoBackend(Backend):
         import openvino.properties as props
         import openvino.properties.hint as hints
 
-        from gankit.export import read_metadata, temporary_export
+        from gankit.onnx.cache import cached_export
 
         self._folder = None
         if isinstance(model, Generator):
-            self._folder, path = temporary_export(model, "fp32")
+            self._folder, path = cached_export(model, "fp32")
+            graph = read_graph(path)
         else:
-            path = Path(model)
-        meta = read_metadata(path)
-        if meta["gankit_precision"] != "fp32":
+            graph = model if isinstance(model, OnnxGraph) else read_graph(model)
+        path = graph.path
+        if graph.precision != "fp32":
             raise BackendError(
-                f"{path.name} is a {meta['gankit_precision']} export: OpenVINO takes an fp32 export "
+                f"{path.name} is a {graph.precision} export: OpenVINO takes an fp32 export "
                 "(gankit export --precision fp32) and applies bf16 itself with --precision bf16"
             )
-        if meta.get("gankit_output", "float") != "float":
+        if graph.output != "float":
             raise BackendError(
-                f"{path.name} is a --output {meta['gankit_output']} export: OpenVINO takes a float-output export "
+                f"{path.name} is a --output {graph.output} export: OpenVINO takes a float-output export "
                 "(gankit export --output float); uint8 conversion happens after it"
             )
+        self.graph = graph
         self.path = path
-        self.config = GeneratorConfig.from_json(meta["gankit_config"])
+        self.config = graph.config
         self.precision = precision
         self.device = torch.device("cpu")
         self.threads = threads or torch.get_num_threads()
@@ -112,7 +129,7 @@ class OpenVinoBackend(Backend):
             }[performance],
         }
         try:
-            core = ov.Core()
+            core = openvino_core()
             self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
         except RuntimeError as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -133,7 +150,8 @@ class OpenVinoBackend(Backend):
         # share_outputs=False: the result is a copy, not a view of the request's output tensor, so the next
         # call cannot overwrite it. share_inputs=True: no copy of z (the call is synchronous).
         result = self.request.infer({0: np.ascontiguousarray(z)}, share_inputs=True, share_outputs=False)
-        return result[0]
+        images = result[0].reshape(z.shape[0], *self.config.image_shape)  # a foreign graph's output may be flat
+        return 2 * images - 1 if self.graph.output_range == (0.0, 1.0) else images
 
     def generate_float(self, z: torch.Tensor) -> torch.Tensor:
         self._check(z)

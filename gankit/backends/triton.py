@@ -1,7 +1,8 @@
 """Triton: the whole generator in one launch, or one fused Linear+bias+activation launch a layer.
 
 The whole-generator kernel (``kernels.generator``) takes 3-Linear generators whose h1 and output fit
-it (``fits_whole_generator``); any other generator runs layer by layer (``kernels.fused_linear``).
+it (``fits_whole_generator``), with their per-layer slopes and output activation; any other generator
+runs layer by layer (``kernels.fused_linear``: leaky_relu, relu, none, tanh or sigmoid as 2y - 1).
 Seeded calls make the noise inside the whole-generator kernel (``tl.randn``, equal to
 ``gankit.noise``), and uint8 output is rounded in the kernel. Needs a CUDA device, or
 ``TRITON_INTERPRET=1`` (set before Triton is imported) to run the same kernels on the CPU interpreter:
@@ -16,17 +17,22 @@ import os
 import torch
 
 from gankit.backends.base import Backend
-from gankit.backends.eager import TORCH_DTYPES
-from gankit.data import to_uint8
+from gankit.device import TORCH_DTYPES
 from gankit.errors import BackendError
 from gankit.model import Generator
 from gankit.noise import check_seed
+from gankit.pixels import to_uint8
 
 OUTPUTS = ("float", "uint8")
 
 
 def _interpreted() -> bool:
     return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def _hidden_activation(slope: float) -> tuple[str, float]:
+    """The fused kernel's activation for a hidden layer's LeakyReLU slope: 0 is relu, 1 is none."""
+    return {0.0: ("relu", 0.0), 1.0: ("none", 0.0)}.get(slope, ("leaky_relu", slope))
 
 
 class TritonBackend(Backend):
@@ -69,7 +75,9 @@ class TritonBackend(Backend):
         self.whole = fits_whole_generator(self.config.layer_sizes)
         # Weights are cast and laid out once, here; the caller's generator is left as it is.
         if self.whole:
-            self.packed = pack_generator(weights, biases, self.config.slope, self.dtype, self.device)
+            self.packed = pack_generator(
+                weights, biases, self.config.hidden_slopes, self.dtype, self.device, self.config.output_activation
+            )
         else:  # W as the (out, in) view of a contiguous W.T: tiles contiguous along out, the faster layout
             self.layers = [
                 (w.detach().to(self.device, self.dtype).t().contiguous().t(), b.detach().to(self.device, torch.float32))
@@ -114,9 +122,10 @@ class TritonBackend(Backend):
         from kernels.fused_linear import fused_linear
 
         x = z.to(self.dtype)
-        for i, (weight, bias) in enumerate(self.layers):
-            act = "tanh" if i == len(self.layers) - 1 else "leaky_relu"
-            x = fused_linear(x, weight, bias, act, self.config.slope, allow_tf32=self.allow_tf32)
+        activations = [_hidden_activation(slope) for slope in self.config.hidden_slopes]
+        activations.append((self.config.output_activation, 0.0))
+        for (weight, bias), (act, slope) in zip(self.layers, activations):
+            x = fused_linear(x, weight, bias, act, slope, allow_tf32=self.allow_tf32)
         return x.float()
 
     @staticmethod

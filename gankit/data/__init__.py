@@ -1,6 +1,6 @@
 """Training images: the bundled digits, torchvision's MNIST sets, or the user's own files.
 
-Every loader returns uint8 images (N, C, H, W); ``to_model_range`` scales them to [-1, 1].
+Every loader returns uint8 images (N, C, H, W); ``gankit.pixels.from_uint8`` scales them to [-1, 1].
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def load_images(source: str = "mnist-5k", data_dir: str | Path | None = None) ->
     raise DataError(f"unknown data source {source!r}: use {SOURCES_HELP}")
 
 
-def to_model_range(images: torch.Tensor) -> torch.Tensor:
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
     """uint8 [0, 255] -> float32 [-1, 1], same shape."""
     return images.to(torch.float32) / 127.5 - 1.0
 

@@ -1,4 +1,4 @@
-"""Sample quality during training: gankit.eval's MNIST-FID, digit coverage and precision/recall.
+"""Sample quality during training: gankit.quality.metrics' MNIST-FID, digit coverage and precision/recall.
 
 The samples are fixed: indices 0 .. n-1 of noise seed 0 (``gankit.noise``), and for a conditional
 generator label i % num_classes for sample i (balanced). With n = 2,500 (the default) they are the
@@ -17,9 +17,9 @@ import torch
 
 from gankit.config import GeneratorConfig
 from gankit.errors import ConfigError
-from gankit.eval import features, label_fidelity, quality, real_halves
 from gankit.model import Generator
 from gankit.noise import noise
+from gankit.quality.metrics import features, label_fidelity, quality, real_halves
 
 EVAL_SEED = 0
 CHUNK = 1000

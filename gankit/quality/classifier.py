@@ -4,7 +4,7 @@ Inception weights cannot be fetched offline, so, as MNIST GAN work does, feature
 classifier trained here: a 2-conv CNN whose 128-d penultimate layer is the feature space. It trains
 on 4,000 of the bundled 5,000 digits (the first 400 of each class) and states its accuracy on the
 other 1,000. Shipped as ``gankit/pretrained/classifier.safetensors`` (accuracy in its metadata);
-made by ``python -m gankit.classifier`` (see ``gankit/pretrained/CLASSIFIER.md``).
+made by ``python -m gankit.quality.classifier`` (see ``gankit/pretrained/CLASSIFIER.md``).
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.nn import functional as F
 
-from gankit.checkpoint import atomic_path
-from gankit.data import load_bundled, to_model_range
+from gankit.data import load_bundled
 from gankit.errors import CheckpointError
+from gankit.io import atomic_path
+from gankit.pixels import from_uint8
 
-SHIPPED = Path(__file__).parent / "pretrained" / "classifier.safetensors"
+SHIPPED = Path(__file__).parents[1] / "pretrained" / "classifier.safetensors"
 FORMAT = "gankit.classifier"
 FEATURES = 128
 
@@ -54,7 +55,7 @@ def split_bundled() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Ten
         train_index.append(index[:400])
         test_index.append(index[400:])
     train, test = torch.cat(train_index), torch.cat(test_index)
-    images = to_model_range(images)
+    images = from_uint8(images)
     return images[train], labels[train], images[test], labels[test]
 
 
@@ -96,7 +97,7 @@ def save_classifier(model: DigitClassifier, held_out_accuracy: float, path: Path
 def load_classifier(path: Path = SHIPPED) -> tuple[DigitClassifier, float]:
     """The feature extractor and its held-out accuracy."""
     if not path.is_file():
-        raise CheckpointError(f"{path}: no classifier file (make it with: python -m gankit.classifier)")
+        raise CheckpointError(f"{path}: no classifier file (make it with: python -m gankit.quality.classifier)")
     with safe_open(str(path), framework="pt") as handle:
         metadata = handle.metadata() or {}
         if metadata.get("format") != FORMAT:

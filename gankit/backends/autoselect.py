@@ -1,14 +1,15 @@
 """``--backend auto`` / ``--precision auto`` on a CPU: measure the candidates once here, cache the winner.
 
-The choice depends on the CPU (its cores, AVX-512/VNNI/bf16), the library versions, the model and the
-batch size, so it is measured rather than guessed: each candidate generates one batch for a fraction
-of a second, and the fastest wins. The result is cached in ``$GANKIT_CACHE_DIR`` (default
-``~/.cache/gankit``) under a key made of all of those, so the next run decides at once.
+The choice depends on the CPU (its cores, AVX-512/VNNI/bf16), the library versions and the model, so it
+is measured rather than guessed: each candidate generates batches of ``CALIBRATION_BATCH`` samples (the
+throughput regime of sampling at scale) for a fraction of a second, and the fastest wins. The result is
+cached in ``$GANKIT_CACHE_DIR`` (default ``~/.cache/gankit``) under a key made of all of those, so every
+later run on this machine and model, at any batch size, decides at once.
 
 With ``--precision auto`` the candidates are (backend, precision) paths, lower precisions included
 (bf16 only where the CPU has native bf16, ``gankit.cpu``), and a path must first keep quality: its
 2,500 samples (seed 0) must score an MNIST-FID within ``FID_TOLERANCE`` (5%) of eager fp32's on the
-same seeds, with every digit still at least half as common as under fp32 (``gankit.eval``); for
+same seeds, with every digit still at least half as common as under fp32 (``gankit.quality.metrics``); for
 generators that do not make 28x28 greyscale images, the mean pixel difference from eager fp32 must
 be within ``MEAN_LEVELS_TOLERANCE`` (1 grey level) instead.
 """
@@ -16,25 +17,25 @@ be within ``MEAN_LEVELS_TOLERANCE`` (1 grey level) instead.
 from __future__ import annotations
 
 import functools
-import gc
 import json
-import os
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from gankit.backends import backend_class, backend_names, create_backend
-from gankit.checkpoint import atomic_path
 from gankit.cpu import cpu_info
-from gankit.errors import GankitError
+from gankit.errors import BackendError, GankitError
+from gankit.io import cache_dir, read_json, write_json
 from gankit.model import Generator
 from gankit.noise import noise
+from gankit.pixels import in_levels
+from gankit.timing import settle, time_cpu
+from gankit.version import package_version
 
 CPU_CANDIDATES = ("eager", "onnxruntime", "openvino")
 LOW_PRECISIONS = ("fp32", "bf16", "int8")  # tf32 is a GPU mode; fp16 has no fast CPU kernels
-MAX_CALIBRATION_BATCH = 4096
+CALIBRATION_BATCH = 4096
 FID_TOLERANCE = 0.05
 COVERAGE_FRACTION = 0.5
 MEAN_LEVELS_TOLERANCE = 1.0
@@ -42,7 +43,13 @@ QUALITY_SAMPLES = 2500
 
 
 def cache_file() -> Path:
-    return Path(os.environ.get("GANKIT_CACHE_DIR", Path.home() / ".cache" / "gankit")) / "auto-backend.json"
+    return cache_dir() / "auto-backend.json"
+
+
+def machine_key() -> list:
+    """What every measured choice depends on besides the model: the CPU, the thread count, the runtimes' versions."""
+    versions = {name: package_version(name) for name in ("torch", "onnxruntime", "openvino")}
+    return [cpu_info().model, torch.get_num_threads(), versions]
 
 
 def _candidates(precision: str) -> list[str]:
@@ -55,57 +62,58 @@ def _candidates(precision: str) -> list[str]:
     return names
 
 
-def _cached(key: str, measure) -> object:
+def cached(key: str, measure) -> object:
     """``cache[key]``, measuring it with ``measure()`` and saving it (atomically) the first time."""
     path = cache_file()
     try:
-        cache = json.loads(path.read_text())
+        cache = read_json(path)
     except (OSError, ValueError):
         cache = {}
     if key not in cache:
         cache[key] = measure()
         try:
-            with atomic_path(path) as tmp:
-                tmp.write_text(json.dumps(cache, indent=1))
+            write_json(path, cache, indent=1)
         except OSError:
             pass  # an unwritable cache only costs a re-measurement next time
     return cache[key]
 
 
-def _rate(name: str, generator: Generator, precision: str, batch: int) -> float:
-    from gankit.bench import time_cpu
-
+def _rate(name: str, generator: Generator, precision: str) -> float:
     backend = create_backend(name, generator, precision=precision, device="cpu")
-    z = noise(0, 0, batch, generator.config.latent_dim)
-    gc.collect()  # drop the previous candidate's sessions ...
-    time.sleep(0.3)  # ... and let its spinning worker threads (onnxruntime) fall asleep before timing
-    return batch / statistics.median(time_cpu(lambda: backend.generate(z, output="uint8"), min_seconds=0.2))
+    z = noise(0, 0, CALIBRATION_BATCH, generator.config.latent_dim)
+    settle()  # the previous candidate's spinning threads (onnxruntime) must not share the cores with this one
+    times = time_cpu(lambda: backend.generate(z, output="uint8"), min_seconds=0.2)
+    return CALIBRATION_BATCH / statistics.median(times)
 
 
-def choose_cpu_backend(generator: Generator, model_sha: str, precision: str, batch: int) -> tuple[str, str]:
-    """(backend name, why): the fastest CPU candidate at this batch size, measured once and cached."""
+def choose_cpu_backend(generator: Generator, model_sha: str, precision: str) -> tuple[str, str]:
+    """(backend name, why): the fastest CPU backend that has ``precision``, measured once and cached."""
     candidates = _candidates(precision)
-    if len(candidates) <= 1:
-        return "eager", "CPU, no other backend available to compare"
-    batch = max(1, min(batch, MAX_CALIBRATION_BATCH))
-    versions = {name: _version(name) for name in ("torch", "onnxruntime")}
-    key = json.dumps(
-        [cpu_info().model, torch.get_num_threads(), versions, model_sha, precision, batch, candidates], sort_keys=True
-    )
+    if not candidates:
+        having = [name for name in backend_names() if precision in backend_class(name).precisions]
+        raise BackendError(
+            f"no backend available on this CPU runs {precision} (backends with {precision}: {', '.join(having)}); "
+            "pick another --precision"
+        )
+    if len(candidates) == 1:
+        return candidates[0], f"the only CPU backend here with {precision}"
+    key = json.dumps([*machine_key(), model_sha, precision, CALIBRATION_BATCH, candidates], sort_keys=True)
 
     def measure() -> dict[str, float]:
         rates = {}
         for name in candidates:
             try:
-                rates[name] = _rate(name, generator, precision, batch)
+                rates[name] = _rate(name, generator, precision)
             except GankitError:
                 continue
         return rates
 
-    rates = _cached(key, measure)
+    rates = cached(key, measure)
+    if not rates:
+        raise BackendError(f"no CPU backend could run {precision} here: {', '.join(candidates)} all failed")
     best = max(rates, key=rates.get)
     shown = ", ".join(f"{name} {rate:,.0f}/s" for name, rate in sorted(rates.items(), key=lambda kv: -kv[1]))
-    return best, f"fastest on this CPU at batch {batch}, measured once and cached: {shown}"
+    return best, f"fastest on this CPU at batch {CALIBRATION_BATCH}, measured once per machine and model: {shown}"
 
 
 def _paths() -> list[tuple[str, str]]:
@@ -122,35 +130,34 @@ def _paths() -> list[tuple[str, str]]:
 
 
 def _seeded_images(name: str, generator: Generator, precision: str) -> torch.Tensor:
-    from gankit.eval import generated_images
-
-    return generated_images(create_backend(name, generator, precision=precision, device="cpu"), QUALITY_SAMPLES)
+    backend = create_backend(name, generator, precision=precision, device="cpu")
+    return backend.generate_range(0, 0, QUALITY_SAMPLES, batch_size=1000)
 
 
 @functools.lru_cache(maxsize=1)
 def _real_features():
     """Classifier features of the first half of the bundled real digits (the same every call: made once)."""
-    from gankit.eval import features, real_halves
+    from gankit.quality.metrics import features, real_halves
 
     return features(real_halves()[0])
 
 
 def _mnist_quality(images: torch.Tensor):
-    from gankit.eval import features, quality
+    from gankit.quality.metrics import features, quality
 
     return quality(_real_features(), features(images))
 
 
 def _reference_quality(reference: torch.Tensor):
-    """Eager fp32's ``gankit.eval.Quality``, made once for all candidates; None when it is not 28x28 greyscale."""
+    """Eager fp32's ``Quality``, made once for all candidates; None when it is not 28x28 greyscale."""
     return _mnist_quality(reference) if tuple(reference.shape[1:]) == (1, 28, 28) else None
 
 
 def _quality(images: torch.Tensor, reference: torch.Tensor, reference_quality=None) -> dict[str, float]:
     """The quality of ``images`` beside eager fp32's ``reference`` (same seeds): MNIST-FID and coverage, or pixels.
 
-    ``reference_quality``: the reference's ``gankit.eval.Quality`` when the caller has it already."""
-    levels = float((images - reference).abs().mean()) * 127.5
+    ``reference_quality``: the reference's ``gankit.quality.metrics.Quality`` when the caller has it already."""
+    levels = in_levels(float((images - reference).abs().mean()))
     if tuple(images.shape[1:]) != (1, 28, 28):
         return {"mean_levels": levels}
     ours, theirs = _mnist_quality(images), reference_quality or _mnist_quality(reference)
@@ -179,15 +186,10 @@ def _describe_quality(measured: dict[str, float]) -> str:
     return f"MNIST-FID {cost:+.1f}% vs fp32"
 
 
-def choose_cpu_path(generator: Generator, model_sha: str, batch: int) -> tuple[str, str, str]:
+def choose_cpu_path(generator: Generator, model_sha: str) -> tuple[str, str, str]:
     """(backend, precision, why): the fastest CPU path whose quality cost is within tolerance, measured once, cached."""
     paths = _paths()
-    batch = max(1, min(batch, MAX_CALIBRATION_BATCH))
-    versions = {name: _version(name) for name in ("torch", "onnxruntime", "openvino")}
-    key = json.dumps(
-        ["precision-auto", cpu_info().model, torch.get_num_threads(), versions, model_sha, batch, paths],
-        sort_keys=True,
-    )
+    key = json.dumps(["precision-auto", *machine_key(), model_sha, CALIBRATION_BATCH, paths], sort_keys=True)
 
     def measure() -> dict[str, dict[str, float]]:
         measured = {}
@@ -199,13 +201,13 @@ def choose_cpu_path(generator: Generator, model_sha: str, batch: int) -> tuple[s
                     reference if (name, precision) == ("eager", "fp32") else _seeded_images(name, generator, precision)
                 )
                 entry = _quality(images, reference, reference_quality)
-                entry["rate"] = _rate(name, generator, precision, batch)
+                entry["rate"] = _rate(name, generator, precision)
             except GankitError:
                 continue
             measured[f"{name}/{precision}"] = entry
         return measured
 
-    measured = _cached(key, measure)
+    measured = cached(key, measure)
     good = {label: entry for label, entry in measured.items() if quality_ok(entry)}
     if not good:
         return "eager", "fp32", "no path could be measured here; eager fp32, the reference"
@@ -215,13 +217,8 @@ def choose_cpu_path(generator: Generator, model_sha: str, batch: int) -> tuple[s
         for label, entry in sorted(measured.items(), key=lambda kv: -kv[1]["rate"])
     )
     name, precision = best.split("/")
-    why = f"fastest path within the quality tolerance on this CPU at batch {batch}, measured once and cached: {shown}"
+    why = (
+        f"fastest path within the quality tolerance on this CPU at batch {CALIBRATION_BATCH}, measured once per "
+        f"machine and model: {shown}"
+    )
     return name, precision, why
-
-
-def _version(module: str) -> str:
-    import importlib.util
-
-    if importlib.util.find_spec(module) is None:
-        return "absent"
-    return getattr(__import__(module), "__version__", "?")

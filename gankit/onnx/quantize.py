@@ -16,7 +16,7 @@
   calibrating on ``gankit.noise`` is calibrating on the real input distribution: no data set needed.
 
 The defaults (dynamic, per-channel, QInt8 weights, every layer int8) are the fastest measured and,
-on the bundled generator, within 1% of fp32's MNIST-FID: see ``benchmarks/results/int8-*.json``.
+on the bundled generator, within 1% of fp32's MNIST-FID: see ``benchmarks/results/cpu-paths-*.md``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Sample quality, offline: MNIST-FID, digit coverage, and k-NN precision/recall.
 
 - **MNIST-FID**: the Fréchet distance between Gaussians fitted to real and generated features in
-  the 128-d feature space of gankit's digit classifier (``gankit.classifier``), not Inception's: the
+  the 128-d feature space of gankit's digit classifier (``gankit.quality.classifier``), not Inception's: the
   numbers are comparable with each other, not with published FIDs.
 - **Floor**: the same distance between two disjoint halves of the real digits (2,500 each, 250 of
   each digit): what a perfect generator would score at this sample size. Generated sets have the same
@@ -14,16 +14,14 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from gankit.checkpoint import atomic_path
-from gankit.classifier import load_classifier
-from gankit.data import load_bundled, to_model_range
+from gankit.data import load_bundled
+from gankit.pixels import from_uint8
+from gankit.quality.classifier import load_classifier
 
 HALF = 2500
 K_NEAREST = 3
@@ -41,27 +39,11 @@ class Quality:
         return min(self.coverage)
 
 
-@dataclass
-class EvalReport:
-    model: str
-    backend: str
-    samples: int
-    seed: int
-    classifier_accuracy: float
-    floor: Quality
-    generated: Quality
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def fid_ratio(self) -> float:
-        return self.generated.fid / self.floor.fid
-
-
 def features(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """images (N, 1, 28, 28) float in [-1, 1] or uint8 -> (features (N, 128) float64, predicted digits (N,))."""
     model, _ = load_classifier()
     if images.dtype == torch.uint8:
-        images = to_model_range(images)
+        images = from_uint8(images)
     with torch.no_grad():
         outputs = [model(chunk.float()) for chunk in images.split(1000)]
     feats = torch.cat([f for f, _ in outputs]).double().numpy()
@@ -192,7 +174,7 @@ def copying_share(
     """
 
     def flat(images: torch.Tensor) -> torch.Tensor:
-        images = to_model_range(images) if images.dtype == torch.uint8 else images
+        images = from_uint8(images) if images.dtype == torch.uint8 else images
         return images.flatten(1).float()
 
     train = flat(training)
@@ -216,56 +198,3 @@ def copying_share(
         generated_median=float(nearest.median()),
         held_out_median=float(reference.median()),
     )
-
-
-def generated_images(backend, n: int, seed: int = 0) -> torch.Tensor:
-    """Samples 0 .. n-1 of ``seed`` through ``backend``: (n, C, H, W) float32 in [-1, 1] on the CPU."""
-    starts = range(0, n, 1000)
-    return torch.cat([backend.generate_seeded(seed, s, min(1000, n - s), output="float").cpu() for s in starts])
-
-
-def evaluate(
-    model: str | Path | None = None, backend: str = "auto", precision: str = "fp32", seed: int = 0, n: int = HALF
-) -> EvalReport:
-    """Generate ``n`` samples (seed, indices 0..n-1) through ``backend`` and score them against real digits."""
-    from gankit.sample import SampleJob, open_backend
-
-    _, accuracy = load_classifier()
-    first, second = real_halves()
-    real = features(first)
-    floor = quality(real, features(second))
-    job = SampleJob(Path("."), n=n, model=Path(model) if model else None, backend=backend, precision=precision)
-    engine = open_backend(job, log=lambda message: None)
-    images = generated_images(engine, n, seed)
-    report = EvalReport(
-        str(job.model_path), engine.describe(), n, seed, accuracy, floor, quality(real, features(images))
-    )
-    if n != HALF:
-        report.notes.append(
-            f"{n} generated samples vs {HALF} real: FID is biased by sample size; compare like with like"
-        )
-    return report
-
-
-def format_report(report: EvalReport) -> str:
-    def row(name: str, q: Quality) -> str:
-        return f"  {name:<22} {q.fid:>10.3f} {100 * q.min_share:>8.1f}% {q.precision:>10.3f} {q.recall:>8.3f}"
-
-    lines = [
-        f"quality of {report.model} via {report.backend}: {report.samples} samples of seed {report.seed}",
-        f"  feature extractor: gankit digit classifier, held-out accuracy {100 * report.classifier_accuracy:.1f}%",
-        f"  {'':<22} {'MNIST-FID':>10} {'min digit':>9} {'precision':>10} {'recall':>8}",
-        row("real vs real (floor)", report.floor),
-        row("generated", report.generated),
-        f"  FID / floor = {report.fid_ratio:.2f}; digit shares: "
-        + " ".join(f"{d}:{100 * s:.1f}%" for d, s in enumerate(report.generated.coverage)),
-        *[f"  note: {note}" for note in report.notes],
-    ]
-    return "\n".join(lines)
-
-
-def write_report(report: EvalReport, path: Path) -> Path:
-    payload = {**asdict(report), "fid_ratio": report.fid_ratio}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2))
-    return path

@@ -1,0 +1,105 @@
+"""From what a user asked (a model file, a backend name or ``auto``, a precision or ``auto``) to a running backend.
+
+The model file may be of any kind ``gankit.imports.load_model`` reads: a gankit checkpoint, a state dict from
+elsewhere (converted once, here, with the ``ImportOptions``), or an ONNX file (a gankit export or a generator
+graph made elsewhere, for the ONNX backends).
+
+``open_backend`` is the one place that resolves ``--backend auto`` and ``--precision auto`` and says what it
+picked and why. On a GPU: the whole-generator Triton kernel where it runs, else torch.compile. On a CPU the
+choice is measured once per machine and model and cached (``gankit.backends.autoselect``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from gankit.backends import Backend, backend_class, backend_names, create_backend
+from gankit.checkpoint import PRETRAINED
+from gankit.device import resolve_device
+from gankit.errors import BackendError
+from gankit.imports import ImportOptions, load_model
+from gankit.io import sha256_of
+from gankit.model import Generator
+
+T = TypeVar("T")
+ONNX_BACKENDS = ("onnxruntime", "openvino")
+
+
+def _here(compute: Callable[[], T]) -> T:
+    return compute()
+
+
+def _has(name: str, precision: str) -> bool:
+    cls = backend_class(name)
+    return cls.unavailable_reason() is None and precision in cls.precisions
+
+
+def _auto_backend(generator: Generator | None, model_sha: str, precision: str, on_gpu: bool) -> tuple[str, str]:
+    """(backend name, why) for ``--backend auto`` at a fixed precision."""
+    if generator is None:
+        return "onnxruntime", "the model is an ONNX file"
+    if on_gpu:
+        if "triton" in backend_names() and _has("triton", precision):
+            return "triton", "CUDA device found: the fused whole-generator Triton kernel is the fastest path there"
+        return "compile", "CUDA device found, Triton unavailable: torch.compile is the next fastest"
+    from gankit.backends.autoselect import choose_cpu_backend
+
+    return choose_cpu_backend(generator, model_sha, precision)
+
+
+def _auto_path(generator: Generator | None, model_sha: str, backend: str, on_gpu: bool) -> tuple[str, str, str]:
+    """(backend, precision, why) for ``--precision auto``."""
+    if generator is None:
+        raise BackendError("--precision auto needs a generator checkpoint; an ONNX export has its precision fixed")
+    if on_gpu:
+        name = backend if backend != "auto" else _auto_backend(generator, model_sha, "fp32", on_gpu)[0]
+        return name, "fp32", "on a GPU, --precision auto keeps fp32 (the low-precision choice is measured on CPUs)"
+    from gankit.backends.autoselect import choose_cpu_path
+
+    name, precision, why = choose_cpu_path(generator, model_sha)
+    if backend not in ("auto", name):
+        raise BackendError(f"--precision auto picks a backend too ({name} {precision}); use it with --backend auto")
+    return name, precision, why
+
+
+def open_backend(
+    model: str | Path | None = None,
+    backend: str = "auto",
+    precision: str = "fp32",
+    device: str = "auto",
+    batch_size: int = 4096,
+    compile_mode: str = "default",
+    log: Callable[[str], None] = print,
+    share: Callable[[Callable[[], Any]], Any] = _here,
+    import_options: ImportOptions | None = None,
+) -> Backend:
+    """Build the backend for ``model`` (default: the bundled generator), resolving ``auto`` and saying why.
+
+    ``share(compute)``: runs a measured choice; under torchrun, rank 0 computes it and every rank gets
+    the same answer (``gankit.sampling.ranks.Ranks.share``), so ranks never calibrate on their own.
+    ``import_options``: what a foreign file cannot say (``gankit.imports.ImportOptions``; the seed's defaults).
+    """
+    path = Path(model) if model is not None else PRETRAINED
+    on_gpu = resolve_device(device).type == "cuda"
+    loaded = load_model(path, import_options, log)
+    generator = loaded if isinstance(loaded, Generator) else None
+    model_sha = sha256_of(path)
+    name = backend
+    if precision == "auto":
+        name, precision, why = share(lambda: _auto_path(generator, model_sha, backend, on_gpu))
+        log(f"precision auto -> {name} {precision} ({why})")
+    if name == "auto":
+        name, why = share(lambda: _auto_backend(generator, model_sha, precision, on_gpu))
+        log(f"backend auto -> {name} ({why})")
+    if generator is None:
+        if name not in ONNX_BACKENDS:
+            raise BackendError(
+                f"{path} is an ONNX model: it runs on --backend {', '.join(ONNX_BACKENDS)} or auto, not {name!r}"
+            )
+        return create_backend(name, loaded, precision=precision, device=device)
+    options: dict[str, Any] = {"device": device}
+    if name == "compile":
+        options.update(mode=compile_mode, batch_size=batch_size)
+    return create_backend(name, generator, precision=precision, **options)

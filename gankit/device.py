@@ -1,0 +1,47 @@
+"""Where tensors run: device names, precisions as torch dtypes, and the matmul mode a precision means."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+
+from gankit.errors import DeviceError
+
+DEVICE_HELP = "auto, cpu, cuda or cuda:N"
+TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` -> cuda when a GPU is visible, else cpu; ``cpu``, ``cuda``, ``cuda:N`` as asked.
+
+    DeviceError (one line, with what to do) for an unknown name or a GPU that is not there.
+    """
+    text = str(name)
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise DeviceError(f"unknown device {text!r}; use {DEVICE_HELP}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"unsupported device {text!r}; use {DEVICE_HELP}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(f"device {text!r} asked for, but this machine has no CUDA GPU; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            count = torch.cuda.device_count()
+            raise DeviceError(f"device {text!r} asked for, but only {count} CUDA GPU(s) are visible")
+    return device
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """fp32 means IEEE fp32 matmuls (TF32 off); tf32 allows TF32 tensor cores on GPUs that have them."""
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous

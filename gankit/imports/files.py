@@ -1,0 +1,259 @@
+"""Any generator file -> what gankit runs: the one loader every command uses (``load_model``).
+
+- A gankit checkpoint (``.safetensors`` whose metadata says ``gankit.generator``): read as it is.
+- A state dict from elsewhere: a ``.safetensors`` file, or a ``torch.save`` file (``.pt``, ``.pth``, any
+  other name) read with ``torch.load(weights_only=True)`` only, so nothing in it ever runs. A file that asks
+  to run code or to build objects other than tensors is refused with one line; a whole pickled module
+  (``torch.save(model)``) is recognised by its ``torch.nn.modules`` classes and refused with how to save its
+  ``state_dict()`` instead. Converted with ``gankit.imports.state_dict`` and the ``ImportOptions``.
+- ``.onnx``: an ``OnnxGraph`` (a gankit export, or a generator graph made elsewhere), for the ONNX backends.
+
+A conversion says so through ``log`` ("converted G.pth (...) on the fly; ..."); ``import_file`` saves the
+result as a gankit checkpoint so that later runs skip it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from gankit.checkpoint import FORMAT, generator_info, load_generator, read_generator_file, save_generator
+from gankit.config import SEED_IMAGE_SHAPE
+from gankit.errors import CheckpointError, ConfigError, ConversionError
+from gankit.imports.chain import build_generator, summary
+from gankit.imports.options import ONNX_OPTIONS, STATE_DICT_OPTIONS, ImportOptions
+from gankit.imports.state_dict import linears_from_state_dict, natural_key
+from gankit.io import sha256_of
+from gankit.model import Generator
+
+if TYPE_CHECKING:  # onnx is imported only when an .onnx file is read
+    from gankit.onnx.graph import OnnxGraph
+
+FLAGS = {field.name: "--" + field.name.replace("_", "-") for field in fields(ImportOptions)}  # as the CLI spells them
+SAVE_STATE_DICT = "torch.save(generator.state_dict(), 'G.pth')"
+
+
+@dataclass
+class Converted:
+    """A generator converted from a foreign file: the Generator, the file's kind and what was found in it."""
+
+    generator: Generator
+    kind: str
+    summary: str
+
+    def notice(self, path: Path) -> str:
+        what = f"{self.kind}: {self.summary}"
+        return f"converted {path.name} ({what}) on the fly; save it with gankit import to skip this"
+
+
+def is_gankit_checkpoint(path: Path) -> bool:
+    """True for a ``.safetensors`` file whose metadata says it is a gankit generator."""
+    if path.suffix != ".safetensors" or not path.is_file():
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return (handle.metadata() or {}).get("format") == FORMAT
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return False  # read_generator_file or read_tensors then says what is wrong with it
+
+
+def _refuse_options(path: Path, options: ImportOptions, allowed: tuple[str, ...], why: str) -> None:
+    extra = [FLAGS[name] for name in options.given() if name not in allowed]
+    if extra:
+        raise ConfigError(f"{path.name} {why}: {', '.join(extra)} does not apply to it")
+
+
+def _refusal(path: Path, exc: pickle.UnpicklingError) -> str:
+    """The one line for a torch.save file that weights_only refused: a whole module, or code/other objects."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))  # scans, runs nothing
+    except Exception:  # the legacy (non-zip) format: the error names the first global it met
+        names = re.findall(r"GLOBAL ([\w.]+)", str(exc))
+    if any(name.startswith("torch.nn.modules.") for name in names):
+        return (
+            f"{path}: a whole pickled module (torch.save(model)), which only loads by running code; refused, nothing "
+            f"of it was run. Where its class is defined, load it and save its weights: {SAVE_STATE_DICT}"
+        )
+    found = ", ".join(names[:4]) or "objects weights_only does not allow"
+    return (
+        f"{path}: asks to run code or build objects other than tensors when loaded ({found}); refused, nothing of "
+        f"it was run. gankit reads state dicts (a whole model: where its class is defined, {SAVE_STATE_DICT})"
+    )
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(_refusal(path, exc)) from None
+    except Exception as exc:  # torch raises many unrelated types for truncated or foreign files
+        first = (str(exc).strip().splitlines() or ["no detail"])[0].split(". ")[0]  # torch's first sentence
+        raise CheckpointError(
+            f"{path}: not a readable torch.save file (truncated or corrupt?): {type(exc).__name__}: {first}"
+        ) from exc
+
+
+def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+    """(tensor name -> tensor, kind) of a state-dict file; CheckpointError with one line for anything else."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: the file is empty (0 bytes)")
+    if path.suffix == ".safetensors":
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                tensors = {name: handle.get_tensor(name) for name in sorted(handle.keys(), key=natural_key)}
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}") from exc
+        kind = "safetensors state dict"
+    else:
+        loaded = _torch_load(path)
+        if not isinstance(loaded, dict):
+            raise CheckpointError(
+                f"{path}: holds a Python {type(loaded).__name__}, not a state dict (tensor names -> tensors): "
+                f"{SAVE_STATE_DICT}"
+            )
+        nested = [str(key) for key, value in loaded.items() if isinstance(value, dict)]
+        if nested:
+            raise CheckpointError(
+                f"{path}: holds dicts under {', '.join(nested)} (a training checkpoint?), not one generator's state "
+                f"dict: save the generator's alone, e.g. torch.save(checkpoint[{nested[0]!r}], 'G.pth')"
+            )
+        for key, value in loaded.items():
+            if not isinstance(value, torch.Tensor):
+                raise CheckpointError(
+                    f"{path}: key {key!r} holds a Python {type(value).__name__}, not a tensor: a state dict maps "
+                    f"names to tensors ({SAVE_STATE_DICT})"
+                )
+        tensors, kind = dict(loaded), "torch.save state dict"
+    if not tensors:
+        raise CheckpointError(f"{path}: holds no tensors")
+    return tensors, kind
+
+
+def convert(path: Path, options: ImportOptions) -> Converted:
+    """A foreign state-dict file -> Generator (float32, eval mode), with the activations and image shape of
+    ``options`` (the seed's where not given)."""
+    _refuse_options(path, options, STATE_DICT_OPTIONS, "is a state dict (its output range is its activation's)")
+    tensors, kind = read_tensors(path)
+    try:
+        linears = linears_from_state_dict(tensors, options.resolved_bn_eps)
+        generator = build_generator(
+            linears,
+            options.hidden_slopes(len(linears) - 1),
+            options.resolved_output_act,
+            options.image_shape or SEED_IMAGE_SHAPE,
+        )
+    except ConversionError as exc:
+        raise ConversionError(f"{path}: {exc}") from None
+    return Converted(generator, kind, summary(linears, generator.config))
+
+
+def load_model(
+    path: str | os.PathLike[str], options: ImportOptions | None = None, log: Callable[[str], None] = print
+) -> Generator | OnnxGraph:
+    """Generator (eval mode, CPU) of a checkpoint of any kind, or an OnnxGraph of an ``.onnx`` file (see the
+    module docstring). ``log`` gets the one line saying that a foreign file was converted or is run."""
+    path, options = Path(path), options or ImportOptions()
+    if path.suffix == ".onnx":
+        from gankit.onnx.graph import read_graph
+
+        _refuse_options(path, options, ONNX_OPTIONS, "is an ONNX graph (its layers are inside it)")
+        graph = read_graph(path, options.image_shape, options.output_range)
+        if graph.foreign:
+            low, high = graph.output_range
+            log(
+                f"running {path.name}, an ONNX generator made elsewhere: input '{graph.input_name}' "
+                f"[batch, {graph.config.latent_dim}] -> output '{graph.output_name}' as {graph.config.image_shape}, "
+                f"range [{low:g}, {high:g}]" + (" mapped to [-1, 1] (2y - 1)" if low == 0 else "")
+            )
+        return graph
+    if is_gankit_checkpoint(path):
+        _refuse_options(path, options, (), "is a gankit generator (its config is in the file)")
+        return load_generator(path)
+    converted = convert(path, options)
+    log(converted.notice(path))
+    return converted.generator
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], options: ImportOptions | None = None, log: Callable[[str], None] = print
+) -> Generator:
+    """``load_model`` for commands that need the weights (export, validate): an ONNX file is refused."""
+    model = load_model(path, options, log)
+    if not isinstance(model, Generator):
+        raise CheckpointError(f"{path}: an ONNX model has no weights to export or check against; give a checkpoint")
+    return model
+
+
+@dataclass
+class ImportResult:
+    out: Path
+    generator: Generator
+    description: str
+
+
+def import_file(
+    src: str | os.PathLike[str], out: str | os.PathLike[str], options: ImportOptions | None = None
+) -> ImportResult:
+    """Convert ``src`` (any checkpoint ``load_model`` reads, not ONNX) and save it as a gankit checkpoint ``out``.
+
+    ``out`` is written atomically, and only once the conversion succeeded; its metadata records the source
+    (path, sha256, kind) and the options."""
+    src, out, options = Path(src), Path(out), options or ImportOptions()
+    if out.suffix != ".safetensors":
+        raise ConfigError(f"--out must end in .safetensors (got {out})")
+    if src.suffix == ".onnx":
+        raise ConfigError(
+            f"{src} is an ONNX graph: gankit import converts checkpoints; sample, bench and eval run the .onnx directly"
+        )
+    if is_gankit_checkpoint(src):
+        _refuse_options(src, options, (), "is a gankit generator (its config is in the file)")
+        config, tensors, metadata = read_generator_file(src)
+        generator = Generator(config)
+        generator.load_state_dict(tensors)
+        training = json.loads(metadata.get("training", "{}"))
+        description = "a gankit generator, copied"
+    else:
+        converted = convert(src, options)
+        generator, description = converted.generator, f"{converted.kind}: {converted.summary}"
+        given = {name: value for name, value in asdict(options).items() if value is not None}
+        training = {
+            "imported": {"source": str(src), "source_sha256": sha256_of(src), "kind": description, "options": given}
+        }
+    save_generator(out, generator, training=training)
+    return ImportResult(out, generator, description)
+
+
+def model_info(
+    path: str | os.PathLike[str], options: ImportOptions | None = None, log: Callable[[str], None] = print
+) -> dict[str, Any]:
+    """What ``gankit info`` prints for any generator file: a checkpoint's config and metadata, an ONNX file's
+    metadata or interface, or what a foreign checkpoint converts to."""
+    path, options = Path(path), options or ImportOptions()
+    model = load_model(path, options, log)
+    if not isinstance(model, Generator):
+        from gankit.onnx.graph import describe_graph
+
+        return describe_graph(model)
+    if is_gankit_checkpoint(path):
+        return generator_info(path)
+    config = model.config
+    return {
+        "path": str(path),
+        "sha256": sha256_of(path),
+        "converted": "on the fly (gankit import saves it as a gankit checkpoint)",
+        "layers": config.describe(),
+        "config": json.loads(config.to_json()),
+        "parameters": config.parameter_count,
+        "flops_per_sample": config.flops_per_sample,
+    }

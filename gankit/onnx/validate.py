@@ -1,0 +1,114 @@
+"""Run an exported graph with onnxruntime and hold it to its source generator's float64 reference.
+
+``validate`` loads the export (its config, precision and output come from its metadata) and its source
+(any checkpoint ``gankit.imports.load_model`` reads, with the ``ImportOptions`` a foreign one needs);
+``check_export`` runs the parity cases of ``gankit.onnx.parity`` through an onnxruntime session, writes
+``NAME.parity.json`` (or ``NAME.parity.failed.json``) beside it and raises ExportError with the worst case
+when parity fails.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit.checkpoint import PRETRAINED
+from gankit.config import GeneratorConfig
+from gankit.errors import ExportError
+from gankit.imports import ImportOptions, load_checkpoint
+from gankit.io import sha256_of
+from gankit.model import Generator
+from gankit.onnx.build import DEFAULT_OPSET, build_onnx, read_metadata
+from gankit.onnx.parity import ParityReport, check_parity, format_report, raise_if_failed, write_report
+from gankit.pixels import LEVELS_PER_UNIT
+
+VS_FP32_SAMPLES = 4096
+
+
+def graph_runner(path: Path, threads: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """z (B, latent) float32 -> the graph's ``image`` output, through a CPU onnxruntime session of ``path``."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda z: session.run(["image"], {"z": np.ascontiguousarray(z, dtype=np.float32)})[0]  # gankit's names
+
+
+def report_path_for(model_path: Path, failed: bool = False) -> Path:
+    suffix = ".parity.failed.json" if failed else ".parity.json"
+    return model_path.with_name(model_path.stem + suffix)
+
+
+def validate(
+    model_path: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
+    log=print,
+    name: str | None = None,
+    seed: int | None = None,
+    import_options: ImportOptions | None = None,
+) -> ParityReport:
+    """Re-run the parity check of an exported model against its source checkpoint; write the report.
+
+    Without ``checkpoint`` the bundled generator is used when it is the model's recorded source.
+    ``seed``: the base seed of the parity inputs (fresh when None; the report records it).
+    ``import_options``: for a foreign checkpoint, what its file cannot say (as given to the export).
+    Raises ExportError (with the worst case against its tolerance) when parity fails.
+    """
+    model_path = Path(model_path)
+    props = read_metadata(model_path)
+    source = Path(checkpoint) if checkpoint else PRETRAINED
+    if checkpoint is None and sha256_of(PRETRAINED) != props.get("gankit_source_sha256"):
+        raise ExportError(
+            f"{model_path} was not exported from the bundled generator: pass its checkpoint with --checkpoint"
+        )
+    generator = load_checkpoint(source, import_options, log)
+    return check_export(model_path, generator, threads, log, name, seed, str(source))
+
+
+def check_export(
+    model_path: Path,
+    generator: Generator,
+    threads: int | None = None,
+    log=print,
+    name: str | None = None,
+    seed: int | None = None,
+    source: str = "its source",
+) -> ParityReport:
+    """The parity check of the export ``model_path`` against ``generator`` (see ``validate``); writes the report."""
+    props = read_metadata(model_path)
+    exported = GeneratorConfig.from_json(props["gankit_config"])
+    if generator.config != exported:
+        raise ExportError(
+            f"{model_path} ({exported.describe()}) and {source} ({generator.config.describe()}) are different "
+            "generators"
+        )
+    run = graph_runner(model_path, threads)
+    precision, output = props["gankit_precision"], props["gankit_output"]
+    report = check_parity(run, generator, precision, output, name or model_path.name, seed)
+    if props["gankit_precision"] != "fp32" and props["gankit_output"] == "float":
+        report.vs_fp32 = compare_with_fp32(generator, run)
+    log(format_report(report))
+    write_report(report, report_path_for(model_path, failed=not report.passed))
+    if report.passed:
+        report_path_for(model_path, failed=True).unlink(missing_ok=True)
+    raise_if_failed(report, str(model_path))
+    return report
+
+
+def compare_with_fp32(generator: Generator, run: Callable[[np.ndarray], np.ndarray]) -> dict[str, float]:
+    """Pixel-level error of a low-precision export (``run``) against the fp32 export, on 4,096 normal z (seed 0)."""
+    with tempfile.TemporaryDirectory() as folder:
+        fp32_path = Path(folder) / "fp32.onnx"
+        build_onnx(generator, fp32_path, "fp32", "float", DEFAULT_OPSET, "")
+        z = torch.randn(VS_FP32_SAMPLES, generator.config.latent_dim, generator=torch.Generator().manual_seed(0))
+        low, high = run(z.numpy()), graph_runner(fp32_path)(z.numpy())
+        diff = np.abs(low.astype(np.float64) - high.astype(np.float64)) * LEVELS_PER_UNIT
+    return {"max_pixel_levels_vs_fp32": float(diff.max()), "mean_pixel_levels_vs_fp32": float(diff.mean())}

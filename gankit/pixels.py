@@ -1,0 +1,140 @@
+"""Pixels: the one [-1, 1] <-> uint8 mapping, and the pictures people look at (grids, PNGs, loss curves).
+
+A model's images are float in [-1, 1]; their uint8 form is ``round((x + 1) * 127.5)`` clipped to 0..255,
+rounded half to even (as ``torch.round``). Every path that converts (backends, sampling, parity, data)
+uses the functions here; the ONNX graph and the Triton kernel compute the same rounding in their own ops.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gankit.io import atomic_path
+
+LEVELS_PER_UNIT = 127.5  # uint8 levels per unit of the [-1, 1] range: one level is 1 / 127.5 = 7.8e-3
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] (any shape) -> uint8 [0, 255]: (x + 1) * 127.5, rounded half to even, clipped.
+
+    One new tensor, then in place: ~3x the rate of the out-of-place chain at batch 4096 on a CPU."""
+    levels = images.float().add(1.0).mul_(LEVELS_PER_UNIT).round_().clamp_(0, 255)
+    return levels.to(torch.uint8)
+
+
+UINT8_CHUNK_ROWS = 256  # rows of 784 floats: 0.8 MB, so the four passes after the first stay in a core's L2
+
+
+def to_uint8_into(images: np.ndarray, out: np.ndarray, chunk_rows: int = UINT8_CHUNK_ROWS) -> None:
+    """float32 [-1, 1] (B, ...) -> ``out`` uint8 (B, ...), bit for bit ``to_uint8``, ``chunk_rows`` rows at a time.
+
+    One thread, no allocation but one chunk: the mapping is five passes over the images, and on a whole batch
+    (12.8 MB at 4096 x 784) each pass streams from memory; chunk by chunk it stays in the cache. Measured on a
+    Xeon, one thread: 0.5 CPU µs a 784-pixel image, against 0.87 for ``to_uint8`` on the batch and ~1.5 for
+    the same ops inside an onnxruntime or OpenVINO graph."""
+    scratch = np.empty((min(chunk_rows, len(images)), *images.shape[1:]), dtype=np.float32)
+    for begin in range(0, len(images), chunk_rows):
+        chunk = scratch[: len(images[begin : begin + chunk_rows])]
+        np.add(images[begin : begin + chunk_rows], np.float32(1.0), out=chunk)
+        np.multiply(chunk, np.float32(LEVELS_PER_UNIT), out=chunk)
+        np.rint(chunk, out=chunk)  # half to even, as torch.round
+        np.clip(chunk, 0, 255, out=chunk)
+        out[begin : begin + chunk_rows] = chunk
+
+
+def to_uint8_numpy(images: np.ndarray) -> np.ndarray:
+    """float [-1, 1] -> the same rounding as ``to_uint8``, as float64 levels 0..255 (for float64 references)."""
+    return np.clip(np.round((np.asarray(images, dtype=np.float64) + 1.0) * LEVELS_PER_UNIT), 0, 255)
+
+
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] (any shape) -> float32 [-1, 1]."""
+    return images.to(torch.float32) / LEVELS_PER_UNIT - 1.0
+
+
+def in_levels(difference: float) -> float:
+    """A difference in [-1, 1] units -> the same difference in uint8 levels."""
+    return difference * LEVELS_PER_UNIT
+
+
+def grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """images: (B, C, H, W) float in [-1, 1] or uint8 -> one (rows, cols, 3 or C) uint8 picture, ``nrow`` a row.
+
+    torchvision's ``make_grid`` + ``save_image``, pixel for pixel (grey becomes RGB, black padding, one image
+    unpadded; ``tests/test_pixels.py`` compares), without importing torchvision: a grid is the first image a
+    user waits for, and torchvision costs more start-up than the model."""
+    images = images.detach().cpu()
+    unit = images.float() / 255.0 if images.dtype == torch.uint8 else (images.float() + 1.0) / 2.0
+    tiles = unit.clamp(0, 1).mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    if tiles.shape[3] == 1:
+        tiles = np.repeat(tiles, 3, axis=3)
+    if len(tiles) == 1:
+        return tiles[0]
+    count, height, width, channels = tiles.shape
+    columns = min(nrow or max(1, int(math.ceil(math.sqrt(count)))), count)
+    rows = int(math.ceil(count / columns))
+    picture = np.zeros(((height + padding) * rows + padding, (width + padding) * columns + padding, channels), np.uint8)
+    for k, tile in enumerate(tiles):
+        top, left = (k // columns) * (height + padding) + padding, (k % columns) * (width + padding) + padding
+        picture[top : top + height, left : left + width] = tile
+    return picture
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
+    """images: (B, C, H, W) float in [-1, 1] or uint8 -> one PNG grid at ``path`` (``grid``; written atomically)."""
+    from PIL import Image
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(grid(images, nrow)).save(tmp, format="png")
+    return Path(path)
+
+
+def plot_losses(
+    steps: list[int],
+    d_losses: list[float],
+    g_losses: list[float],
+    path: str | Path,
+    quality: list[tuple[int, float, float]] | None = None,
+) -> Path:
+    """Discriminator and generator loss per training step -> PNG; with ``quality`` ((step, MNIST-FID, min
+    digit share) measurements), a second panel below: FID (log scale) and the rarest digit's share."""
+    # A bare Figure, not pyplot: no global backend switch under a caller's notebook or GUI.
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8, 7 if quality else 4), dpi=100)
+    axes = fig.subplots(2 if quality else 1, 1, sharex=True, squeeze=False)[:, 0]
+    ax = axes[0]
+    ax.plot(steps, d_losses, label="D loss", linewidth=0.8)
+    ax.plot(steps, g_losses, label="G loss", linewidth=0.8)
+    ax.set_ylabel("BCE loss")
+    ax.set_title("GAN training losses")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if quality:
+        at, fid, share = zip(*quality)
+        low = axes[1]
+        low.plot(at, fid, marker=".", color="tab:red", label="MNIST-FID")
+        low.set_yscale("log")
+        low.set_ylabel("MNIST-FID", color="tab:red")
+        low.grid(alpha=0.3)
+        right = low.twinx()
+        right.plot(at, [100 * s for s in share], marker=".", color="tab:green", label="min digit share")
+        right.set_ylabel("rarest digit, % of samples", color="tab:green")
+    axes[-1].set_xlabel("step")
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(path)
+
+
+def save_png(image: torch.Tensor, path: str | Path) -> None:
+    """One uint8 image (C, H, W), C = 1 (grey) or 3 (RGB) -> a PNG of exactly those pixels."""
+    from PIL import Image
+
+    array = image.detach().cpu().numpy()
+    picture = Image.fromarray(array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0))
+    picture.save(path, format="png")

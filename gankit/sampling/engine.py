@@ -1,0 +1,174 @@
+"""The sampling engine: a seed's index range -> images on disk in shards (resumable, across torchrun ranks),
+or in memory.
+
+Layout of an ``npy`` (or ``png``) run folder::
+
+    manifest.json            job (model hash, seed, range, backend, precision, ...) and the shard list
+    shard_00000.npy          samples [start, start + shard_size) as (count, C, H, W) uint8 or float16
+    .journal/<run>-rank<r>.json   shards finished by one rank of one run (each rewritten atomically)
+
+A shard file appears under its final name only once complete (temp file + rename), a journal records it
+(with size and checksum) right after, and ``resume`` regenerates whatever is not recorded
+(``gankit.sampling.manifest``). The shards are made by lanes ahead of a writer thread
+(``gankit.sampling.pipeline``); Ctrl-C finishes and writes the shards already under way, then stops.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gankit.backends import Backend
+from gankit.backends.resolve import open_backend
+from gankit.errors import GankitError, SamplingError
+from gankit.io import sha256_of
+from gankit.pixels import save_grid
+from gankit.sampling.job import SampleJob, SampleResult, ShardRecord, shard_name, shards_of
+from gankit.sampling.lanes import open_lanes, plan_lanes, runs_in_lanes
+from gankit.sampling.manifest import (
+    JOURNALS,
+    MANIFEST,
+    check_resumable,
+    job_header,
+    read_record,
+    recorded_shards,
+    write_manifest,
+)
+from gankit.sampling.pipeline import PendingShard, ShardMaker
+from gankit.sampling.ranks import Ranks
+from gankit.sampling.writer import ShardWriter
+
+
+def _open(job: SampleJob, log: Callable[[str], None], ranks: Ranks | None = None) -> Backend:
+    return open_backend(
+        job.model,
+        job.backend,
+        job.precision,
+        job.device,
+        batch_size=job.batch_size,
+        compile_mode=job.compile_mode,
+        log=log,
+        share=ranks.share if ranks is not None else (lambda compute: compute()),
+        import_options=job.import_options,
+    )
+
+
+def generate(
+    model: str | Path | None = None,
+    n: int = 64,
+    seed: int = 0,
+    start: int = 0,
+    backend: str = "auto",
+    precision: str = "fp32",
+    batch_size: int = 4096,
+    output: str = "float",
+    device: str = "auto",
+) -> torch.Tensor:
+    """Samples start .. start+n-1 of ``seed`` in memory: (n, C, H, W) float32 in [-1, 1] or uint8, on the CPU."""
+    job = SampleJob(Path("."), n, model, seed, start, backend, precision, batch_size, device=device)
+    return _open(job, log=lambda message: None).generate_range(seed, start, n, batch_size, output=output)
+
+
+def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = print) -> SampleResult:
+    """Run ``job``: write its samples (see the module docstring) and return what was done."""
+    if job.format == "grid":
+        return _sample_grid(job, log)
+    from tqdm import tqdm
+
+    ranks = Ranks.from_environment()
+    say = log if ranks.rank == 0 else (lambda message: None)
+    backend = _open(job, say, ranks)
+    header = job_header(job, backend, sha256_of(job.model_path))
+    done = ranks.broadcast(_prepare_folder(job, header) if ranks.rank == 0 else None)
+    if isinstance(done, GankitError):
+        raise done
+    pending_shards = [s for s in shards_of(job) if shard_name(job, s[0]) not in done]
+    mine = pending_shards[ranks.rank :: ranks.world]
+    run_id = ranks.broadcast(uuid.uuid4().hex[:8])
+    journal = job.out / JOURNALS / f"{run_id}-rank{ranks.rank}.json"
+
+    lanes, threads, why = ranks.share(lambda: plan_lanes(backend, job.dtype, job.batch_size))
+    if runs_in_lanes(backend):
+        say(f"pipeline: {lanes} lane{'s' if lanes > 1 else ''} x {threads} thread{'s' if threads > 1 else ''} ({why})")
+    on_gpu = backend.device.type == "cuda"
+    maker = ShardMaker(
+        open_lanes(backend, lanes, threads), backend.config.image_shape, job.dtype, job.batch_size, on_gpu
+    )
+    warmup = getattr(backend, "warmup", lambda: 0.0)()
+    if warmup:
+        say(f"warm-up (compile) took {warmup:.1f} s; not counted in the throughput")
+    total = sum(count for _, _, count in mine)
+    bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress or ranks.rank != 0)
+    writer = ShardWriter(job.out, journal)
+
+    def deliver(shard: PendingShard, buffer: torch.Tensor, ready: torch.cuda.Event | None) -> None:
+        writer.put(shard_name(job, shard.index), shard.first, buffer, ready)
+        bar.update(shard.count)
+
+    begin = time.perf_counter()
+    try:
+        interrupted = maker.make(job.seed, mine, deliver)
+        writer.close()
+    except BaseException:
+        if ranks.world == 1:  # keep the manifest in step with what is on disk, then report the failure
+            writer.close(raise_error=False)
+            write_manifest(job.out, header, list(done.values()) + writer.records, "partial")
+        raise
+    finally:
+        maker.close()
+        bar.close()
+    seconds = time.perf_counter() - begin
+
+    everything = [r for records in ranks.gather(writer.records) for r in records]
+    ranks.close()  # the last collective
+    if ranks.rank == 0:
+        shards = list(done.values()) + everything
+        complete = not interrupted and sum(s.count for s in shards) == job.n
+        write_manifest(job.out, header, shards, "complete" if complete else "partial")
+        if complete:
+            for stale in (job.out / JOURNALS).glob("*.json"):
+                stale.unlink()
+    written = sum(r.count for r in writer.records)
+    return SampleResult(job.out, backend.describe(), written, seconds, warmup, interrupted, writer.records)
+
+
+def _prepare_folder(job: SampleJob, header: dict[str, Any]) -> dict[str, ShardRecord] | GankitError:
+    """Create or check the output folder on rank 0: the shards already done, or the error to raise."""
+    try:
+        manifest_path = job.out / MANIFEST
+        if manifest_path.exists():
+            if not job.resume:
+                raise SamplingError(
+                    f"{job.out} already holds a sampling run: add --resume to continue it, or pick another --out"
+                )
+            manifest = read_record(manifest_path)
+            check_resumable(manifest, header, job.out)
+            return recorded_shards(job.out, manifest)
+        if job.out.exists() and not job.out.is_dir():
+            raise SamplingError(f"{job.out} is a file; --out must be a folder for --format {job.format}")
+        job.out.mkdir(parents=True, exist_ok=True)
+        (job.out / JOURNALS).mkdir(exist_ok=True)
+        write_manifest(job.out, header, [], "running")
+        return {}
+    except GankitError as exc:
+        return exc
+    except OSError as exc:
+        return SamplingError(f"cannot write to {job.out} ({exc.strerror or exc}); choose a writable --out")
+
+
+def _sample_grid(job: SampleJob, log: Callable[[str], None]) -> SampleResult:
+    if job.out.suffix != ".png":
+        raise SamplingError(f"--format grid writes one PNG: --out must end in .png (got {job.out})")
+    backend = _open(job, log)
+    begin = time.perf_counter()
+    images = backend.generate_range(job.seed, job.start, job.n, job.batch_size, output="uint8")
+    try:
+        save_grid(images, job.out)
+    except OSError as exc:
+        raise SamplingError(f"cannot write {job.out} ({exc.strerror or exc})") from exc
+    return SampleResult(job.out, backend.describe(), job.n, time.perf_counter() - begin, 0.0)

@@ -1,0 +1,124 @@
+"""What a sampling run is asked to do (``SampleJob``), how its index range splits into shards, and what it did.
+
+Shards are fixed index ranges: shard k holds samples [start + k * shard_size, ...), so their contents do
+not depend on the number of processes or on interruptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gankit.checkpoint import PRETRAINED
+from gankit.errors import SamplingError
+from gankit.imports import ImportOptions
+
+FORMATS = ("npy", "png", "grid")
+DTYPES = ("uint8", "float16")
+MAX_GRID = 4096
+MAX_PNG = 100_000
+
+
+@dataclass
+class SampleJob:
+    """What to generate and where. ``out`` is a folder for npy/png, a .png file for grid."""
+
+    out: Path
+    n: int
+    model: Path | None = None
+    seed: int = 0
+    start: int = 0
+    backend: str = "auto"
+    precision: str = "fp32"
+    batch_size: int = 4096
+    format: str = "npy"
+    dtype: str = "uint8"
+    shard_size: int = 65536
+    device: str = "auto"
+    compile_mode: str = "default"
+    resume: bool = False
+    import_options: ImportOptions | None = None  # what a foreign model file cannot say (gankit.imports)
+
+    def __post_init__(self) -> None:
+        self.out = Path(self.out)
+        self.model = Path(self.model) if self.model is not None else None
+        if self.n <= 0:
+            raise SamplingError(f"--n must be positive, got {self.n}")
+        if self.start < 0 or not 0 <= self.seed < 2**64:
+            raise SamplingError(f"need --start >= 0 and 0 <= --seed < 2**64 (got {self.start}, {self.seed})")
+        if self.batch_size <= 0 or self.shard_size <= 0:
+            raise SamplingError(
+                f"--batch-size and --shard-size must be positive ({self.batch_size}, {self.shard_size})"
+            )
+        if self.format not in FORMATS:
+            raise SamplingError(f"unknown --format {self.format!r}; choose from {', '.join(FORMATS)}")
+        if self.dtype not in DTYPES:
+            raise SamplingError(f"unknown --dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
+        if self.format == "grid" and self.n > MAX_GRID:
+            raise SamplingError(f"a grid holds at most {MAX_GRID} samples (asked {self.n}); use --format npy")
+        if self.format == "png" and self.n > MAX_PNG:
+            raise SamplingError(f"--format png writes one file a sample, at most {MAX_PNG}; use --format npy")
+
+    @property
+    def model_path(self) -> Path:
+        return self.model or PRETRAINED
+
+
+CHECKSUMS = ("crc32", "sha256")  # what new shards record; what earlier runs recorded (still read)
+
+
+@dataclass
+class ShardRecord:
+    """A finished shard: its file (or PNG folder), index range, size in bytes and checksum (hex, of ``algorithm``)."""
+
+    file: str
+    start: int
+    count: int
+    bytes: int
+    checksum: str
+    algorithm: str = CHECKSUMS[0]
+
+    def to_json(self) -> dict[str, object]:
+        """The manifest's entry: the checksum under its algorithm's name (``"crc32": "1c291ca3"``)."""
+        return {
+            "file": self.file,
+            "start": self.start,
+            "count": self.count,
+            "bytes": self.bytes,
+            self.algorithm: self.checksum,
+        }
+
+    @classmethod
+    def from_json(cls, entry: dict[str, object]) -> ShardRecord:
+        algorithm = next((name for name in CHECKSUMS if name in entry), None)
+        if algorithm is None:
+            raise SamplingError(f"a shard entry names no checksum of {', '.join(CHECKSUMS)}: {entry}")
+        fields = {key: entry[key] for key in ("file", "start", "count", "bytes")}
+        return cls(**fields, checksum=entry[algorithm], algorithm=algorithm)
+
+
+@dataclass
+class SampleResult:
+    out: Path
+    backend: str
+    samples_written: int
+    seconds: float
+    warmup_seconds: float
+    interrupted: bool = False
+    shards: list[ShardRecord] = field(default_factory=list)
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.samples_written / self.seconds if self.seconds > 0 else float("nan")
+
+
+def shards_of(job: SampleJob) -> Iterator[tuple[int, int, int]]:
+    """(shard index, first sample, count) over the job's range."""
+    for index, offset in enumerate(range(0, job.n, job.shard_size)):
+        yield index, job.start + offset, min(job.shard_size, job.n - offset)
+
+
+def shard_name(job: SampleJob, index: int) -> str:
+    """``shard_NNNNN.npy`` (npy), or the folder ``shard_NNNNN/`` of one PNG a sample (png)."""
+    return f"shard_{index:05d}.npy" if job.format == "npy" else f"shard_{index:05d}/"

@@ -1,0 +1,203 @@
+"""Lanes: what turns a seed's index range into images, one batch at a time, for the sampler and the dataset.
+
+A lane runs the whole chain of one batch: noise (``gankit.noise``) -> the model -> images in the caller's
+dtype, written into the caller's slice of a buffer. ``open_lanes`` builds them for a backend:
+
+- onnxruntime and OpenVINO on the CPU (``RuntimeLane``): each lane is its own session (an OpenVINO stream) of
+  ``threads`` runtime threads, writing its float images into a buffer of its own (no fresh 12.8 MB array a
+  batch), then mapped to uint8 on the lane's thread by ``gankit.pixels.to_uint8_into``, cache-sized chunk by
+  chunk. (The same mapping inside the graph cost more, measured: ~1.5 CPU µs a 784-pixel image in both
+  runtimes against 0.5.) Several lanes run side by side, each on its own batches: the cores are then shared
+  between noise, model and conversion in proportion to what each costs, and no core waits at a barrier for
+  another (one session of many threads makes every thread wait for the slowest at each layer, and any
+  other stage running on the same cores slows the whole session).
+- any other backend, or a GPU (``BackendLane``): one lane, the backend itself. On a GPU the noise stays in
+  the kernel (the Triton backend's ``generate_seeded``) and the copies into pinned host memory are
+  asynchronous.
+
+How many lanes of how many threads is measured, not guessed (``plan_lanes``): each split of the process's
+threads (``torch.get_num_threads()``) into lanes x threads runs the real chain (noise, model, uint8) on all its
+lanes at once for half a second; the fastest wins. The measurement is made once per machine, model, path and
+batch size and cached with the ``--backend auto`` choices (``gankit.backends.autoselect``).
+
+A runtime lane's images equal its backend's for the same batch, bit for bit: the same graph, the same
+rounding, and a session's thread count (or OpenVINO's stream) does not change its sums (the tests check both
+runtimes).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from gankit.backends import Backend, create_backend
+from gankit.backends.openvino import openvino_core
+from gankit.errors import BackendError
+from gankit.noise import noise
+from gankit.pixels import to_uint8_into
+
+RUNTIMES = ("onnxruntime", "openvino")
+MEASURE_SECONDS = 0.5
+DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}
+
+
+class Lane(Protocol):
+    def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
+        """Write the images of samples first .. first+len(out)-1 of ``seed`` into ``out`` ((B, C, H, W), its dtype)."""
+
+
+class BackendLane:
+    """Any backend: ``generate_seeded``, then copied into ``out`` (asynchronously into pinned memory from a GPU)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.non_blocking = backend.device.type == "cuda"
+
+    def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
+        output = "uint8" if out.dtype == torch.uint8 else "float"
+        images = self.backend.generate_seeded(seed, first, out.shape[0], output=output)
+        out.copy_(images if images.dtype == out.dtype else images.to(out.dtype), non_blocking=self.non_blocking)
+
+
+class RuntimeLane:
+    """A CPU session of onnxruntime or OpenVINO: ``run`` maps z (B, latent) float32 to images (B, C, H, W) float32
+    in [-1, 1], an array the next call may overwrite."""
+
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], latent_dim: int) -> None:
+        self.run, self.latent_dim = run, latent_dim
+
+    def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
+        images = self.run(noise(seed, first, out.shape[0], self.latent_dim).numpy())
+        if out.dtype == torch.uint8:
+            to_uint8_into(images, out.numpy())
+        else:
+            out.numpy()[...] = images  # float32, or cast to float16 (round to nearest even, as torch)
+
+
+class _OnnxRun:
+    """One onnxruntime session writing into a float32 buffer of its own (IOBinding): a fresh 12.8 MB output
+    each batch cost its page faults (~0.3 CPU µs a sample, measured)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.session, self.image_shape = backend.session, backend.config.image_shape
+        self.buffer = np.empty((0, *self.image_shape), dtype=np.float32)
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        if len(self.buffer) != len(z):
+            self.buffer = np.empty((len(z), *self.image_shape), dtype=np.float32)
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("z", np.ascontiguousarray(z))
+        binding.bind_output("image", "cpu", 0, np.float32, self.buffer.shape, self.buffer.ctypes.data)
+        self.session.run_with_iobinding(binding)
+        return self.buffer
+
+
+def runs_in_lanes(backend: Backend) -> bool:
+    """Whether ``backend`` can run as several CPU lanes (onnxruntime or OpenVINO on the CPU, on a gankit graph).
+
+    A generator graph made elsewhere runs as one lane through its backend, which reshapes its output and maps
+    a [0, 1] range to [-1, 1]; lanes call the runtime on the raw graph."""
+    graph = getattr(backend, "graph", None)
+    foreign = graph is not None and graph.foreign
+    return backend.name in RUNTIMES and backend.device.type == "cpu" and not foreign
+
+
+def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """``count`` infer requests on one OpenVINO compilation of ``path``, one stream of
+    ``threads`` threads each. One compilation with a stream a lane, not one a lane: each compilation pins its
+    threads from the first core on, so separate ones of one thread each all ran on core 0 (measured: two such
+    lanes made less than one)."""
+    import openvino as ov
+    import openvino.properties as props
+    import openvino.properties.hint as hints
+
+    wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
+    core = openvino_core()
+    config = {
+        hints.inference_precision: wanted,
+        props.inference_num_threads: count * threads,
+        props.num_streams: count,
+        hints.performance_mode: hints.PerformanceMode.LATENCY if count == 1 else hints.PerformanceMode.THROUGHPUT,
+    }
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
+    if compiled.get_property(hints.inference_precision) != wanted:
+        raise BackendError(f"OpenVINO compiled {path.name} for another precision than {precision}")
+
+    def run_on(request):
+        # share_outputs: a view of the request's output, valid until its next call: RuntimeLane copies it at once.
+        return lambda z: request.infer({0: z}, share_inputs=True, share_outputs=True)[0]
+
+    return [run_on(compiled.create_infer_request()) for _ in range(count)]
+
+
+def open_lanes(backend: Backend, count: int = 1, threads: int | None = None) -> list[Lane]:
+    """``count`` lanes of ``threads`` runtime threads each for ``backend`` (they write uint8, float16 or float32).
+
+    Each runtime lane runs once here, in the calling thread: the first ``infer`` of OpenVINO's Python binding
+    initialises a function-level static that calls back into Python; two lanes making their first call at
+    once deadlocked (one held the GIL waiting for the static, the other held the static waiting for the GIL).
+
+    Backends that do not run in lanes (``runs_in_lanes``) give one ``BackendLane`` whatever ``count`` is."""
+    if not runs_in_lanes(backend):
+        return [BackendLane(backend)]
+    threads = threads or torch.get_num_threads()
+    if backend.name == "openvino":
+        runs = _openvino_runs(backend.path, backend.precision, count, threads)
+    else:  # spinning workers would keep the cores from the noise, the other lanes and the writer between runs
+        sessions = [create_backend("onnxruntime", backend.path, threads=threads, spin=False) for _ in range(count)]
+        runs = [_OnnxRun(session) for session in sessions]
+    for run in runs:  # each lane's first call here, one at a time (see the docstring)
+        run(np.zeros((1, backend.config.latent_dim), dtype=np.float32))
+    return [RuntimeLane(run, backend.config.latent_dim) for run in runs]
+
+
+def measure_split(backend: Backend, dtype: str, batch: int, count: int, threads: int) -> float:
+    """Samples/s of ``count`` lanes of ``threads`` threads making batches at once, after one warm-up batch each."""
+    lanes = open_lanes(backend, count, threads)
+    buffers = [torch.empty((batch, *backend.config.image_shape), dtype=DTYPES[dtype]) for _ in lanes]
+    batches = [0] * count
+    for lane, buffer in zip(lanes, buffers):
+        lane.fill(0, 0, buffer)
+    stop = time.perf_counter() + MEASURE_SECONDS
+
+    def work(i: int) -> None:
+        while time.perf_counter() < stop:
+            lanes[i].fill(0, (batches[i] * count + i) * batch, buffers[i])
+            batches[i] += 1
+
+    begin = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return sum(batches) * batch / (time.perf_counter() - begin)
+
+
+def plan_lanes(backend: Backend, dtype: str, batch: int) -> tuple[int, int, str]:
+    """(lanes, threads a lane, why): the measured fastest split of ``torch.get_num_threads()`` (module docstring)."""
+    total = torch.get_num_threads()
+    if not runs_in_lanes(backend):
+        return 1, total, f"{backend.name} runs as one lane"
+    splits = [(total // t, t) for t in sorted({1, 2, 4, total}) if total % t == 0]
+    if len(splits) == 1:
+        return 1, total, "one thread: one lane"
+    from gankit.backends.autoselect import cached, machine_key
+    from gankit.io import sha256_of
+
+    key = json.dumps(["lanes", *machine_key(), sha256_of(backend.path), backend.precision, dtype, batch, splits])
+
+    def measure() -> dict[str, float]:
+        return {f"{count}x{threads}": measure_split(backend, dtype, batch, count, threads) for count, threads in splits}
+
+    rates = cached(key, measure)
+    best = max(rates, key=rates.get)
+    count, threads = map(int, best.split("x"))
+    shown = ", ".join(f"{label} {rate:,.0f}/s" for label, rate in sorted(rates.items(), key=lambda kv: -kv[1]))
+    return count, threads, f"lanes x threads measured once per machine and model at batch {batch}: {shown}"
