@@ -141,6 +141,31 @@ def run_one(name: str, options: dict[str, Any], runs: Path, epochs: int, rescore
     return result
 
 
+def score_final(spec: str) -> dict[str, Any]:
+    """``NAME=FOLDER[=MINUTES]``: a finished ``gankit train --preset`` run (any recipe and length), scored as
+    the ablation's runs, with its training wall time as read off its progress bar; its recipe is the one
+    saved in the run. Kept in FOLDER/result.json like the others."""
+    name, folder, *minutes = spec.split("=")
+    folder = Path(folder)
+    state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
+    recipe = json.loads(state["config"])
+    first, second = real_halves()
+    real, other = features(first), features(second)
+    floor = quality(real, other).fid
+    result = {
+        "name": name,
+        "options": {k: v for k, v in recipe.items() if k not in ("data_dir", "device")},
+        "epochs": recipe["epochs"],
+        "minutes": float(minutes[0]) if minutes else None,
+        "floor": floor,
+        "last": score(folder / GENERATOR_FILE, real, other[0], floor, copying=False),
+        "best": score(folder / BEST_FILE, real, other[0], floor, copying=True),
+    }
+    with atomic_path(folder / "result.json") as tmp:
+        tmp.write_text(json.dumps(result, indent=2))
+    return result
+
+
 def _options_text(options: dict[str, Any]) -> str:
     base = json.loads(json.dumps(BASE))  # as the options were saved: tuples became lists
     changed = {k: v for k, v in options.items() if base.get(k) != v}
@@ -161,7 +186,7 @@ def markdown_table(runs: list[dict[str, Any]]) -> str:
             f"| {run['name']} | {_options_text(run['options'])} | {best['epoch']} | {best['fid']:.1f} "
             f"({best['fid_over_floor']:.0f}x) | {best['fid_seed1']:.1f} | {best['class_mix_fid']:.1f} "
             f"| {100 * best['min_share']:.1f} % | {best['precision']:.3f} | {best['recall']:.3f} | {fidelity} "
-            f"| {last['fid']:.1f} | {run['minutes']:.0f} |"
+            f"| {last['fid']:.1f} | {'—' if run['minutes'] is None else format(run['minutes'], '.0f')} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -174,10 +199,18 @@ def main() -> None:
     # One thread: on 2 cores shared with other jobs, two threads measured 8x slower a step (they wait on each other).
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rescore", action="store_true", help="score finished runs again (no training)")
+    parser.add_argument(
+        "--final",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER[=MINUTES]",
+        help="also score a finished gankit train run (e.g. a --preset's 600 epochs) and add it to the table",
+    )
     parser.add_argument("--out", type=Path, required=True, help="the JSON to write (every finished run)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     names = args.only.split(",") if args.only else list(RUNS)
+    finals = [score_final(spec) for spec in args.final]
     for name in names:
         result = run_one(name, RUNS[name], args.runs, args.epochs, args.rescore)
         best, last = result["best"], result["last"]
@@ -187,7 +220,7 @@ def main() -> None:
             f"last: FID {last['fid']:7.2f}; {result['minutes']:.1f} min",
             flush=True,
         )
-    finished = [json.loads(f.read_text()) for f in sorted(args.runs.glob("*/result.json"))]
+    finished = [json.loads(f.read_text()) for f in sorted(args.runs.glob("*/result.json"))] + finals
     env = environment(torch.device("cpu"))
     with atomic_path(args.out) as tmp:
         tmp.write_text(json.dumps({"environment": env, "base": BASE, "runs": finished}, indent=2))
