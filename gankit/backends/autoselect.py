@@ -81,8 +81,9 @@ def cached(key: str, measure) -> object:
 def _rate(name: str, generator: Generator, precision: str) -> float:
     backend = create_backend(name, generator, precision=precision, device="cpu")
     z = noise(0, 0, CALIBRATION_BATCH, generator.config.latent_dim)
+    labels = backend.seeded_labels(None, 0, 0, CALIBRATION_BATCH)  # balanced, or None when unconditional
     settle()  # the previous candidate's spinning threads (onnxruntime) must not share the cores with this one
-    times = time_cpu(lambda: backend.generate(z, output="uint8"), min_seconds=0.2)
+    times = time_cpu(lambda: backend.generate(z, output="uint8", labels=labels), min_seconds=0.2)
     return CALIBRATION_BATCH / statistics.median(times)
 
 
