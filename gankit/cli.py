@@ -285,12 +285,29 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compile-mode", default="default", choices=COMPILE_MODES, help="for --backend compile [%(default)s]"
     )
+    labels = p.add_mutually_exclusive_group()
+    labels.add_argument(
+        "--digit",
+        type=int,
+        default=None,
+        metavar="D",
+        help="class-conditional generators: every sample gets label D (an error for an unconditional one)",
+    )
+    labels.add_argument(
+        "--labels",
+        default=None,
+        choices=["balanced"],
+        help="class-conditional generators: sample i gets label (i + seed) mod K, each label equally often; "
+        "the default for them (an error for an unconditional generator). Each shard's labels are written "
+        "beside it as shard_NNNNN.labels.npy",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_import_flags(p)
     p.set_defaults(run=_run_sample)
 
 
 def _run_sample(args: argparse.Namespace) -> int:
+    from gankit.labels import from_options
     from gankit.sampling.engine import sample
     from gankit.sampling.job import SampleJob
 
@@ -311,6 +328,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         compile_mode=args.compile_mode,
         resume=args.resume,
         import_options=import_options_from(args),
+        labels=from_options(args.digit, args.labels),
     )
     result = sample(job, progress=not args.quiet)
     rate = f"{result.samples_per_second:,.0f} samples/s" if result.samples_written else "nothing left to do"
