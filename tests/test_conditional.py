@@ -215,3 +215,14 @@ def test_generated_dataset_refuses_labels_for_an_unconditional_generator(tmp_pat
     with pytest.raises(LabelError, match="unconditional"):
         GeneratedDataset(model, backend="eager", labels=BALANCED)
     assert len(next(iter(GeneratedDataset(model, backend="eager", n=10)))) == 2  # (images, indices) as before
+
+
+def test_triton_per_layer_path_takes_labels_too() -> None:
+    """4 Linears do not fit the whole-generator kernel: the per-layer fused kernels gather class_bias in layer 1."""
+    torch.manual_seed(31)
+    generator = Generator(GeneratorConfig(latent_dim=20, hidden=(48, 80, 64), image_shape=(1, 10, 10), num_classes=10))
+    backend = create_backend("triton", generator.eval(), device="cpu")
+    assert not backend.whole
+    spec = LabelSpec("digit", 4)
+    exact, tolerance = reference(generator, noise(2, 0, 40, 20), spec.labels(2, 0, 40, 10))
+    assert (backend.generate_seeded(2, 0, 40, labels=spec).double() - exact).abs().max().item() <= tolerance
