@@ -100,7 +100,8 @@ class AsShipped(Backend):
                 compiled.get_property(hints.inference_precision).get_type_name(), "?"
             )
 
-    def generate_float(self, z: torch.Tensor) -> torch.Tensor:
+    def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_labels(labels, z.shape[0])  # the bundled, unconditional generator
         return torch.from_numpy(self._run(np.ascontiguousarray(z.numpy())))
 
     def describe(self) -> str:

@@ -72,56 +72,157 @@ def _stderr(line: str) -> None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from gankit.data import SOURCES_HELP
+    from gankit.training.augment import OPS
+    from gankit.training.presets import DESCRIPTIONS, PRESETS
 
-    p = sub.add_parser("train", help="train a GAN; checkpoints every epoch, Ctrl-C saves and stops")
-    p.add_argument("--out", default="runs/train", help="run folder (checkpoints, grids, losses) [%(default)s]")
-    p.add_argument("--data", default="mnist-5k", help=f"training images: {SOURCES_HELP} [%(default)s]")
-    p.add_argument("--data-dir", default=None, help="folder holding (or to download) torchvision data sets")
-    p.add_argument("--epochs", type=int, default=None, help="total epochs [20; with --resume: the saved total]")
-    p.add_argument("--batch-size", type=int, default=64, help="[%(default)s]")
-    p.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate [%(default)s]")
-    p.add_argument(
-        "--betas", type=float, nargs=2, default=(0.9, 0.999), metavar=("B1", "B2"), help="Adam betas [0.9 0.999]"
+    p = sub.add_parser(
+        "train",
+        help="train a GAN; checkpoints every epoch, Ctrl-C saves and stops",
+        description="Options left out take the --preset's value, else the seed's (shown in brackets). Every "
+        "option is saved in the run and in the generator file's training metadata; --resume reuses them.",
     )
-    p.add_argument("--ema", type=float, default=0.0, help="EMA decay of the generator weights, 0 = off [%(default)s]")
-    p.add_argument("--seed", type=int, default=0, help="[%(default)s]")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda [%(default)s]")
-    p.add_argument("--latent-dim", type=int, default=100, help="[%(default)s]")
-    p.add_argument("--g-hidden", type=int, nargs="+", default=[256, 512], help="generator hidden sizes [256 512]")
-    p.add_argument("--d-hidden", type=int, nargs="+", default=[512, 256], help="discriminator hidden sizes [512 256]")
-    p.add_argument("--slope", type=float, default=0.2, help="LeakyReLU slope [%(default)s]")
+    p.add_argument("--out", default="runs/train", help="run folder (checkpoints, grids, losses) [%(default)s]")
+    p.add_argument(
+        "--preset",
+        default="seed",
+        choices=list(PRESETS),
+        help="a named recipe (gankit/pretrained/TRAINING.md): "
+        + "; ".join(f"{name} = {text}" for name, text in DESCRIPTIONS.items())
+        + " [%(default)s]",
+    )
+    p.add_argument("--data", default=None, help=f"training images: {SOURCES_HELP} [mnist-5k]")
+    p.add_argument("--data-dir", default=None, help="folder holding (or to download) torchvision data sets")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="total epochs [the preset's: seed 20, mnist and mnist-conditional 600; with --resume: the saved total]",
+    )
+    p.add_argument("--batch-size", type=int, default=None, help="[64]")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (G, and D unless --d-lr) [2e-4]")
+    p.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"), help="Adam betas [0.9 0.999]")
+    p.add_argument("--ema", type=float, default=None, help="EMA decay of the generator weights, 0 = off [0]")
+    p.add_argument("--seed", type=int, default=None, help="[0]")
+    p.add_argument("--device", default=None, help="auto, cpu or cuda [auto]")
+    p.add_argument("--latent-dim", type=int, default=None, help="[100]")
+    p.add_argument("--g-hidden", type=int, nargs="+", default=None, help="generator hidden sizes [256 512]")
+    p.add_argument("--d-hidden", type=int, nargs="+", default=None, help="discriminator hidden sizes [512 256]")
+    p.add_argument("--slope", type=float, default=None, help="LeakyReLU slope [0.2]")
     p.add_argument(
         "--resume",
         action="store_true",
         help="continue the run saved in --out with its saved recipe; only --epochs (a new total) may change",
     )
+    c = p.add_argument_group("class-conditional generator")
+    c.add_argument(
+        "--num-classes",
+        type=int,
+        default=None,
+        help="> 0: G and D take a digit label (needs labelled data: --data mnist-5k); 0 = unconditional [0]",
+    )
+    c.add_argument(
+        "--d-condition",
+        default=None,
+        choices=["projection", "concat"],
+        help="how D sees the label: projection (a learned class vector dotted with D's last hidden layer, "
+        "Miyato & Koyama 2018) or concat (one-hot beside the pixels) [projection]",
+    )
+    c.add_argument(
+        "--latent-labels",
+        type=int,
+        default=None,
+        metavar="K",
+        help="K > 0: G stays unconditional, D is conditional, and a fake's label is argmax(z[:K]) (each digit 1/K "
+        "of z-space): balanced digits from an unconditional generator; needs labelled data [0]",
+    )
+    c.add_argument(
+        "--aux-weight",
+        type=float,
+        default=None,
+        help="AC-GAN: D gets a digit-classifier head trained on real labels, and G a loss for fakes that do not "
+        "read as their label, both times this weight (needs --num-classes or --latent-labels) [0 = off]",
+    )
+    d = p.add_argument_group("discriminator options")
+    d.add_argument("--d-lr", type=float, default=None, help="D's learning rate (TTUR, D faster than G) [--lr]")
+    d.add_argument("--pack", type=int, default=None, help="PacGAN: D judges this many samples at once [1]")
+    d.add_argument(
+        "--minibatch-std",
+        type=int,
+        default=None,
+        metavar="GROUP",
+        help="append the std over groups of GROUP samples to D's first hidden layer (StyleGAN), 0 = off [0]",
+    )
+    d.add_argument("--d-dropout", type=float, default=None, help="dropout after each D hidden layer [0]")
+    d.add_argument(
+        "--label-smoothing", type=float, default=None, help="one-sided: D's target for real images is 1 - this [0]"
+    )
+    d.add_argument("--r1", type=float, default=None, metavar="GAMMA", help="R1 penalty (gamma/2)E|grad D(x)|^2 [0]")
+    d.add_argument("--r1-every", type=int, default=None, help="apply R1 every N D steps (lazy, scaled by N) [16]")
+    d.add_argument(
+        "--lecam", type=float, default=None, help="LeCam regulariser weight (limited data; e.g. 0.3) [0 = off]"
+    )
+    a = p.add_argument_group("differentiable augmentation (of real and fake, before D, in both steps)")
+    a.add_argument(
+        "--augment",
+        default=None,
+        metavar="OPS",
+        help="comma-separated ops, each op or op=magnitude: "
+        + "; ".join(f"{name} ({meaning}, default {default:g})" for name, (_, default, _, meaning) in OPS.items())
+        + " [none]",
+    )
+    a.add_argument("--augment-p", type=float, default=None, help="probability of each op per sample (start p) [0]")
+    a.add_argument(
+        "--ada-target",
+        type=float,
+        default=None,
+        help="adaptive p: steer E[sign(D(real))] to this (StyleGAN2-ADA uses 0.6), 0 = fixed p [0]",
+    )
+    q = p.add_argument_group("quality during training")
+    q.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        metavar="K",
+        help="every K epochs: MNIST-FID, digit coverage, precision/recall of --eval-samples fixed samples, "
+        "in losses.csv and losses.png (2,500 samples: 2.5 s of one CPU core, about a training epoch on the "
+        "bundled digits); 0 = off [0]",
+    )
+    q.add_argument("--eval-samples", type=int, default=None, help="[2500: the samples gankit eval scores]")
+    q.add_argument(
+        "--keep-best",
+        action="store_true",
+        default=None,
+        help="keep the generator of the lowest MNIST-FID so far as generator_best.safetensors (needs --eval-every)",
+    )
     p.set_defaults(run=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
     from gankit.train import resume, train
+    from gankit.training.augment import parse_augment
+    from gankit.training.presets import build_config
 
     if args.resume:
         result = resume(args.out, epochs=args.epochs)
     else:
-        args.epochs = 20 if args.epochs is None else args.epochs
-        config = TrainConfig(
-            data=args.data,
-            data_dir=args.data_dir,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            betas=tuple(args.betas),
-            ema=args.ema,
-            seed=args.seed,
-            device=args.device,
-            generator=GeneratorConfig(latent_dim=args.latent_dim, hidden=tuple(args.g_hidden), slope=args.slope),
-            discriminator=DiscriminatorConfig(hidden=tuple(args.d_hidden), slope=args.slope),
-        )
-        result = train(config, args.out)
+        options = {
+            name: getattr(args, name)
+            for name in (
+                "data", "data_dir", "epochs", "batch_size", "lr", "ema", "seed", "device", "latent_dim", "slope",
+                "num_classes", "latent_labels", "aux_weight", "d_condition", "d_lr", "pack", "minibatch_std",
+                "d_dropout", "label_smoothing", "r1", "r1_every", "lecam", "augment_p", "ada_target", "eval_every",
+                "eval_samples", "keep_best",
+            )
+        }  # fmt: skip
+        options["betas"] = tuple(args.betas) if args.betas else None
+        options["g_hidden"] = tuple(args.g_hidden) if args.g_hidden else None
+        options["d_hidden"] = tuple(args.d_hidden) if args.d_hidden else None
+        options["augment"] = parse_augment(args.augment) if args.augment is not None else None
+        result = train(build_config(args.preset, **options), args.out)
     state = "interrupted, saved" if result.interrupted else "done"
     print(f"{state}: {result.epochs_done} epochs; generator {result.generator_path}, state {result.state_path}")
+    if result.best is not None:
+        print(f"best MNIST-FID {result.best.fid:.2f} at epoch {result.best.epoch}")
     if result.interrupted:
         print(f"continue with: gankit train --out {args.out} --resume")
     return 130 if result.interrupted else 0
@@ -184,12 +285,29 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compile-mode", default="default", choices=COMPILE_MODES, help="for --backend compile [%(default)s]"
     )
+    labels = p.add_mutually_exclusive_group()
+    labels.add_argument(
+        "--digit",
+        type=int,
+        default=None,
+        metavar="D",
+        help="class-conditional generators: every sample gets label D (an error for an unconditional one)",
+    )
+    labels.add_argument(
+        "--labels",
+        default=None,
+        choices=["balanced"],
+        help="class-conditional generators: sample i gets label (i + seed) mod K, each label equally often; "
+        "the default for them (an error for an unconditional generator). Each shard's labels are written "
+        "beside it as shard_NNNNN.labels.npy",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_import_flags(p)
     p.set_defaults(run=_run_sample)
 
 
 def _run_sample(args: argparse.Namespace) -> int:
+    from gankit.labels import from_options
     from gankit.sampling.engine import sample
     from gankit.sampling.job import SampleJob
 
@@ -210,6 +328,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         compile_mode=args.compile_mode,
         resume=args.resume,
         import_options=import_options_from(args),
+        labels=from_options(args.digit, args.labels),
     )
     result = sample(job, progress=not args.quiet)
     rate = f"{result.samples_per_second:,.0f} samples/s" if result.samples_written else "nothing left to do"
@@ -417,9 +536,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "eval",
-        help="sample quality: MNIST-FID (digit-classifier features), digit coverage, precision/recall",
+        help="sample quality: MNIST-FID (digit-classifier features), digit coverage, precision/recall, copying, "
+        "label fidelity",
         description="MNIST-FID is a Fréchet distance in the feature space of gankit's own digit classifier "
-        "(not Inception's). The floor is the same distance between two disjoint halves of the real digits.",
+        "(not Inception's). The floor is the same distance between two disjoint halves of the real digits. The "
+        "class-mix FID is what real digits in the generated digit shares score; the copying check is the share of "
+        "samples nearer a bundled training digit than 5%% of real digits are (about 5%% = no copying). A "
+        "class-conditional generator is sampled with balanced labels and its label fidelity (the share of each "
+        "asked digit the classifier reads as that digit) is reported.",
     )
     p.add_argument(
         "model",
@@ -432,13 +556,14 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="[%(default)s]")
     p.add_argument("--n", type=int, default=2500, help="generated samples; 2500 matches the floor [%(default)s]")
     p.add_argument("--out", default=None, help="write the report as JSON here")
+    p.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
     _add_import_flags(p)
     p.set_defaults(run=_run_eval)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     from gankit.errors import SamplingError
-    from gankit.evaluate import evaluate, format_report, write_report
+    from gankit.evaluate import evaluate, format_report, report_json, write_report
 
     if args.n < 20:
         raise SamplingError(f"--n must be at least 20 for a covariance estimate, got {args.n}")
@@ -451,9 +576,11 @@ def _run_eval(args: argparse.Namespace) -> int:
         import_options=import_options_from(args),
         log=_stderr,
     )
-    print(format_report(report))
+    print(json.dumps(report_json(report), indent=2) if args.json else format_report(report))
     if args.out:
-        print(f"wrote {write_report(report, Path(args.out))}")
+        written = write_report(report, Path(args.out))
+        if not args.json:
+            print(f"wrote {written}")
     return 0
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gankit.errors import ConfigError
+from gankit.training.augment import check_augment
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -31,6 +32,17 @@ def _sizes(name: str, values: Iterable[Any], length: int | None = None) -> tuple
     if not sizes or (length is not None and len(sizes) != length):
         raise ConfigError(f"{name} must be {length or 'one or more'} sizes, got {values!r}")
     return tuple(_positive_int(f"each of {name}", size) for size in sizes)
+
+
+def _count(name: str, value: Any) -> int:
+    """``value`` as a whole number >= 0; ConfigError otherwise."""
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = -1
+    if number < 0:
+        raise ConfigError(f"{name} must be a whole number >= 0, got {value!r}")
+    return number
 
 
 def _slope(value: Any) -> float:
@@ -74,9 +86,12 @@ class GeneratorConfig:
       to end (pixels, uint8 conversion, metrics), so a sigmoid generator's y = sigmoid(x) in [0, 1] is
       mapped to 2y - 1 inside the model itself: ``Generator.forward``, every backend and the exported
       ONNX graph output 2 * sigmoid(x) - 1. To get the original [0, 1] image back: (image + 1) / 2.
+    - ``num_classes`` > 0 makes it class-conditional: a (num_classes, hidden[0]) table adds one learned row
+      per label to layer 1's pre-activation (a per-sample bias; see ``gankit.model.Generator``); 0 (the
+      default) is unconditional.
 
-    JSON: the fields by name. Files written before ``output_activation`` existed (config ``latent_dim``,
-    ``hidden``, ``image_shape``, ``slope`` only; the shipped checkpoint and ONNX export) read as tanh.
+    JSON: the fields by name. Files written before ``output_activation`` and ``num_classes`` existed (config
+    ``latent_dim``, ``hidden``, ``image_shape``, ``slope`` only) read as tanh and unconditional.
     """
 
     latent_dim: int = 100
@@ -84,6 +99,7 @@ class GeneratorConfig:
     image_shape: tuple[int, int, int] = SEED_IMAGE_SHAPE
     slope: float | tuple[float, ...] = 0.2
     output_activation: str = "tanh"
+    num_classes: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "latent_dim", _positive_int("latent_dim", self.latent_dim))
@@ -94,6 +110,7 @@ class GeneratorConfig:
             raise ConfigError(
                 f"output_activation must be one of {', '.join(OUTPUT_ACTIVATIONS)}, got {self.output_activation!r}"
             )
+        object.__setattr__(self, "num_classes", _count("num_classes", self.num_classes))
 
     @property
     def hidden_slopes(self) -> tuple[float, ...]:
@@ -101,8 +118,9 @@ class GeneratorConfig:
         return self.slope if isinstance(self.slope, tuple) else (self.slope,) * len(self.hidden)
 
     def describe(self) -> str:
-        """One line, e.g. ``100 -> 256 leaky_relu(0.2) -> 512 relu -> 784 tanh -> (1, 28, 28)``."""
-        steps = [str(self.latent_dim)]
+        """One line, e.g. ``100 -> 256 leaky_relu(0.2) -> 512 relu -> 784 tanh -> (1, 28, 28)``; a conditional
+        generator's starts ``100 + label of 10 -> ...``."""
+        steps = [f"{self.latent_dim} + label of {self.num_classes}" if self.num_classes else str(self.latent_dim)]
         for width, slope in zip(self.hidden, self.hidden_slopes):
             steps.append(f"{width} {hidden_activation_name(slope)}")
         steps.append(f"{self.image_size} {self.output_activation}")
@@ -125,7 +143,8 @@ class GeneratorConfig:
 
     @property
     def parameter_count(self) -> int:
-        return sum(fan_in * fan_out + fan_out for fan_in, fan_out in self.layer_sizes)
+        linears = sum(fan_in * fan_out + fan_out for fan_in, fan_out in self.layer_sizes)
+        return linears + self.num_classes * self.hidden[0]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -137,6 +156,9 @@ class GeneratorConfig:
             return cls(**values)
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"not a generator config: {text!r} ({exc})") from exc
+
+
+CONDITIONINGS = ("concat", "projection")
 
 
 @dataclass(frozen=True)
@@ -169,21 +191,60 @@ class OnnxGeneratorConfig:
 
 @dataclass(frozen=True)
 class DiscriminatorConfig:
-    """The MLP discriminator: image (B, *image_shape) -> logit (B, 1)."""
+    """The MLP discriminator: image (B, *image_shape) [+ labels (B,)] -> logit (B // pack, 1).
+
+    Layers: Linear(pack * in, hidden[0]) + LeakyReLU(slope) [+ dropout] -> ... -> Linear(hidden[-1], 1), where
+    ``in`` is prod(image_shape), plus num_classes with ``condition="concat"`` (the label's one-hot beside the
+    pixels). ``pack`` (PacGAN) feeds ``pack`` consecutive samples to D as one input. ``minibatch_std`` (a group
+    size; 0 = off) appends one feature to the first hidden layer's output: the mean over features of the
+    standard deviation over each group of packs. ``condition="projection"`` adds <P onehot, h> to the logit
+    (Miyato & Koyama 2018), h the last hidden activation and P a (pack * num_classes -> hidden[-1]) map.
+    ``classifier`` adds an auxiliary head Linear(hidden[-1], pack * num_classes) on h that predicts each
+    sample's label (AC-GAN, Odena et al. 2017), beside the conditioning.
+    """
 
     hidden: tuple[int, ...] = (512, 256)
     image_shape: tuple[int, int, int] = (1, 28, 28)
     slope: float = 0.2
+    num_classes: int = 0
+    condition: str = "projection"
+    pack: int = 1
+    minibatch_std: int = 0
+    dropout: float = 0.0
+    classifier: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", _sizes("hidden", self.hidden))
         object.__setattr__(self, "image_shape", _sizes("image_shape (channels, height, width)", self.image_shape, 3))
         object.__setattr__(self, "slope", _slope(self.slope))
+        object.__setattr__(self, "num_classes", _count("num_classes", self.num_classes))
+        if self.condition not in CONDITIONINGS:
+            raise ConfigError(f"condition must be one of {', '.join(CONDITIONINGS)}, got {self.condition!r}")
+        object.__setattr__(self, "pack", _positive_int("pack", self.pack))
+        object.__setattr__(self, "minibatch_std", _count("minibatch_std (group size, 0 = off)", self.minibatch_std))
+        if self.minibatch_std == 1:
+            raise ConfigError("minibatch_std must be a group size >= 2 (0 = off): a group of 1 has no spread")
+        if self.minibatch_std and len(self.hidden) < 2:
+            raise ConfigError("minibatch_std needs two or more hidden layers: its feature enters the second one")
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        object.__setattr__(self, "dropout", float(self.dropout))
+        if self.classifier and not self.num_classes:
+            raise ConfigError("an auxiliary classifier needs classes: num_classes > 0")
+
+    @property
+    def input_size(self) -> int:
+        """Features of one sample at D's input: pixels, plus the one-hot label with ``condition="concat"``."""
+        extra = self.num_classes if self.condition == "concat" else 0
+        return math.prod(self.image_shape) + extra
 
     @property
     def layer_sizes(self) -> list[tuple[int, int]]:
-        widths = [math.prod(self.image_shape), *self.hidden, 1]
-        return list(zip(widths[:-1], widths[1:]))
+        widths = [self.pack * self.input_size, *self.hidden, 1]
+        sizes = list(zip(widths[:-1], widths[1:]))
+        if self.minibatch_std:
+            sizes[1] = (sizes[1][0] + 1, sizes[1][1])
+        return sizes
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -198,7 +259,25 @@ class DiscriminatorConfig:
 
 @dataclass
 class TrainConfig:
-    """The training recipe. The defaults are the seed's: BCEWithLogits, Adam 2e-4, batch 64."""
+    """The training recipe. The defaults are the seed's: BCEWithLogits, Adam 2e-4, batch 64, nothing else.
+
+    Each option below is off at its default; ``gankit.training.presets`` names tested combinations.
+
+    - ``d_lr``: D's Adam learning rate (TTUR, Heusel et al. 2017); None = ``lr``.
+    - ``label_smoothing``: one-sided: D's target for real images is 1 - label_smoothing.
+    - ``augment``: differentiable augmentations applied to every image D sees, real and fake, in the D and
+      the G step ({op: magnitude}, ops in ``gankit.training.augment.OPS``), each op with probability p.
+      ``augment_p`` is p (the start value with ``ada_target``); ``ada_target`` > 0 steers p so that
+      E[sign(D(real))] approaches the target (StyleGAN2-ADA).
+    - ``aux_weight``: AC-GAN's auxiliary classification loss (needs classes): D learns to tell the digits of
+      real images apart, G to make its fakes read as their labels; both losses times aux_weight.
+    - ``latent_labels``: K > 0 trains an unconditional G against a D conditional on K classes, a fake's
+      label being argmax(z[:K]): balanced digits from an unconditional generator (see ``gankit.train``).
+    - ``r1``: R1 gamma, (gamma / 2) E||grad_x D(x_real)||^2, applied every ``r1_every`` D steps, times r1_every.
+    - ``lecam``: LeCam regulariser weight (Tseng et al. 2021).
+    - ``eval_every``: every K epochs, MNIST-FID and digit coverage of ``eval_samples`` samples (fixed noise),
+      logged in losses.csv; ``keep_best`` keeps the generator of the best such FID as generator_best.safetensors.
+    """
 
     data: str = "mnist-5k"
     data_dir: str | None = None
@@ -211,13 +290,70 @@ class TrainConfig:
     device: str = "auto"
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    d_lr: float | None = None
+    label_smoothing: float = 0.0
+    augment: dict[str, float] = field(default_factory=dict)
+    augment_p: float = 0.0
+    ada_target: float = 0.0
+    latent_labels: int = 0
+    aux_weight: float = 0.0
+    r1: float = 0.0
+    r1_every: int = 16
+    lecam: float = 0.0
+    eval_every: int = 0
+    eval_samples: int = 2500
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         self.epochs = _positive_int("epochs", self.epochs)
         self.batch_size = _positive_int("batch size", self.batch_size)
-        if not 0 < self.lr < math.inf:
-            raise ConfigError(f"lr must be positive and finite, got {self.lr}")
-        if not (0 <= self.betas[0] < 1 and 0 <= self.betas[1] < 1):
+        for name in ("lr", "d_lr"):
+            value = getattr(self, name)
+            if not (value is None and name == "d_lr") and not 0 < value < math.inf:
+                raise ConfigError(f"{name} must be positive and finite, got {value}")
+        self.betas = tuple(self.betas)
+        if len(self.betas) != 2 or not (0 <= self.betas[0] < 1 and 0 <= self.betas[1] < 1):
             raise ConfigError(f"Adam betas must be in [0, 1), got {self.betas}")
         if not 0 <= self.ema < 1:
             raise ConfigError(f"ema decay must be in [0, 1) (0 = off), got {self.ema}")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError(f"label smoothing must be in [0, 0.5), got {self.label_smoothing}")
+        self.augment = check_augment(self.augment)
+        if not 0 <= self.augment_p <= 1:
+            raise ConfigError(f"augment p must be in [0, 1], got {self.augment_p}")
+        if not 0 <= self.ada_target < 1:
+            raise ConfigError(f"ada target must be in [0, 1) (0 = fixed p), got {self.ada_target}")
+        if self.augment and self.augment_p == 0 and self.ada_target == 0:
+            raise ConfigError("augmentation with p = 0 and no ada target never augments: set augment p or ada target")
+        if (self.augment_p or self.ada_target) and not self.augment:
+            raise ConfigError("augment p / ada target given without augmentations: name them (e.g. translate=1)")
+        if not all(0 <= w < math.inf for w in (self.r1, self.lecam, self.aux_weight)):
+            raise ConfigError(
+                f"r1, lecam and aux weights must be >= 0 and finite, got {self.r1}, {self.lecam}, {self.aux_weight}"
+            )
+        self.r1_every = _positive_int("r1 every", self.r1_every)
+        self.latent_labels = _count("latent labels (classes, 0 = off)", self.latent_labels)
+        if self.latent_labels and self.generator.num_classes:
+            raise ConfigError("latent labels are for an unconditional generator; a conditional one takes labels itself")
+        if self.aux_weight and not self.label_classes:
+            raise ConfigError("the auxiliary classifier needs labels: set num classes or latent labels too")
+        if self.latent_labels > self.generator.latent_dim:
+            raise ConfigError(
+                f"latent labels {self.latent_labels} need that many latent entries; latent_dim is "
+                f"{self.generator.latent_dim}"
+            )
+        self.eval_every = _count("eval every (epochs, 0 = off)", self.eval_every)
+        self.eval_samples = _positive_int("eval samples", self.eval_samples)
+        if self.eval_samples < 10:
+            raise ConfigError(f"eval samples must be at least 10 (a covariance needs several), got {self.eval_samples}")
+        if self.keep_best and not self.eval_every:
+            raise ConfigError("keep best needs a quality measurement: set eval every (epochs) too")
+
+    @property
+    def label_classes(self) -> int:
+        """Classes D is conditioned on (0 = none): the generator's, or ``latent_labels``."""
+        return self.generator.num_classes or self.latent_labels
+
+    @property
+    def discriminator_lr(self) -> float:
+        return self.lr if self.d_lr is None else self.d_lr

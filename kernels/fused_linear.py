@@ -108,6 +108,8 @@ def fused_linear_kernel(
     x_ptr,
     w_ptr,
     b_ptr,
+    labels_ptr,
+    cb_ptr,
     y_ptr,
     M,
     N,
@@ -120,6 +122,7 @@ def fused_linear_kernel(
     stride_ym,
     M_BUCKET,  # autotuning key only: M rounded up to a power of two, so a new batch size does not retune
     HAS_BIAS: tl.constexpr,
+    CONDITIONAL: tl.constexpr,  # off: the unconditional kernel, unchanged (the gather is compiled out)
     ACT: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -149,6 +152,9 @@ def fused_linear_kernel(
         acc = dot_acc(x, w, acc, DOT_PRECISION)
     if HAS_BIAS:
         acc += tl.load(b_ptr + cols, mask=col_ok, other=0.0)[None, :]
+    if CONDITIONAL:  # a per-sample bias: row labels[m] of the (classes, N) table
+        labels = tl.load(labels_ptr + rows, mask=row_ok, other=0)
+        acc += tl.load(cb_ptr + labels[:, None] * N + cols[None, :], mask=row_ok[:, None] & col_ok[None, :], other=0.0)
     y = activate(acc, ACT, slope)
     tl.store(
         y_ptr + rows[:, None] * stride_ym + cols[None, :],
@@ -165,14 +171,19 @@ def fused_linear(
     slope: float = 0.2,
     allow_tf32: bool = False,
     out: torch.Tensor | None = None,
+    class_bias: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """act(x @ weight.T + bias) -> (M, N) in x's dtype (written into ``out`` when given).
+    """act(x @ weight.T + bias [+ class_bias[labels]]) -> (M, N) in x's dtype (written into ``out`` when given).
 
     x: (M, K) and weight: (N, K), one dtype among fp32/fp16/bf16, any strides (fastest: x contiguous,
     weight the ``.t()`` view of a contiguous (K, N) W.T);
     bias: (N,) float or None; act: "leaky_relu" (with ``slope``), "relu", "tanh", "sigmoid" (2 * sigmoid - 1)
     or "none";
-    allow_tf32: fp32 inputs on TF32 tensor cores instead of IEEE fp32 products.
+    allow_tf32: fp32 inputs on TF32 tensor cores instead of IEEE fp32 products;
+    class_bias: (classes, N) float32 contiguous and labels: (M,) int64 in [0, classes) (not checked here: a read
+    of device memory), both or neither: row labels[m] is added to row m before the activation (a class-conditional
+    generator's layer 1).
     """
     if act not in ACTIVATIONS:
         raise ValueError(f"act must be one of {', '.join(ACTIVATIONS)}, got {act!r}")
@@ -188,6 +199,22 @@ def fused_linear(
     if len(devices) != 1:
         raise ValueError(f"x, weight and bias must be on one device; got {sorted(map(str, devices))}")
     check_device(x.device)
+    if (class_bias is None) != (labels is None):
+        raise ValueError("class_bias and labels go together: give both or neither")
+    if class_bias is not None and (
+        class_bias.ndim != 2
+        or class_bias.shape[1] != N
+        or class_bias.dtype != torch.float32
+        or not class_bias.is_contiguous()
+        or labels.shape != (M,)
+        or labels.dtype != torch.int64
+        or {class_bias.device, labels.device} != {x.device}
+    ):
+        raise ValueError(
+            f"need class_bias (classes, {N}) contiguous float32 and labels ({M},) int64 on {x.device}; got "
+            f"{tuple(class_bias.shape)} {class_bias.dtype} on {class_bias.device} and {tuple(labels.shape)} "
+            f"{labels.dtype} on {labels.device}"
+        )
     if out is None:
         out = torch.empty((M, N), dtype=x.dtype, device=x.device)
     elif out.shape != (M, N) or out.dtype != x.dtype or out.device != x.device or out.stride(1) != 1:
@@ -206,6 +233,8 @@ def fused_linear(
         x,
         weight,
         bias_fp32,
+        labels.contiguous() if labels is not None else out,  # ``out`` stands in when CONDITIONAL is off
+        class_bias if class_bias is not None else out,
         out,
         M,
         N,
@@ -218,6 +247,7 @@ def fused_linear(
         out.stride(0),
         triton.next_power_of_2(M),
         HAS_BIAS=bias is not None,
+        CONDITIONAL=class_bias is not None,
         ACT=ACTIVATIONS[act],
         DOT_PRECISION=dot_precision(x.dtype, allow_tf32),
     )

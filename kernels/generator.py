@@ -7,6 +7,11 @@ in the kernel from (seed, index) by ``kernels.noise.latent_noise`` (noise v2, th
 ``gankit.noise``), so a seed -> image launch reads no input at all. Reference:
 ``kernels.reference.generator_reference``.
 
+Class-conditional generators (``CONDITIONAL``, a constexpr: off, the gather is compiled out and the
+unconditional kernel is the same as before): row ``labels[b]`` of ``class_bias`` (K, H1) fp32 is added to
+sample b's layer-1 accumulator with its bias, before the LeakyReLU: a per-sample bias, one (BLOCK_M, H1P)
+gather a program.
+
 Tiling. Program (i, j) owns BLOCK_M samples and output columns [j, j + 1) * BLOCK_OUT, where
 BLOCK_OUT = NOUTP / OUT_SPLIT (NOUTP: the output width padded to a power of two).
 
@@ -115,6 +120,8 @@ def generator_kernel(
     b2_ptr,
     w3_ptr,
     b3_ptr,
+    labels_ptr,
+    cb_ptr,
     out_ptr,
     B,
     seed,
@@ -131,6 +138,7 @@ def generator_kernel(
     NOISE: tl.constexpr,
     UINT8: tl.constexpr,
     OUTPUT_ACT: tl.constexpr,  # TANH or SIGMOID (kernels.fused_linear)
+    CONDITIONAL: tl.constexpr,
     DOT_PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_K: tl.constexpr,
@@ -156,6 +164,10 @@ def generator_kernel(
         w1 = tl.load(w1_ptr + k[:, None] * H1 + h1_cols[None, :], mask=k_ok[:, None] & h1_ok[None, :], other=0.0)
         acc1 = dot_acc(z.to(wdtype), w1, acc1, DOT_PRECISION)
     acc1 += tl.load(b1_ptr + h1_cols, mask=h1_ok, other=0.0)[None, :]
+    if CONDITIONAL:
+        labels = tl.load(labels_ptr + rows, mask=row_ok, other=0)
+        table = cb_ptr + labels[:, None] * H1 + h1_cols[None, :]
+        acc1 += tl.load(table, mask=row_ok[:, None] & h1_ok[None, :], other=0.0)
     h1 = activate(acc1, LEAKY_RELU, slope1).to(wdtype)
 
     # Layers 2 and 3: each BLOCK_H2-wide slice of h2 is made from the whole of h1 and consumed at once.
@@ -185,12 +197,14 @@ def generator_kernel(
 @dataclass
 class PackedGenerator:
     """A 3-Linear generator laid out for the kernel: W.T (in, out) row-major in the compute dtype, biases fp32,
-    the two hidden layers' LeakyReLU slopes and the output activation ("tanh" or "sigmoid")."""
+    the two hidden layers' LeakyReLU slopes, the output activation ("tanh" or "sigmoid") and, for a
+    class-conditional generator, ``class_bias`` (K, H1) fp32 contiguous (None: unconditional)."""
 
     weights_t: list[torch.Tensor]
     biases: list[torch.Tensor]
     slopes: tuple[float, float]
     output_act: str = "tanh"
+    class_bias: torch.Tensor | None = None
 
     @property
     def sizes(self) -> tuple[int, int, int, int]:
@@ -222,12 +236,14 @@ def pack_generator(
     dtype: torch.dtype,
     device: torch.device,
     output_act: str = "tanh",
+    class_bias: torch.Tensor | None = None,
 ) -> PackedGenerator:
     """weights: [(H1, latent), (H2, H1), (NOUT, H2)] as nn.Linear stores them; biases: [(H1,), (H2,), (NOUT,)].
 
     slope: the LeakyReLU slope of both hidden layers, or (slope 1, slope 2) (0 is ReLU, 1 no activation);
     output_act: "tanh" or "sigmoid" (2 * sigmoid - 1). dtype: fp32, fp16 or bf16, the dtype the dots
-    multiply in. Done once; the result is what ``generator_forward`` takes.
+    multiply in. class_bias: a class-conditional generator's (K, H1) table (``Generator.class_bias``), or None.
+    Done once; the result is what ``generator_forward`` takes.
     """
     slopes = tuple(float(s) for s in slope) if isinstance(slope, Sequence) else (float(slope),) * 2
     if len(slopes) != 2:
@@ -244,6 +260,8 @@ def pack_generator(
         raise ValueError(f"biases {[tuple(b.shape) for b in biases]} do not match weights {sizes}")
     if dtype not in (torch.float32, torch.float16, torch.bfloat16):
         raise ValueError(f"dtype must be fp32, fp16 or bf16, got {dtype}")
+    if class_bias is not None and (class_bias.ndim != 2 or class_bias.shape[1] != sizes[0][0]):
+        raise ValueError(f"class_bias must be (classes, {sizes[0][0]}), got {tuple(class_bias.shape)}")
     device = torch.device(device)
     check_device(device)
     return PackedGenerator(
@@ -251,6 +269,7 @@ def pack_generator(
         [b.detach().to(device=device, dtype=torch.float32).contiguous() for b in biases],
         slopes,
         output_act,
+        None if class_bias is None else class_bias.detach().to(device=device, dtype=torch.float32).contiguous(),
     )
 
 
@@ -263,10 +282,12 @@ def generator_forward(
     output: str = "float",
     allow_tf32: bool = False,
     out: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Flat images of z, or of samples start .. start+count-1 of ``seed`` (noise made in the kernel).
 
     z: (B, latent) float32, contiguous, on the packed weights' device; or None with ``count``.
+    labels: (B,) int64 in [0, K) on that device, for a class-conditional ``packed`` only (range not checked here).
     Returns (B, NOUT) float32 in [-1, 1], or uint8 when output="uint8" (written into ``out`` when given).
     allow_tf32: fp32 weights on TF32 tensor cores instead of IEEE fp32 products.
     """
@@ -288,6 +309,15 @@ def generator_forward(
                 f"Philox counters); got {seed}, {start}"
             )
         batch = count
+    conditional = packed.class_bias is not None
+    if conditional != (labels is not None):
+        raise ValueError("labels are required for a class-conditional generator, and refused for an unconditional one")
+    wrong = labels is not None and (labels.shape != (batch,) or labels.dtype != torch.int64)
+    if wrong or labels is not None and labels.device != packed.device:
+        raise ValueError(
+            f"labels must be ({batch},) int64 on {packed.device}, got {tuple(labels.shape)} {labels.dtype} on "
+            f"{labels.device}"
+        )
     dtype = torch.uint8 if output == "uint8" else torch.float32
     if out is None:
         out = torch.empty((batch, nout), dtype=dtype, device=packed.device)
@@ -312,6 +342,8 @@ def generator_forward(
         b2,
         w3,
         b3,
+        labels.contiguous() if conditional else out,  # ``out`` stands in when CONDITIONAL is off
+        packed.class_bias if conditional else out,
         out,
         batch,
         seed,
@@ -327,6 +359,7 @@ def generator_forward(
         NOISE=z is None,
         UINT8=output == "uint8",
         OUTPUT_ACT=ACTIVATIONS[packed.output_act],
+        CONDITIONAL=conditional,
         DOT_PRECISION=dot_precision(packed.dtype, allow_tf32),
     )
     return out

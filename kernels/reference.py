@@ -27,12 +27,21 @@ def activation(x: torch.Tensor, name: str, slope: float = 0.2) -> torch.Tensor:
 
 
 def fused_linear_reference(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str = "leaky_relu", slope: float = 0.2
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    act: str = "leaky_relu",
+    slope: float = 0.2,
+    class_bias: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """x: (M, K), weight: (N, K), bias: (N,) -> act(x @ weight.T + bias): (M, N), in x's dtype."""
+    """x: (M, K), weight: (N, K), bias: (N,) [, class_bias: (classes, N), labels: (M,) int64]
+    -> act(x @ weight.T + bias [+ class_bias[labels]]): (M, N), in x's dtype."""
     y = x @ weight.T
     if bias is not None:
         y = y + bias
+    if class_bias is not None:
+        y = y + class_bias.to(y.dtype)[labels]
     return activation(y, act, slope)
 
 
@@ -47,11 +56,15 @@ def generator_reference(
     biases: list[torch.Tensor],
     slope: float | Sequence[float] = 0.2,
     output_act: str = "tanh",
+    class_bias: torch.Tensor | None = None,
+    labels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """z: (B, latent) -> (B, out_features) flat images: LeakyReLU between layers, ``output_act`` at the end.
 
     weights: [(out, in)] as nn.Linear stores them, input to output; biases: [(out,)]; any float dtype.
     slope: one LeakyReLU slope for every hidden layer, or one per hidden layer; output_act: "tanh" or "sigmoid".
+    class_bias: (classes, out of layer 1) and labels: (B,) int64, a class-conditional generator's: row labels[b]
+    is added to sample b's layer-1 pre-activation.
     """
     slopes = list(slope) if isinstance(slope, Sequence) else [slope] * (len(weights) - 1)
     if len(slopes) != len(weights) - 1:
@@ -59,5 +72,7 @@ def generator_reference(
     x = z
     for i, (weight, bias) in enumerate(zip(weights, biases)):
         last = i == len(weights) - 1
-        x = fused_linear_reference(x, weight, bias, output_act if last else "leaky_relu", 0.0 if last else slopes[i])
+        table, rows = (class_bias, labels) if i == 0 else (None, None)
+        act, layer_slope = (output_act, 0.0) if last else ("leaky_relu", slopes[i])
+        x = fused_linear_reference(x, weight, bias, act, layer_slope, table, rows)
     return x

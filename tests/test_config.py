@@ -146,3 +146,25 @@ def test_describe_names_each_layer() -> None:
     assert GeneratorConfig().describe() == seed
     config = GeneratorConfig(latent_dim=8, hidden=(4, 5, 6), image_shape=(3, 2, 2), slope=(0.01, 0, 1))
     assert config.describe() == "8 -> 4 leaky_relu(0.01) -> 5 relu -> 6 none -> 12 tanh -> (3, 2, 2)"
+
+
+def test_num_classes_round_trips_and_old_configs_without_it_load() -> None:
+    config = GeneratorConfig(num_classes=10)
+    assert json.loads(config.to_json())["num_classes"] == 10
+    assert GeneratorConfig.from_json(config.to_json()) == config
+    assert config.parameter_count == GeneratorConfig().parameter_count + 10 * 256  # the class table
+    assert config.flops_per_sample == GeneratorConfig().flops_per_sample  # a gathered bias: no multiply-adds
+    old = json.dumps({"latent_dim": 100, "hidden": [256, 512], "image_shape": [1, 28, 28], "slope": 0.2})
+    assert GeneratorConfig.from_json(old).num_classes == 0
+    with pytest.raises(ConfigError, match="num_classes must be a whole number >= 0"):
+        GeneratorConfig(num_classes=2.5)
+
+
+def test_discriminator_options_change_its_layer_sizes() -> None:
+    assert DiscriminatorConfig(pack=2).layer_sizes == [(1568, 512), (512, 256), (256, 1)]
+    assert DiscriminatorConfig(minibatch_std=4).layer_sizes == [(784, 512), (513, 256), (256, 1)]
+    concat = DiscriminatorConfig(num_classes=10, condition="concat", pack=2)
+    assert concat.layer_sizes[0] == (2 * 794, 512)
+    assert DiscriminatorConfig(num_classes=10).layer_sizes[0] == (784, 512)  # projection: the label enters at the end
+    with pytest.raises(ConfigError, match="two or more hidden layers"):
+        DiscriminatorConfig(hidden=(64,), minibatch_std=4)

@@ -11,8 +11,12 @@ import numpy as np
 import pytest
 import torch
 
+from gankit.backends.base import Backend
+from gankit.config import GeneratorConfig
+from gankit.data import load_bundled
+from gankit.evaluate import format_report, report_json
 from gankit.quality.classifier import SHIPPED, accuracy, load_classifier, split_bundled
-from gankit.quality.metrics import features, frechet_distance, precision_recall, quality, real_halves
+from gankit.quality.metrics import class_mix_fid, features, frechet_distance, precision_recall, quality, real_halves
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +91,58 @@ def test_cli_eval_on_checkpoint_and_onnx(tmp_path: Path, kind: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "real vs real (floor)" in result.stdout and "MNIST-FID" in result.stdout
+    assert "class-mix FID" in result.stdout and "copying check" in result.stdout
+    assert "label fidelity" not in result.stdout  # an unconditional generator asks for no labels
     report = json.loads(out.read_text())
     assert report["generated"]["fid"] > report["floor"]["fid"] > 0
+    assert 0 < report["class_mix_fid"] < report["generated"]["fid"]
+    assert 0 <= report["copying"]["share"] <= 1 and len(report["copying"]["thresholds"]) == 10
+    assert report["num_classes"] == 0 and report["label_fidelity"] is None
     assert ("onnxruntime" in report["backend"]) == (kind == "onnx")
+
+
+class RealDigits(Backend):
+    """A conditional "generator" that answers label c with bundled training digits of digit c, except label 3,
+    which it answers with 5s; it keeps every image and label it returned."""
+
+    name = "real-digits"
+
+    def __init__(self) -> None:
+        self.config, self.device, self.precision = GeneratorConfig(num_classes=10), torch.device("cpu"), "fp32"
+        images, labels = load_bundled()
+        self.pools = {c: images[labels == (5 if c == 3 else c)] for c in range(10)}
+        self.returned: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_labels(labels, z.shape[0])
+        start = sum(len(batch) for batch, _ in self.returned)
+        images = torch.stack([self.pools[c][(start + i) % 300] for i, c in enumerate(labels.tolist())])
+        self.returned.append((images, labels))
+        return images.float() / 127.5 - 1
+
+
+def test_eval_of_a_conditional_generator_reports_label_fidelity_and_copying(monkeypatch) -> None:
+    import gankit.evaluate as evaluate_module
+
+    fake = RealDigits()
+    monkeypatch.setattr(evaluate_module, "open_backend", lambda *args, **kwargs: fake)
+    report = evaluate_module.evaluate(seed=4, n=500)
+    images = torch.cat([batch for batch, _ in fake.returned])
+    asked = torch.cat([labels for _, labels in fake.returned]).numpy()
+    assert asked.tolist() == [(i + 4) % 10 for i in range(500)]  # balanced labels
+    _, read = features(images)
+    expected = [float((read[asked == c] == c).mean()) for c in range(10)]
+    assert report.label_fidelity == pytest.approx(expected, abs=1e-12)
+    assert report.label_fidelity[3] < 0.05 and min(report.label_fidelity[c] for c in range(10) if c != 3) > 0.9
+    assert report.label_fidelity_mean == pytest.approx(sum(expected) / 10, abs=1e-12)
+    assert report.labels == {"kind": "balanced", "digit": None} and report.num_classes == 10
+    assert report.copying.share > 0.9 and report.copying.expected == 0.05  # training digits, returned as they are
+    assert report.class_mix_fid == pytest.approx(
+        class_mix_fid(
+            report.generated.coverage, 4, halves=(features(real_halves()[0])[0], features(real_halves()[1])[0])
+        )
+    )
+    text = format_report(report)
+    assert "label fidelity" in text and f"mean {100 * report.label_fidelity_mean:.1f}%" in text and "3:" in text
+    data = report_json(report)
+    assert data["label_fidelity"] == report.label_fidelity and data["copying"]["share"] == report.copying.share

@@ -185,3 +185,30 @@ def test_launcher_rejects_bad_inputs() -> None:
     with pytest.raises(ValueError, match="on one device"):
         fused_linear(x, weight.to("meta"))
     check_device(DEVICE)
+
+
+def test_class_bias_adds_row_labels_m_before_the_activation() -> None:
+    """A class-conditional layer 1: row labels[m] of a (classes, N) table is a per-row bias."""
+    x, weight, bias = inputs(70, 48, 20)
+    table = torch.randn(10, 48, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    labels = torch.randint(0, 10, (70,), generator=torch.Generator().manual_seed(6)).to(DEVICE)
+    out = torch.full((70, 48), float("nan"), device=DEVICE)
+    got = fused_linear(x, weight, bias, "leaky_relu", 0.2, out=out, class_bias=table, labels=labels)
+    expected = fused_linear_reference(
+        x.double().cpu(),
+        weight.double().cpu(),
+        bias.double().cpu(),
+        "leaky_relu",
+        0.2,
+        table.double().cpu(),
+        labels.cpu(),
+    )
+    assert torch.isfinite(got).all()
+    assert (got.double().cpu() - expected).abs().max().item() <= TOLERANCE[torch.float32] * max(
+        1.0, expected.abs().max().item()
+    )
+    assert max_error(run(x, weight, bias), x, weight, bias) <= TOLERANCE[torch.float32]  # off: as before
+    with pytest.raises(ValueError, match="give both or neither"):
+        fused_linear(x, weight, bias, class_bias=table)
+    with pytest.raises(ValueError, match="need class_bias"):
+        fused_linear(x, weight, bias, class_bias=table, labels=labels[:3])

@@ -271,3 +271,32 @@ def test_launcher_checks(seed_generator: Generator) -> None:
         pack_generator([weights[0], weights[2], weights[1]], biases, 0.2, torch.float32, DEVICE)
     with pytest.raises(ValueError, match="tensors are on meta: the kernels need a CUDA device"):
         pack_generator(weights, biases, 0.2, torch.float32, torch.device("meta"))
+
+
+@pytest.mark.parametrize("seeded", [False, True], ids=["from-z", "seeded"])
+def test_class_conditional_gathers_each_samples_row_of_class_bias(seeded: bool) -> None:
+    """labels[b] picks row b's layer-1 bias; the reference (kernels.reference) adds the same row in float64."""
+    torch.manual_seed(12)
+    generator = Generator(GeneratorConfig(20, (48, 80), (1, 10, 10), num_classes=10)).eval()
+    layers = generator.layers
+    packed = pack_generator(
+        [x.weight for x in layers], [x.bias for x in layers], 0.2, torch.float32, DEVICE, "tanh", generator.class_bias
+    )
+    labels = torch.randint(0, 10, (70,), generator=torch.Generator().manual_seed(3))
+    z = noise(4, 9, 70, 20) if seeded else fresh_z(70, 20)
+    call = dict(count=70, seed=4, start=9) if seeded else dict(z=z.to(DEVICE))
+    images = generator_forward(packed, labels=labels.to(DEVICE), out=poisoned(70, 100), **call)
+    weights = [x.weight.detach().double() for x in layers]
+    biases = [x.bias.detach().double() for x in layers]
+    expected = generator_reference(
+        z.double().cpu(), weights, biases, 0.2, "tanh", generator.class_bias.double(), labels
+    )
+    assert max_error(images, expected) <= TOLERANCE[torch.float32]
+    with torch.no_grad():  # the reference is the model's own forward
+        assert (expected - generator.double()(z.double().cpu(), labels).flatten(1)).abs().max() < 1e-12
+    other = generator_forward(packed, labels=((labels + 1) % 10).to(DEVICE), **call)
+    assert (other.cpu() - images.cpu()).abs().amax(1).min() > 100 * TOLERANCE[torch.float32]
+    with pytest.raises(ValueError, match="labels are required"):
+        generator_forward(packed, **call)
+    with pytest.raises(ValueError, match="labels must be"):
+        generator_forward(packed, labels=labels[:5].to(DEVICE), **call)

@@ -14,12 +14,16 @@ import torch
 from PIL import Image
 
 from gankit.checkpoint import load_generator, load_state, read_generator_file, save_state
+from gankit.cli import main
 from gankit.config import TrainConfig
 from gankit.data import load_bundled
-from gankit.errors import CheckpointError, ConfigError, TrainingError
+from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
 from gankit.model import Generator
+from gankit.noise import noise
 from gankit.pixels import plot_losses
-from gankit.train import GENERATOR_FILE, STATE_FILE, Trainer, resume, train
+from gankit.quality.metrics import features, quality, real_halves
+from gankit.train import BEST_FILE, GENERATOR_FILE, STATE_FILE, Trainer, resume, train
+from gankit.training.presets import build_config
 
 IMAGES = 200
 BATCH = 64
@@ -71,11 +75,23 @@ def test_training_gives_finite_losses_checkpoint_grids_and_loss_files(tiny_data:
     out = straight_run
     with open(out / "losses.csv", newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == ["global_step", "epoch", "d_loss", "g_loss"]
+    assert rows[0] == [
+        "global_step",
+        "epoch",
+        "d_loss",
+        "g_loss",
+        "augment_p",
+        "mnist_fid",
+        "min_digit_share",
+        "precision",
+        "recall",
+        "label_fidelity",
+    ]
+    assert all(r[4] == "0.0" and r[5:] == [""] * 5 for r in rows[1:])  # no augmentation, no measurement
     assert len(rows) == 1 + 2 * STEPS_PER_EPOCH
     assert [int(r[0]) for r in rows[1:]] == list(range(2 * STEPS_PER_EPOCH))
     assert [int(r[1]) for r in rows[1:]] == [0] * STEPS_PER_EPOCH + [1] * STEPS_PER_EPOCH
-    losses = [float(v) for r in rows[1:] for v in r[2:]]
+    losses = [float(v) for r in rows[1:] for v in r[2:4]]
     assert all(math.isfinite(v) and v > 0 for v in losses)
 
     generator = load_generator(out / GENERATOR_FILE)
@@ -241,3 +257,250 @@ def test_loss_plot_leaves_the_callers_matplotlib_backend_alone(tmp_path: Path) -
         matplotlib.use(before)
     with Image.open(tmp_path / "losses.png") as plot:
         assert plot.format == "PNG"
+
+
+# ---- the recipe options -------------------------------------------------------------------------------------
+
+SMALL_NETS = {"g_hidden": (32, 48), "d_hidden": (40, 24)}  # every option on, yet a fraction of a second an epoch
+ALL_OPTIONS = {
+    "betas": (0.5, 0.999),
+    "ema": 0.9,
+    "d_lr": 3e-4,
+    "label_smoothing": 0.1,
+    "augment": {"translate": 1.0, "cutout": 6.0, "ink": 0.5},
+    "augment_p": 0.2,
+    "ada_target": 0.3,
+    "r1": 1.0,
+    "r1_every": 3,
+    "lecam": 0.3,
+    "pack": 2,
+    "minibatch_std": 4,
+    "d_dropout": 0.2,
+    "eval_every": 1,
+    "eval_samples": 100,
+    "keep_best": True,
+    **SMALL_NETS,
+}
+
+
+LABELLED = {"batch_size": 500}  # the labelled bundled digits: 5,000, 10 steps an epoch
+KINDS = {
+    "unconditional": {},
+    "latent-labels": {"latent_labels": 10, "aux_weight": 0.5, **LABELLED},
+    "conditional": {"num_classes": 10, "aux_weight": 0.5, **LABELLED},
+}
+
+
+def _recipe(data: Path | str, epochs: int, kind: str, **changes: object) -> TrainConfig:
+    options = {**ALL_OPTIONS, **KINDS[kind], **changes}
+    base = {"data": str(data), "epochs": epochs, "batch_size": BATCH, "seed": 3, "device": "cpu"}
+    return build_config("seed", **{**base, **options})
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_resume_is_exact_with_every_option_on(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Ctrl-C in the middle of epoch 2, then resume: the same losses, p, LeCam EMAs, dropout masks,
+    measurements, best generator and weights as a run that was never stopped."""
+    conditional = kind != "unconditional"
+    data = "mnist-5k" if conditional else tiny_data
+    steps = 10 if conditional else STEPS_PER_EPOCH
+    straight = train(_recipe(data, 2, kind), tmp_path / "straight", progress=False)
+    assert straight.epochs_done == 2
+
+    _interrupt_after(monkeypatch, steps + 2)
+    stopped = train(_recipe(data, 2, kind), tmp_path / "stopped", progress=False)
+    assert stopped.interrupted and stopped.epochs_done == 1
+    monkeypatch.undo()
+    resumed = resume(tmp_path / "stopped", progress=False)
+    assert resumed.epochs_done == 2 and not resumed.interrupted
+
+    a, b = tmp_path / "straight", tmp_path / "stopped"
+    _assert_same_run(a, b)
+    state_a, state_b = load_state(a / STATE_FILE), load_state(b / STATE_FILE)
+    for key in ("ada", "lecam", "best_epoch"):
+        assert state_a[key] == state_b[key], key
+    assert torch.equal(state_a["dropout_rng"], state_b["dropout_rng"])
+    assert torch.allclose(state_a["quality"], state_b["quality"], rtol=0, atol=0, equal_nan=True)  # NaN: no labels
+    best_a, best_b = read_generator_file(a / BEST_FILE), read_generator_file(b / BEST_FILE)
+    assert all(torch.equal(best_a[1][k], best_b[1][k]) for k in best_a[1]) and best_a[2] == best_b[2]
+    # the options did something: p moved, the LeCam EMAs were updated, each epoch was measured
+    p = state_a["history"][:, 4]
+    assert p.min() < p.max() and state_a["lecam"]["updates"] == 2 * steps
+    assert state_a["quality"][:, 0].tolist() == [1.0, 2.0]
+    if kind == "conditional":
+        assert 0 <= state_a["quality"][0, 5] <= 1  # label fidelity measured
+    assert read_generator_file(a / GENERATOR_FILE)[0].num_classes == (10 if kind == "conditional" else 0)
+    if conditional:  # D's projection: (pack 2 x 10 classes) -> its last hidden layer (24)
+        assert state_a["discriminator"]["projection.weight"].shape == (24, 20)
+
+
+def test_every_option_is_in_the_generator_metadata(tiny_data: Path, tmp_path: Path) -> None:
+    train(_recipe(tiny_data, 1, "unconditional"), tmp_path, progress=False)
+    training = json.loads(read_generator_file(tmp_path / GENERATOR_FILE)[2]["training"])
+    for name, value in ALL_OPTIONS.items():
+        if name in ("pack", "minibatch_std", "d_hidden"):
+            key = {"d_hidden": "hidden", "d_dropout": "dropout"}.get(name, name)
+            assert training["discriminator"][key] == (list(value) if isinstance(value, tuple) else value), name
+        elif name == "d_dropout":
+            assert training["discriminator"]["dropout"] == value
+        elif name != "g_hidden":
+            assert training[name] == (list(value) if isinstance(value, tuple) else value), name
+    assert training["quality"]["epoch"] == 1 and 0 < training["augment_p_now"] <= 1
+
+
+def test_quality_is_logged_plotted_and_the_best_epoch_kept(tiny_data: Path, tmp_path: Path) -> None:
+    config = build_config(
+        "seed", data=str(tiny_data), epochs=3, batch_size=BATCH, seed=3, device="cpu", eval_every=1,
+        eval_samples=200, keep_best=True, **SMALL_NETS,
+    )  # fmt: skip
+    result = train(config, tmp_path, progress=False)
+    with open(tmp_path / "losses.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    measured = [r for r in rows if r["mnist_fid"]]
+    # one measurement per epoch, on the epoch's last step
+    assert [int(r["global_step"]) for r in measured] == [STEPS_PER_EPOCH * e - 1 for e in (1, 2, 3)]
+    fids = [float(r["mnist_fid"]) for r in measured]
+    assert all(f > 0 for f in fids) and all(0 <= float(r["min_digit_share"]) <= 0.1 for r in measured)
+    assert all(r["label_fidelity"] == "" for r in measured)  # unconditional
+    best_epoch = 1 + int(np.argmin(fids))
+    assert result.best is not None and result.best.epoch == best_epoch and result.best.fid == min(fids)
+    best = json.loads(read_generator_file(tmp_path / BEST_FILE)[2]["training"])
+    assert best["epochs"] == best_epoch and best["quality"]["fid"] == min(fids)
+    with Image.open(tmp_path / "losses.png") as plot:
+        assert plot.size[1] == 700  # two panels (the loss-only plot is 400 px high)
+
+    # the same samples and numbers as gankit.quality.metrics' metric on the saved generator
+    generator = load_generator(tmp_path / GENERATOR_FILE)
+    with torch.no_grad():
+        images = generator(noise(0, 0, 200, generator.config.latent_dim))
+    direct = quality(features(real_halves()[0]), features(images))
+    assert float(measured[-1]["mnist_fid"]) == pytest.approx(direct.fid, rel=1e-6)
+    assert float(measured[-1]["precision"]) == direct.precision
+
+
+def test_latent_labels_are_the_argmax_of_the_first_latent_entries(tmp_path: Path) -> None:
+    """An unconditional G, a conditional D: D is told that a fake's label is argmax(z[:10])."""
+    config = build_config("seed", latent_labels=10, batch_size=500, device="cpu", **SMALL_NETS)
+    trainer = Trainer(config, tmp_path)
+    assert trainer.generator.config.num_classes == 0 and trainer.discriminator.config.num_classes == 10
+    seen: dict[str, torch.Tensor] = {}
+    generator_forward, discriminator_classify = trainer.generator.forward, trainer.discriminator.classify
+
+    def record_z(z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        assert labels is None  # G itself never sees a label
+        seen["z"] = z
+        return generator_forward(z)
+
+    def record_labels(image: torch.Tensor, labels: torch.Tensor, rng: torch.Generator) -> tuple:
+        seen.setdefault("labels", []).append(labels)
+        return discriminator_classify(image, labels, rng)
+
+    trainer.generator.forward, trainer.discriminator.classify = record_z, record_labels
+    trainer.train_step()
+    real, fake, fake_again = seen["labels"]  # the D step (real, fake), then the G step (fake)
+    assert torch.equal(real, trainer.labels[trainer.perm[:500]])
+    assert torch.equal(fake, seen["z"][:, :10].argmax(1)) and torch.equal(fake_again, fake)
+    assert len(fake.unique()) == 10  # 500 draws: every digit (each 1/10)
+
+
+def test_the_auxiliary_classifier_learns_the_real_digits_and_trains_g_on_the_fake_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = build_config("seed", latent_labels=10, aux_weight=1.0, batch_size=500, lr=1e-3, device="cpu", **SMALL_NETS)
+    trainer = Trainer(config, tmp_path)
+    real, labels = trainer.data[::5], trainer.labels[::5]  # 100 of each digit
+    original = torch.nn.functional.cross_entropy
+
+    def real_loss() -> float:
+        with torch.no_grad():
+            return original(trainer.discriminator.classify(real, labels)[1], labels).item()
+
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def recording(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        calls.append((logits.detach(), target))
+        return original(logits, target)
+
+    monkeypatch.setattr("gankit.train.F.cross_entropy", recording)
+    before = real_loss()
+    for _ in range(30):
+        trainer.train_step()
+        trainer.step = (trainer.step + 1) % trainer.steps_per_epoch
+    # D's head learnt to read real digits (measured 2.31 -> 1.66 in 30 steps); without the auxiliary loss
+    # in D's objective the head would get no gradient and keep its first loss exactly
+    assert real_loss() < 0.85 * before
+    assert len(calls) == 60  # per step: D on real labels, then G on fake labels
+    d_call, g_call = calls[-2], calls[-1]
+    assert d_call[0].shape == (500, 10) and torch.equal(d_call[1], trainer.labels[trainer.perm[9 * 500 : 10 * 500]])
+    assert g_call[0].shape == (500, 10) and not torch.equal(g_call[1], d_call[1])  # argmax(z[:10]), not real labels
+
+
+def test_keep_best_needs_eval_and_conditional_needs_labels(tiny_data: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="keep best needs a quality measurement"):
+        build_config("seed", keep_best=True)
+    for labelled in ({"num_classes": 10}, {"latent_labels": 10}):
+        with pytest.raises(DataError, match="only the bundled mnist-5k has labels"):
+            train(build_config("seed", data=str(tiny_data), device="cpu", **labelled), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="latent labels are for an unconditional generator"):
+        build_config("seed", latent_labels=10, num_classes=10)
+    with pytest.raises(ConfigError, match="auxiliary classifier needs labels"):
+        build_config("seed", aux_weight=1.0)
+    with pytest.raises(ConfigError, match="num_classes must be at least 10"):
+        train(build_config("seed", num_classes=4, device="cpu", **SMALL_NETS), tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="batch size 64 is not a multiple of the pack size 3"):
+        train(build_config("seed", data=str(tiny_data), pack=3, device="cpu"), tmp_path, progress=False)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"augment": {"translate": 1.0}}, "never augments"),
+        ({"augment_p": 0.5}, "without augmentations"),
+        ({"label_smoothing": 0.6}, "label smoothing"),
+        ({"d_lr": 0.0}, "d_lr must be positive"),
+        ({"r1": -1.0}, "r1, lecam and aux weights"),
+        ({"aux_weight": float("inf"), "latent_labels": 10}, "r1, lecam and aux weights"),
+        ({"eval_samples": 5}, "at least 10"),
+        ({"minibatch_std": 1}, "group size >= 2"),
+        ({"d_dropout": 1.0}, "dropout must be in"),
+        ({"d_condition": "add"}, "condition must be one of"),
+        ({"num_classes": -1}, "num_classes must be a whole number"),
+    ],
+)
+def test_bad_recipe_options_raise_config_error(options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_config("seed", **options)
+
+
+def test_cli_train_takes_every_option_and_a_preset(tiny_data: Path, tmp_path: Path) -> None:
+    args = [
+        "train", "--out", str(tmp_path), "--data", str(tiny_data), "--epochs", "1", "--device", "cpu",
+        "--g-hidden", "32", "48", "--d-hidden", "40", "24", "--d-lr", "3e-4", "--pack", "2", "--minibatch-std", "4",
+        "--d-dropout", "0.2", "--label-smoothing", "0.1", "--r1", "1", "--r1-every", "4", "--lecam", "0.3",
+        "--augment", "translate,ink=0.3", "--augment-p", "0.1", "--ada-target", "0.5", "--eval-every", "1",
+        "--eval-samples", "100", "--keep-best",
+    ]  # fmt: skip
+    assert main(args) == 0
+    training = json.loads(read_generator_file(tmp_path / GENERATOR_FILE)[2]["training"])
+    assert training["augment"] == {"translate": 1.0, "ink": 0.3} and training["d_lr"] == 3e-4
+    assert (training["r1"], training["r1_every"], training["lecam"], training["ada_target"]) == (1.0, 4, 0.3, 0.5)
+    assert training["discriminator"]["pack"] == 2 and training["discriminator"]["minibatch_std"] == 4
+    assert training["betas"] == [0.9, 0.999] and (tmp_path / BEST_FILE).is_file()  # the seed preset's betas
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--augment", "rotate"], "unknown augmentation 'rotate'"),
+        (["--keep-best"], "keep best needs a quality measurement"),
+        (["--num-classes", "10"], "only the bundled mnist-5k has labels"),
+    ],
+)
+def test_cli_train_errors_are_one_line(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["train", "--out", str(tmp_path), "--data", str(tiny_data), "--device", "cpu", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit train: error: ") and message in err and err.count("\n") == 1

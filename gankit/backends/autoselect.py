@@ -27,6 +27,7 @@ from gankit.backends import backend_class, backend_names, create_backend
 from gankit.cpu import cpu_info
 from gankit.errors import BackendError, GankitError
 from gankit.io import cache_dir, read_json, write_json
+from gankit.labels import BALANCED
 from gankit.model import Generator
 from gankit.noise import noise
 from gankit.pixels import in_levels
@@ -81,8 +82,10 @@ def cached(key: str, measure) -> object:
 def _rate(name: str, generator: Generator, precision: str) -> float:
     backend = create_backend(name, generator, precision=precision, device="cpu")
     z = noise(0, 0, CALIBRATION_BATCH, generator.config.latent_dim)
+    classes = generator.config.num_classes  # a conditional generator is timed with balanced labels
+    extra = {"labels": BALANCED.labels(0, 0, CALIBRATION_BATCH, classes)} if classes else {}
     settle()  # the previous candidate's spinning threads (onnxruntime) must not share the cores with this one
-    times = time_cpu(lambda: backend.generate(z, output="uint8"), min_seconds=0.2)
+    times = time_cpu(lambda: backend.generate(z, output="uint8", **extra), min_seconds=0.2)
     return CALIBRATION_BATCH / statistics.median(times)
 
 

@@ -9,6 +9,7 @@ import torch
 
 from gankit.config import GeneratorConfig, OnnxGeneratorConfig
 from gankit.errors import BackendError
+from gankit.labels import LabelSpec, check_labels, num_classes_of, resolve
 from gankit.noise import noise
 from gankit.pixels import to_uint8
 
@@ -29,6 +30,10 @@ class Backend(ABC):
     Subclasses set ``name`` and ``precisions``, build their runtime in ``__init__`` and implement
     ``generate_float``. ``config`` describes the generator (an ONNX graph made elsewhere: what its graph
     says, ``OnnxGeneratorConfig``); ``device`` is where outputs land.
+
+    A class-conditional generator (``config.num_classes`` = K > 0) takes ``labels`` beside z: an int64 (B,)
+    tensor in [0, K) for ``generate``/``generate_float``, a ``gankit.labels.LabelSpec`` for the seeded calls
+    (None: balanced), which gives sample i its label as a function of (seed, i). An unconditional one takes none.
     """
 
     name: ClassVar[str]
@@ -43,22 +48,48 @@ class Backend(ABC):
         """None when this backend can run here, else one line saying why not and what to do."""
         return None
 
-    @abstractmethod
-    def generate_float(self, z: torch.Tensor) -> torch.Tensor:
-        """z: (B, latent_dim) float32 -> images (B, C, H, W) float32 in [-1, 1] on ``self.device``."""
+    @property
+    def num_classes(self) -> int:
+        """K for a class-conditional generator, 0 for an unconditional one."""
+        return num_classes_of(self.config)
 
-    def generate(self, z: torch.Tensor, output: str = "float") -> torch.Tensor:
-        """z: (B, latent_dim) float32 -> (B, C, H, W) float32 in [-1, 1], or uint8 when output='uint8'."""
-        images = self.generate_float(z)
+    def check_labels(self, labels: torch.Tensor | None, batch: int) -> None:
+        """LabelError unless ``labels`` fit this generator: (batch,) int64 in [0, K) when conditional, else None."""
+        check_labels(labels, batch, self.num_classes, f"backend {self.name!r}")
+
+    def seeded_labels(self, spec: LabelSpec | None, seed: int, start: int, count: int) -> torch.Tensor | None:
+        """The labels (count,) int64 of samples start .. start+count-1 of ``seed`` under ``spec`` (None: balanced
+        for a conditional generator), on ``noise_device``; None for an unconditional generator."""
+        spec = resolve(spec, self.num_classes)
+        return None if spec is None else spec.labels(seed, start, count, self.num_classes).to(self.noise_device)
+
+    @abstractmethod
+    def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z: (B, latent_dim) float32 [, labels (B,) int64] -> images (B, C, H, W) float32 in [-1, 1] on
+        ``self.device``."""
+
+    def generate(self, z: torch.Tensor, output: str = "float", labels: torch.Tensor | None = None) -> torch.Tensor:
+        """z: (B, latent_dim) float32 [, labels (B,) int64] -> (B, C, H, W) float32 in [-1, 1], or uint8 when
+        output='uint8'."""
+        images = self.generate_float(z, labels)
         return to_uint8(images) if output == "uint8" else images
 
-    def generate_seeded(self, seed: int, start: int, count: int, output: str = "float") -> torch.Tensor:
-        """Images of samples start .. start+count-1 of ``seed`` (noise from ``gankit.noise``)."""
+    def generate_seeded(
+        self, seed: int, start: int, count: int, output: str = "float", labels: LabelSpec | None = None
+    ) -> torch.Tensor:
+        """Images of samples start .. start+count-1 of ``seed`` (noise from ``gankit.noise``; labels from the
+        spec ``labels``, None: balanced for a conditional generator)."""
         z = noise(seed, start, count, self.config.latent_dim, device=self.noise_device)
-        return self.generate(z, output=output)
+        return self.generate(z, output=output, labels=self.seeded_labels(labels, seed, start, count))
 
     def generate_range(
-        self, seed: int, start: int, count: int, batch_size: int = 4096, output: str = "float"
+        self,
+        seed: int,
+        start: int,
+        count: int,
+        batch_size: int = 4096,
+        output: str = "float",
+        labels: LabelSpec | None = None,
     ) -> torch.Tensor:
         """Samples start .. start+count-1 of ``seed``, ``batch_size`` at a time, gathered on the CPU.
 
@@ -66,7 +97,7 @@ class Backend(ABC):
         if batch_size <= 0:
             raise BackendError(f"batch size must be positive, got {batch_size}")
         chunks = [
-            self.generate_seeded(seed, first, min(batch_size, start + count - first), output=output).cpu()
+            self.generate_seeded(seed, first, min(batch_size, start + count - first), output, labels).cpu()
             for first in range(start, start + count, batch_size)
         ]
         if not chunks:

@@ -55,27 +55,35 @@ class CompileBackend(Backend):
         if self.warmup_seconds is None:
             begin = time.perf_counter()
             z = torch.zeros(self.bucket, self.config.latent_dim)
+            labels = torch.zeros(self.bucket, dtype=torch.int64) if self.num_classes else None
             for _ in range(3):
-                self.generate_float(z, _warm=True)
+                self.generate_float(z, labels, _warm=True)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             self.warmup_seconds = time.perf_counter() - begin
         return self.warmup_seconds
 
     @torch.inference_mode()
-    def _run_bucket(self, z: torch.Tensor) -> torch.Tensor:
+    def _run_bucket(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         count = z.shape[0]
         padded = torch.zeros(self.bucket, z.shape[1], device=self.device, dtype=self.dtype)
         padded[:count] = z.to(self.device, self.dtype)
+        extra = ()
+        if labels is not None:  # padding rows take label 0: any valid label, their images are dropped
+            extra = (torch.zeros(self.bucket, device=self.device, dtype=torch.int64),)
+            extra[0][:count] = labels.to(self.device)
         with matmul_precision(self.precision):
-            images = self._compiled(padded)
+            images = self._compiled(padded, *extra)
         # CUDA-graph outputs are overwritten by the next replay: copy out what we keep.
         return images[:count].float() if self.mode != "reduce-overhead" else images[:count].float().clone()
 
-    def generate_float(self, z: torch.Tensor, _warm: bool = False) -> torch.Tensor:
+    def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None, _warm: bool = False) -> torch.Tensor:
+        self.check_labels(labels, z.shape[0])
         if not _warm:
             self.warmup()
-        chunks = [self._run_bucket(chunk) for chunk in z.split(self.bucket)]
+        pieces = z.split(self.bucket)
+        parts = labels.split(self.bucket) if labels is not None else [None] * len(pieces)
+        chunks = [self._run_bucket(chunk, part) for chunk, part in zip(pieces, parts)]
         return chunks[0] if len(chunks) == 1 else torch.cat(chunks)
 
     def describe(self) -> str:

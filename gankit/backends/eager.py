@@ -23,6 +23,8 @@ class EagerBackend(Backend):
         self.model = copy.deepcopy(generator).to(self.device, self.dtype).eval()  # the caller's stays as it is
 
     @torch.inference_mode()
-    def generate_float(self, z: torch.Tensor) -> torch.Tensor:
+    def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_labels(labels, z.shape[0])
+        extra = () if labels is None else (labels.to(self.device),)
         with matmul_precision(self.precision):
-            return self.model(z.to(self.device, self.dtype)).float()
+            return self.model(z.to(self.device, self.dtype), *extra).float()

@@ -2,7 +2,8 @@
 
 Accepts a path to a gankit export (its config and precision come from the ONNX metadata), an ``OnnxGraph``
 (``gankit.onnx.graph``: an export, or a generator graph made elsewhere, with what its file cannot say), or a
-Generator, which is exported in the asked precision once per machine (``gankit.onnx.cache``). A foreign
+Generator, which is exported in the asked precision once per machine (``gankit.onnx.cache``). A class-conditional
+export's ``label`` input is fed the labels given beside z (int64 (B,); see ``Backend``). A foreign
 graph's output is mapped to gankit's images: reshaped to (B, C, H, W), and 2y - 1 when its range is [0, 1].
 """
 
@@ -83,43 +84,55 @@ class OnnxRuntimeBackend(Backend):
         self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         self.device = torch.device("cuda" if cuda else "cpu")
 
-    def _check(self, z: torch.Tensor | np.ndarray) -> None:
+    def _check(self, z: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None) -> None:
         check_latent_batch(z, self.config.latent_dim, self.path.name)
+        self.check_labels(None if labels is None else torch.as_tensor(labels), z.shape[0])
 
-    def run_numpy(self, z: np.ndarray) -> np.ndarray:
-        """z: (B, latent_dim) float32 array -> images (B, C, H, W): float32 in [-1, 1], or uint8 from a uint8 export."""
-        self._check(z)
-        return self._images(z)
+    def run_numpy(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """z: (B, latent_dim) float32 array [, labels (B,) int64 array] -> images (B, C, H, W): float32 in [-1, 1],
+        or uint8 from a uint8 export."""
+        self._check(z, labels)
+        return self._images(z, labels)
 
-    def _images(self, z: np.ndarray) -> np.ndarray:
-        images = self.session.run([self.graph.output_name], {self.graph.input_name: np.ascontiguousarray(z)})[0]
+    def _feeds(self, z: np.ndarray, labels: np.ndarray | None) -> dict[str, np.ndarray]:
+        feeds = {self.graph.input_name: np.ascontiguousarray(z)}
+        if self.graph.label_name is not None:
+            feeds[self.graph.label_name] = np.ascontiguousarray(labels, dtype=np.int64)
+        return feeds
+
+    def _images(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        images = self.session.run([self.graph.output_name], self._feeds(z, labels))[0]
         images = images.reshape(z.shape[0], *self.config.image_shape)  # a foreign graph's output may be flat
         return 2 * images - 1 if self.graph.output_range == (0.0, 1.0) else images
 
-    def _run(self, z: torch.Tensor) -> torch.Tensor:
-        self._check(z)
+    def _run(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        self._check(z, labels)
         if self.device.type == "cuda" and not self.graph.foreign:
-            return self._run_bound(z)
-        return torch.from_numpy(self._images(z.detach().cpu().numpy())).to(self.device)
+            return self._run_bound(z, labels)
+        host_labels = None if labels is None else labels.detach().cpu().numpy()
+        return torch.from_numpy(self._images(z.detach().cpu().numpy(), host_labels)).to(self.device)
 
-    def _run_bound(self, z: torch.Tensor) -> torch.Tensor:
+    def _run_bound(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """CUDA EP, gankit exports: bind torch's device buffers (no host round trip)."""
         z = z.to(self.device).contiguous()
         dtype = torch.uint8 if self.output == "uint8" else torch.float32
         images = torch.empty((z.shape[0], *self.config.image_shape), dtype=dtype, device=self.device)
         binding = self.session.io_binding()
         binding.bind_input(self.graph.input_name, "cuda", 0, np.float32, tuple(z.shape), z.data_ptr())
+        if labels is not None:
+            labels = labels.to(self.device, torch.int64).contiguous()
+            binding.bind_input(self.graph.label_name, "cuda", 0, np.int64, tuple(labels.shape), labels.data_ptr())
         np_dtype = np.uint8 if self.output == "uint8" else np.float32
         binding.bind_output(self.graph.output_name, "cuda", 0, np_dtype, tuple(images.shape), images.data_ptr())
         self.session.run_with_iobinding(binding)
         return images
 
-    def generate_float(self, z: torch.Tensor) -> torch.Tensor:
-        images = self._run(z)
+    def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        images = self._run(z, labels)
         return images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images
 
-    def generate(self, z: torch.Tensor, output: str = "float") -> torch.Tensor:
-        images = self._run(z)
+    def generate(self, z: torch.Tensor, output: str = "float", labels: torch.Tensor | None = None) -> torch.Tensor:
+        images = self._run(z, labels)
         if output == "uint8":
             return images if images.dtype == torch.uint8 else to_uint8(images)
         return images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images

@@ -5,7 +5,7 @@ Accepts a path to a gankit ONNX export (its config comes from the ONNX metadata)
 (B, C, H, W) and mapped from [0, 1] to [-1, 1] as 2y - 1 when that is its range), or a Generator, which is
 exported as an fp32 graph once per machine (``gankit.onnx.cache``). ``generate_float`` takes z of shape
 (B, latent_dim) float32 (any B: the export's batch dimension is dynamic) and returns images (B, C, H, W)
-float32 in [-1, 1] on the CPU.
+float32 in [-1, 1] on the CPU; a class-conditional export also takes labels (B,) int64 (its ``label`` input).
 
 Only exports of an fp32 graph with float output are accepted as paths: bf16 is not a graph of its own here,
 OpenVINO applies it when it compiles the fp32 graph (``INFERENCE_PRECISION_HINT``). fp16/int8 exports are
@@ -139,23 +139,29 @@ class OpenVinoBackend(Backend):
             raise BackendError(f"OpenVINO compiled {path.name} for {got.get_type_name()}, not {precision} as asked")
         self.request = self.compiled.create_infer_request()
 
-    def _check(self, z: torch.Tensor | np.ndarray) -> None:
+    def _check(self, z: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None) -> None:
         check_latent_batch(z, self.config.latent_dim, self.path.name)
+        self.check_labels(None if labels is None else torch.as_tensor(labels), z.shape[0])
 
-    def run_numpy(self, z: np.ndarray) -> np.ndarray:
-        """z: (B, latent_dim) float32 array -> images (B, C, H, W) float32 in [-1, 1], a fresh array."""
-        self._check(z)
+    def run_numpy(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+        """z: (B, latent_dim) float32 array [, labels (B,) int64 array for a class-conditional export] -> images
+        (B, C, H, W) float32 in [-1, 1], a fresh array."""
+        self._check(z, labels)
         if z.shape[0] == 0:
             return np.empty((0, *self.config.image_shape), dtype=np.float32)
+        feeds = {0: np.ascontiguousarray(z)}
+        if labels is not None:  # a gankit export's inputs are z, label, in that order
+            feeds[1] = np.ascontiguousarray(labels, dtype=np.int64)
         # share_outputs=False: the result is a copy, not a view of the request's output tensor, so the next
         # call cannot overwrite it. share_inputs=True: no copy of z (the call is synchronous).
-        result = self.request.infer({0: np.ascontiguousarray(z)}, share_inputs=True, share_outputs=False)
+        result = self.request.infer(feeds, share_inputs=True, share_outputs=False)
         images = result[0].reshape(z.shape[0], *self.config.image_shape)  # a foreign graph's output may be flat
         return 2 * images - 1 if self.graph.output_range == (0.0, 1.0) else images
 
-    def generate_float(self, z: torch.Tensor) -> torch.Tensor:
-        self._check(z)
-        return torch.from_numpy(self.run_numpy(z.detach().cpu().numpy()))
+    def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        self._check(z, labels)
+        host_labels = None if labels is None else labels.detach().cpu().numpy()
+        return torch.from_numpy(self.run_numpy(z.detach().cpu().numpy(), host_labels))
 
     @property
     def noise_device(self) -> torch.device:

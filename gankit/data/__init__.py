@@ -1,6 +1,6 @@
 """Training images: the bundled digits, torchvision's MNIST sets, or the user's own files.
 
-Every loader returns uint8 images (N, C, H, W); ``to_model_range`` scales them to [-1, 1].
+Every loader returns uint8 images (N, C, H, W); ``gankit.pixels.from_uint8`` scales them to [-1, 1].
 """
 
 from __future__ import annotations

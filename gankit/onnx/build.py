@@ -1,6 +1,9 @@
 """PyTorch -> ONNX graph, in fp32, fp16 or int8, with float or uint8 image output (building only).
 
-The exported graph: input ``z`` [batch, latent_dim] float32; output ``image`` [batch, C, H, W]:
+The exported graph: input ``z`` [batch, latent_dim] float32 and, for a class-conditional generator
+(``num_classes`` = K > 0, recorded in ``gankit_config``), input ``label`` [batch] int64 in [0, K): a Gather of
+row ``label[b]`` of ``class_bias`` (K, hidden[0]) is added to layer 1's Gemm output, before its activation;
+output ``image`` [batch, C, H, W]:
 float32 in [-1, 1] (``--output float``) or uint8 in 0..255 (``--output uint8``: (x + 1) * 127.5,
 rounded, clipped, cast, all in the graph). fp16 keeps float32 I/O and casts inside (weights and
 compute in fp16), so it is a drop-in replacement; int8 is onnxruntime's quantization of the fp32
@@ -39,7 +42,7 @@ EXAMPLE_BATCH = 2  # >= 2, or the exporter may specialise the batch dimension to
 
 
 class _Exportable(nn.Module):
-    """The generator with the graph's I/O contract: float32 z in; float32 or uint8 image out."""
+    """The generator with the graph's I/O contract: float32 z [, int64 label] in; float32 or uint8 image out."""
 
     def __init__(self, generator: Generator, precision: str, output: str) -> None:
         super().__init__()
@@ -47,8 +50,9 @@ class _Exportable(nn.Module):
         self.half = precision == "fp16"
         self.uint8 = output == "uint8"
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        images = self.generator(z.half() if self.half else z).float()
+    def forward(self, z: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        extra = () if label is None else (label,)
+        images = self.generator(z.half() if self.half else z, *extra).float()
         return to_uint8(images) if self.uint8 else images
 
 
@@ -76,18 +80,23 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     return props
 
 
-def _torch_export(module: nn.Module, latent_dim: int, path: Path, opset: int) -> None:
-    example = torch.zeros(EXAMPLE_BATCH, latent_dim)
+def _torch_export(module: nn.Module, config: GeneratorConfig, path: Path, opset: int) -> None:
+    batch = torch.export.Dim("batch")
+    examples: tuple[torch.Tensor, ...] = (torch.zeros(EXAMPLE_BATCH, config.latent_dim),)
+    names = ["z"]
+    if config.num_classes:  # labels 0, 1: distinct rows, so the exporter cannot fold the Gather away
+        examples += (torch.arange(EXAMPLE_BATCH, dtype=torch.int64) % config.num_classes,)
+        names.append("label")
     with warnings_quiet():
         program = torch.onnx.export(
             module,
-            (example,),
+            examples,
             dynamo=True,
             external_data=False,
             opset_version=opset,
-            input_names=["z"],
+            input_names=names,
             output_names=["image"],
-            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            dynamic_shapes=tuple({0: batch} for _ in examples),
             verbose=False,
         )
         program.save(str(path), external_data=False)
@@ -133,12 +142,12 @@ def build_onnx(
         if precision == "int8":
             float_path = path.with_name(path.name + ".fp32")
             try:
-                _torch_export(_Exportable(source, "fp32", output), generator.config.latent_dim, float_path, opset)
-                quantize(float_path, path, int8 or Int8Options(), generator.config.latent_dim)
+                _torch_export(_Exportable(source, "fp32", output), generator.config, float_path, opset)
+                quantize(float_path, path, int8 or Int8Options(), generator.config)
             finally:
                 float_path.unlink(missing_ok=True)
         else:
-            _torch_export(_Exportable(source, graph_precision, output), generator.config.latent_dim, path, opset)
+            _torch_export(_Exportable(source, graph_precision, output), generator.config, path, opset)
     except ExportError:
         raise
     except Exception as exc:  # the exporter raises many kinds; all mean "this export failed"

@@ -28,7 +28,8 @@ FLOAT = onnx.TensorProto.FLOAT
 class OnnxGraph:
     """path; input_name/output_name; config: the export's GeneratorConfig, or what a foreign graph says
     (OnnxGeneratorConfig); precision ("fp32", "fp16", "int8"; a foreign graph: "fp32", its float32 I/O);
-    output: "float" or "uint8"; metadata: the file's metadata_props."""
+    output: "float" or "uint8"; metadata: the file's metadata_props; label_name: the int64 [batch] label input
+    of a class-conditional export ("label"), None otherwise."""
 
     path: Path
     input_name: str
@@ -37,6 +38,7 @@ class OnnxGraph:
     precision: str
     output: str
     metadata: dict[str, str]
+    label_name: str | None = None
 
     @property
     def foreign(self) -> bool:
@@ -74,18 +76,21 @@ def read_graph(
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
     inputs = [value for value in graph.input if value.name not in initializers]
-    if len(inputs) != 1 or len(graph.output) != 1:
+    config = GeneratorConfig.from_json(props["gankit_config"]) if "gankit_config" in props else None
+    wanted = 2 if config is not None and config.num_classes else 1
+    if len(inputs) != wanted or len(graph.output) != 1:
+        what = "two inputs (z, label)" if wanted == 2 else "one input (z)"
         raise ConversionError(
             f"{path.name} has inputs {[v.name for v in inputs]} and outputs {[v.name for v in graph.output]}: a "
-            "generator graph has one input (z) and one output (the images)"
+            f"generator graph has {what} and one output (the images)"
         )
     names = inputs[0].name, graph.output[0].name
-    if "gankit_config" in props:
+    if config is not None:
         given = [flag for flag, value in (("image shape", image_shape), ("output range", output_range)) if value]
         if given:
             raise ConfigError(f"{path.name} is a gankit export: its metadata states its {' and '.join(given)}")
-        config = GeneratorConfig.from_json(props["gankit_config"])
-        return OnnxGraph(path, *names, config, props["gankit_precision"], props["gankit_output"], props)
+        label = inputs[1].name if wanted == 2 else None
+        return OnnxGraph(path, *names, config, props["gankit_precision"], props["gankit_output"], props, label)
     latent = _input_size(path.name, inputs[0])
     shape = _image_shape(path.name, graph.output[0], image_shape)
     flops = sum(

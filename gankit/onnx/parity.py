@@ -3,9 +3,11 @@
 The reference is the source generator in float64 on the same z. Inputs: standard-normal z at batch 1,
 2, 7, 64 and 1000, and extreme z at batch 64 (uniform in [-10, 10], and every element at +-10). Each
 case draws its z from its own seed (``base seed + case number``), recorded in the report, so one failing
-case can be re-run alone (``gankit validate MODEL --seed S``). Per case the report gives max |Δ| and the
-relative error max |Δ| / max |reference| (an element-wise ratio is meaningless where tanh crosses 0), the
-mean |Δ|, the same in 0..255 pixel levels, and the tolerance it was held to.
+case can be re-run alone (``gankit validate MODEL --seed S``). A class-conditional generator's cases also
+draw labels, uniform in [0, K), from the same generator right after z, and the reference gets the same ones.
+Per case the report gives max |Δ| and the relative error max |Δ| / max |reference| (an element-wise ratio is
+meaningless where tanh crosses 0), the mean |Δ|, the same in 0..255 pixel levels, and the tolerance it was
+held to.
 
 Tolerances (images are in [-1, 1]; one pixel level is 1/127.5 = 7.8e-3):
 - fp32: derived from PyTorch's own fp32 forward on the same inputs, measured in the same check. A
@@ -105,40 +107,53 @@ class ParityCase:
     name: str
     seed: int
     z: torch.Tensor  # (batch, latent_dim) float32
+    labels: torch.Tensor | None = None  # (batch,) int64 for a class-conditional generator
 
     @property
     def extreme(self) -> bool:
         return not self.name.startswith("normal")
 
 
-def parity_inputs(latent_dim: int, seed: int) -> list[ParityCase]:
-    """The parity cases: case k draws its z (float32) from its own generator seeded ``seed + k``."""
+def parity_inputs(latent_dim: int, seed: int, num_classes: int = 0) -> list[ParityCase]:
+    """The parity cases: case k draws its z (float32), then its labels ((batch,) int64 in [0, num_classes) when
+    num_classes > 0), from its own generator seeded ``seed + k``."""
 
     def rng(k: int) -> torch.Generator:
         return torch.Generator().manual_seed(seed + k)
 
+    def case(name: str, k: int, draw) -> ParityCase:
+        source = rng(k)
+        z = draw(source)
+        labels = torch.randint(0, num_classes, (z.shape[0],), generator=source) if num_classes else None
+        return ParityCase(name, seed + k, z, labels)
+
     cases = [
-        ParityCase(f"normal b={b}", seed + k, torch.randn(b, latent_dim, generator=rng(k)))
+        case(f"normal b={b}", k, lambda source, b=b: torch.randn(b, latent_dim, generator=source))
         for k, b in enumerate(PARITY_BATCHES)
     ]
     k = len(cases)
-    cases.append(ParityCase("uniform ±10 b=64", seed + k, torch.rand(64, latent_dim, generator=rng(k)) * 20 - 10))
-    signs = torch.randint(0, 2, (64, latent_dim), generator=rng(k + 1)) * 2 - 1
-    cases.append(ParityCase("all ±10 b=64", seed + k + 1, signs.float() * 10))
+    cases.append(case("uniform ±10 b=64", k, lambda source: torch.rand(64, latent_dim, generator=source) * 20 - 10))
+    signs = lambda source: (torch.randint(0, 2, (64, latent_dim), generator=source) * 2 - 1).float() * 10  # noqa: E731
+    cases.append(case("all ±10 b=64", k + 1, signs))
     return cases
 
 
-def _forward(generator: Generator, z: torch.Tensor, dtype: torch.dtype) -> np.ndarray:
-    """The source generator's images of z computed in ``dtype`` (float64 or float32), as float64 (B, ...)."""
+def _forward(
+    generator: Generator, z: torch.Tensor, dtype: torch.dtype, labels: torch.Tensor | None = None
+) -> np.ndarray:
+    """The source generator's images of z [and labels] computed in ``dtype`` (float64 or float32), as float64."""
     model = Generator(generator.config).to(dtype)
     model.load_state_dict({k: v.to(dtype) for k, v in generator.state_dict().items()})
+    extra = () if labels is None else (labels,)
     with torch.no_grad():
-        return model.eval()(z.to(dtype)).double().numpy()
+        return model.eval()(z.to(dtype), *extra).double().numpy()
 
 
-def reference_images(generator: Generator, z: torch.Tensor, output: str) -> np.ndarray:
-    """float64 reference of ``generator`` on ``z``; uint8-range (0..255 floats) when output='uint8'."""
-    images = _forward(generator, z, torch.float64)
+def reference_images(
+    generator: Generator, z: torch.Tensor, output: str, labels: torch.Tensor | None = None
+) -> np.ndarray:
+    """float64 reference of ``generator`` on ``z`` [and labels]; uint8-range (0..255 floats) when output='uint8'."""
+    images = _forward(generator, z, torch.float64, labels)
     return to_uint8_numpy(images) if output == "uint8" else images
 
 
@@ -160,19 +175,20 @@ def check_parity(
     model_name: str,
     seed: int | None = None,
 ) -> ParityReport:
-    """Compare ``run`` (z float32 -> images) with the float64 reference on fresh parity inputs.
+    """Compare ``run`` (z float32 [, labels int64 for a class-conditional generator] -> images) with the float64
+    reference on fresh parity inputs.
 
     ``seed``: the base seed of the inputs (fresh and random when None; recorded in the report either way).
     """
     if precision != "fp32" and precision not in TOLERANCE_MAX:
         raise ExportError(f"no parity tolerance for precision {precision!r}")
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else int(seed)
-    cases = parity_inputs(generator.config.latent_dim, seed)
-    expected = [reference_images(generator, case.z, output) for case in cases]
+    cases = parity_inputs(generator.config.latent_dim, seed, generator.config.num_classes)
+    expected = [reference_images(generator, case.z, output, case.labels) for case in cases]
     torch_error: list[tuple[float, float]] = []
     if precision == "fp32" and output == "float":
         for case, reference in zip(cases, expected):
-            error = np.abs(_forward(generator, case.z, torch.float32) - reference)
+            error = np.abs(_forward(generator, case.z, torch.float32, case.labels) - reference)
             torch_error.append((float(error.max()), float(error.mean())))
         normal = [e for case, e in zip(cases, torch_error) if not case.extreme]
         normal_max, normal_mean = max(e[0] for e in normal), max(e[1] for e in normal)
@@ -185,7 +201,8 @@ def check_parity(
     report = ParityReport(model_name, precision, output, seed, passed=True, tolerance_rule=rule, versions=versions())
     unit = LEVELS_PER_UNIT if output == "uint8" else 1.0
     for index, (case, reference) in enumerate(zip(cases, expected)):
-        actual = run(case.z.numpy()).astype(np.float64).reshape(reference.shape)
+        given = (case.z.numpy(),) if case.labels is None else (case.z.numpy(), case.labels.numpy())
+        actual = run(*given).astype(np.float64).reshape(reference.shape)
         diff = np.abs(actual - reference)
         max_abs, mean_abs, p999 = float(diff.max()), float(diff.mean()), float(np.quantile(diff, INT8_QUANTILE))
         held = p999 if precision == "int8" else max_abs  # see the module docstring

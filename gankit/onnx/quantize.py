@@ -29,6 +29,7 @@ from pathlib import Path
 
 import onnx
 
+from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 
 MODES = ("dynamic", "static")
@@ -105,20 +106,26 @@ def _excluded_nodes(fp32_path: Path, keep_fp32: tuple[int, ...]) -> list[str]:
 
 
 class _NoiseReader:
-    """Calibration batches of standard-normal z (``gankit.noise``, seed 0), as onnxruntime's reader wants."""
+    """Calibration batches of standard-normal z (``gankit.noise``, seed 0), as onnxruntime's reader wants; with
+    balanced labels (``gankit.labels``, seed 0) for a class-conditional generator's ``label`` input."""
 
-    def __init__(self, latent_dim: int, samples: int, batch: int = 256) -> None:
+    def __init__(self, config: GeneratorConfig, samples: int, batch: int = 256) -> None:
+        from gankit.labels import BALANCED
         from gankit.noise import noise
 
-        z = noise(0, 0, samples, latent_dim).numpy()
-        self._batches: Iterator[dict] = iter([{"z": z[i : i + batch]} for i in range(0, samples, batch)])
+        inputs = {"z": noise(0, 0, samples, config.latent_dim).numpy()}
+        if config.num_classes:
+            inputs["label"] = BALANCED.labels(0, 0, samples, config.num_classes).numpy()
+        self._batches: Iterator[dict] = iter(
+            [{name: value[i : i + batch] for name, value in inputs.items()} for i in range(0, samples, batch)]
+        )
 
     def get_next(self) -> dict | None:
         return next(self._batches, None)
 
 
-def quantize(fp32_path: Path, out_path: Path, options: Int8Options, latent_dim: int) -> None:
-    """Write the int8 version of the fp32 export ``fp32_path`` to ``out_path``."""
+def quantize(fp32_path: Path, out_path: Path, options: Int8Options, config: GeneratorConfig) -> None:
+    """Write the int8 version of the fp32 export ``fp32_path`` (of a generator of ``config``) to ``out_path``."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,
@@ -150,7 +157,7 @@ def quantize(fp32_path: Path, out_path: Path, options: Int8Options, latent_dim: 
         quantize_static(
             str(fp32_path),
             str(out_path),
-            Reader(latent_dim, options.calibration_samples),
+            Reader(config, options.calibration_samples),
             quant_format=QuantFormat.QDQ,
             per_channel=options.per_channel,
             weight_type=types[options.weights],

@@ -92,3 +92,109 @@ def real_halves() -> tuple[torch.Tensor, torch.Tensor]:
         first.append(index[::2])
         second.append(index[1::2])
     return images[torch.cat(first)], images[torch.cat(second)]
+
+
+def label_fidelity(predicted: np.ndarray, labels: np.ndarray, num_classes: int = 10) -> list[float]:
+    """Per-class accuracy on generated digits: entry c is the share of samples generated with label c that
+    the digit classifier reads as c (NaN for a label never asked for). predicted, labels: (N,) int."""
+    predicted, labels = np.asarray(predicted), np.asarray(labels)
+    return [
+        float((predicted[labels == c] == c).mean()) if (labels == c).any() else float("nan") for c in range(num_classes)
+    ]
+
+
+def class_mix_fid(shares: list[float], seed: int = 0, halves: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+    """MNIST-FID of real digits drawn with the given digit shares (10 numbers summing to 1) against the
+    first real half: the part of a generator's FID that its digit mix alone explains.
+
+    2,500 digits of the second half (250 of each) are drawn with replacement, round(share * 2500) of
+    each digit (the rounding remainder to the largest share), so a perfect generator with this digit
+    mix scores about this. ``halves``: the two halves' features (``features(real_halves()[i])[0]``),
+    if already at hand; a draw of digits is a draw of their feature rows.
+    """
+    if halves is None:
+        first, second = real_halves()
+        halves = (features(first)[0], features(second)[0])
+    second_labels = np.repeat(np.arange(10), HALF // 10)  # real_halves puts the second half in digit order
+    counts = np.rint(np.asarray(shares) * HALF).astype(int)
+    counts[int(np.argmax(shares))] += HALF - counts.sum()
+    rng = np.random.default_rng(seed)
+    chosen = np.concatenate(
+        [rng.choice(np.flatnonzero(second_labels == d), size=counts[d], replace=True) for d in range(10)]
+    )
+    return frechet_distance(halves[0], halves[1][chosen])
+
+
+@dataclass
+class CopyCheck:
+    """share: generated samples closer to their nearest training digit than the threshold; expected: that
+    share for a generator that does not copy (the quantile); thresholds: the ``quantile`` of held-out real
+    digits' nearest-training-digit distances (pixels, L2 on [-1, 1] images), one, or one per digit."""
+
+    share: float
+    expected: float
+    thresholds: list[float]
+    generated_median: float
+    held_out_median: float
+
+
+def _nearest_distances(queries: torch.Tensor, references: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
+    """L2 distance of each query row to its nearest reference row; (Q, D), (R, D) float32 -> (Q,)."""
+    nearest = []
+    for start in range(0, len(queries), 1000):
+        distances = torch.cdist(queries[start : start + 1000], references)
+        if exclude_self:
+            rows = torch.arange(distances.shape[0])
+            distances[rows, rows + start] = float("inf")
+        nearest.append(distances.min(1).values)
+    return torch.cat(nearest)
+
+
+def copying_share(
+    generated: torch.Tensor,
+    training: torch.Tensor,
+    held_out: torch.Tensor | None = None,
+    quantile: float = 0.05,
+    labels: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+) -> CopyCheck:
+    """Does a generator copy its training digits? Images (N, C, H, W) in [-1, 1] or uint8.
+
+    Pixel space, not classifier features: a copy is a near-duplicate of a training image, while the
+    classifier is trained to ignore style, so two different 7s sit close in its features. The reference
+    is how close *real* digits that were not trained on come to their nearest training digit: the
+    ``quantile`` of those distances is the threshold, so a generator that does not copy puts about
+    ``quantile`` of its samples under it, and a copier many more. Without ``held_out`` the training
+    digits stand in for held-out ones, each against all the others (leave-one-out): a real digit's
+    distance to N - 1 training digits is distributed as a held-out digit's to N, up to that one.
+
+    ``labels`` = (training labels (N,), held-out labels or None) makes the threshold per digit, each
+    generated sample judged by its digit as the classifier reads it: nearest-neighbour distances differ
+    by digit (1s sit far closer together than 8s), so a generator that over-makes 1s would otherwise
+    look like a copier.
+    """
+
+    def flat(images: torch.Tensor) -> torch.Tensor:
+        images = from_uint8(images) if images.dtype == torch.uint8 else images
+        return images.flatten(1).float()
+
+    train = flat(training)
+    if held_out is None:
+        reference = _nearest_distances(train, train, exclude_self=True)
+    else:
+        reference = _nearest_distances(flat(held_out), train)
+    nearest = _nearest_distances(flat(generated), train)
+    if labels is None:
+        thresholds = [float(torch.quantile(reference.double(), quantile))]
+        limit = torch.full_like(nearest, thresholds[0])
+    else:
+        reference_labels = labels[0] if held_out is None else labels[1]
+        thresholds = [float(torch.quantile(reference[reference_labels == d].double(), quantile)) for d in range(10)]
+        predicted = torch.from_numpy(features(generated)[1])
+        limit = torch.tensor(thresholds, dtype=nearest.dtype)[predicted]
+    return CopyCheck(
+        share=float((nearest < limit).double().mean()),
+        expected=quantile,
+        thresholds=thresholds,
+        generated_median=float(nearest.median()),
+        held_out_median=float(reference.median()),
+    )

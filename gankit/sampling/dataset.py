@@ -1,7 +1,11 @@
 """Generated images straight into a training loop: ``GeneratedDataset``, a torch IterableDataset of batches.
 
 It yields ``(images, indices)``: images (B, C, H, W) uint8 (default) or float32 in [-1, 1], and indices (B,)
-int64, the sample indices of the seed. Its batches are those of ``gankit sample`` with the same batch and shard
+int64, the sample indices of the seed. For a class-conditional generator it yields ``(images, labels, indices)``,
+labels (B,) int64: those of its label spec (``labels=``, a ``gankit.labels.LabelSpec``; balanced when None), the
+same as ``gankit sample`` writes beside its shards. An unconditional generator refuses a spec.
+
+Its batches are those of ``gankit sample`` with the same batch and shard
 sizes (each shard's batches start at the shard's first index; a batch can depend on its neighbours, e.g.
 int8's activation ranges, so they must be the same batches), made by the same lanes (``gankit.sampling.lanes``):
 its uint8 images are the shards' bytes.
@@ -24,6 +28,7 @@ import torch
 
 from gankit.backends.resolve import open_backend
 from gankit.errors import SamplingError
+from gankit.labels import LabelSpec, resolve
 from gankit.sampling.lanes import DTYPES, Lane, open_lanes
 from gankit.sampling.ranks import Ranks
 
@@ -39,7 +44,8 @@ def _distributed() -> Ranks:
 
 
 class GeneratedDataset(torch.utils.data.IterableDataset):
-    """Samples start .. start+n-1 of ``seed`` (n=None: endless) as batches (images, indices); module docstring.
+    """Samples start .. start+n-1 of ``seed`` (n=None: endless) as batches (images, indices), or (images, labels,
+    indices) for a class-conditional generator; module docstring.
 
     Use it with ``DataLoader(dataset, batch_size=None, num_workers=K)``: it batches itself. ``backend`` and
     ``precision`` are ``gankit sample``'s (``auto`` is resolved once, when the dataset is made, on rank 0 for
@@ -59,6 +65,7 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
         device: str = "cpu",
         rank: int | None = None,
         world: int | None = None,
+        labels: LabelSpec | None = None,
     ) -> None:
         super().__init__()
         if output not in OUTPUTS:
@@ -78,7 +85,9 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
         self.batch_size, self.shard_size, self.output = batch_size, shard_size, output
         self.rank, self.world = ranks.rank, ranks.world
         self.image_shape = opened.config.image_shape
-        self._lanes: dict[int, Lane] = {os.getpid(): open_lanes(opened)[0]}
+        self.num_classes = opened.num_classes
+        self.labels = resolve(labels, self.num_classes)
+        self._lanes: dict[int, Lane] = {os.getpid(): open_lanes(opened, labels=self.labels)[0]}
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled for spawned DataLoader workers without the runtime sessions: each process opens its own."""
@@ -91,7 +100,7 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
             opened = open_backend(
                 self.model, self.backend, self.precision, self.device, self.batch_size, log=lambda message: None
             )
-            self._lanes[pid] = open_lanes(opened)[0]
+            self._lanes[pid] = open_lanes(opened, labels=self.labels)[0]
         return self._lanes[pid]
 
     def batch(self, k: int) -> tuple[int, int] | None:
@@ -105,7 +114,7 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
             count = min(count, self.n - offset)
         return self.start + offset, count
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         slot, slots = self.rank * workers + worker, self.world * workers
@@ -114,5 +123,9 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
             first, count = batch
             images = torch.empty((count, *self.image_shape), dtype=dtype)
             lane.fill(self.seed, first, images)
-            yield images, torch.arange(first, first + count)
+            indices = torch.arange(first, first + count)
+            if self.labels is None:
+                yield images, indices
+            else:
+                yield images, self.labels.labels(self.seed, first, count, self.num_classes), indices
             k += slots

@@ -3,14 +3,21 @@ or in memory.
 
 Layout of an ``npy`` (or ``png``) run folder::
 
-    manifest.json            job (model hash, seed, range, backend, precision, ...) and the shard list
+    manifest.json            job (model hash, seed, range, backend, precision, labels, ...) and the shard list
     shard_00000.npy          samples [start, start + shard_size) as (count, C, H, W) uint8 or float16
+    shard_00000.labels.npy   a class-conditional generator only: their labels, (count,) int64 (``gankit.labels``)
     .journal/<run>-rank<r>.json   shards finished by one rank of one run (each rewritten atomically)
 
 A shard file appears under its final name only once complete (temp file + rename), a journal records it
 (with size and checksum) right after, and ``resume`` regenerates whatever is not recorded
 (``gankit.sampling.manifest``). The shards are made by lanes ahead of a writer thread
 (``gankit.sampling.pipeline``); Ctrl-C finishes and writes the shards already under way, then stops.
+
+A class-conditional generator runs with the job's label spec (``balanced`` when none is given; an
+unconditional one refuses a spec): sample i's label is a function of (seed, i) like its noise, the manifest
+records the spec (resume refuses another), and each shard's labels file is listed with its checksum under the
+shard's ``labels`` entry. A grid of a conditional generator shows its samples sorted by label (stable), a row
+a label when n is a multiple of K with balanced labels (n = 100, K = 10: row d holds digit d).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from gankit.backends import Backend
 from gankit.backends.resolve import open_backend
 from gankit.errors import GankitError, SamplingError
 from gankit.io import sha256_of
+from gankit.labels import LabelSpec, resolve
 from gankit.pixels import save_grid
 from gankit.sampling.job import SampleJob, SampleResult, ShardRecord, shard_name, shards_of
 from gankit.sampling.lanes import open_lanes, plan_lanes, runs_in_lanes
@@ -68,10 +76,14 @@ def generate(
     batch_size: int = 4096,
     output: str = "float",
     device: str = "auto",
+    labels: LabelSpec | None = None,
 ) -> torch.Tensor:
-    """Samples start .. start+n-1 of ``seed`` in memory: (n, C, H, W) float32 in [-1, 1] or uint8, on the CPU."""
-    job = SampleJob(Path("."), n, model, seed, start, backend, precision, batch_size, device=device)
-    return _open(job, log=lambda message: None).generate_range(seed, start, n, batch_size, output=output)
+    """Samples start .. start+n-1 of ``seed`` in memory: (n, C, H, W) float32 in [-1, 1] or uint8, on the CPU.
+
+    ``labels``: a class-conditional generator's label spec (None: balanced); their labels are
+    ``labels.labels(seed, start, n, K)``."""
+    job = SampleJob(Path("."), n, model, seed, start, backend, precision, batch_size, device=device, labels=labels)
+    return _open(job, log=lambda message: None).generate_range(seed, start, n, batch_size, output, labels)
 
 
 def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = print) -> SampleResult:
@@ -83,7 +95,8 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     ranks = Ranks.from_environment()
     say = log if ranks.rank == 0 else (lambda message: None)
     backend = _open(job, say, ranks)
-    header = job_header(job, backend, sha256_of(job.model_path))
+    labels = resolve(job.labels, backend.num_classes)
+    header = job_header(job, backend, sha256_of(job.model_path), labels)
     done = ranks.broadcast(_prepare_folder(job, header) if ranks.rank == 0 else None)
     if isinstance(done, GankitError):
         raise done
@@ -97,7 +110,7 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
         say(f"pipeline: {lanes} lane{'s' if lanes > 1 else ''} x {threads} thread{'s' if threads > 1 else ''} ({why})")
     on_gpu = backend.device.type == "cuda"
     maker = ShardMaker(
-        open_lanes(backend, lanes, threads), backend.config.image_shape, job.dtype, job.batch_size, on_gpu
+        open_lanes(backend, lanes, threads, labels), backend.config.image_shape, job.dtype, job.batch_size, on_gpu
     )
     warmup = getattr(backend, "warmup", lambda: 0.0)()
     if warmup:
@@ -107,7 +120,10 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     writer = ShardWriter(job.out, journal)
 
     def deliver(shard: PendingShard, buffer: torch.Tensor, ready: torch.cuda.Event | None) -> None:
-        writer.put(shard_name(job, shard.index), shard.first, buffer, ready)
+        shard_labels = None
+        if labels is not None:
+            shard_labels = labels.labels(job.seed, shard.first, shard.count, backend.num_classes).numpy()
+        writer.put(shard_name(job, shard.index), shard.first, buffer, ready, shard_labels)
         bar.update(shard.count)
 
     begin = time.perf_counter()
@@ -165,10 +181,17 @@ def _sample_grid(job: SampleJob, log: Callable[[str], None]) -> SampleResult:
     if job.out.suffix != ".png":
         raise SamplingError(f"--format grid writes one PNG: --out must end in .png (got {job.out})")
     backend = _open(job, log)
+    labels = resolve(job.labels, backend.num_classes)
     begin = time.perf_counter()
-    images = backend.generate_range(job.seed, job.start, job.n, job.batch_size, output="uint8")
+    images = backend.generate_range(job.seed, job.start, job.n, job.batch_size, "uint8", labels)
+    columns = None
+    if labels is not None:  # by label: a row a label when every label comes equally often
+        order = labels.labels(job.seed, job.start, job.n, backend.num_classes).argsort(stable=True)
+        images = images[order]
+        if labels.digit is None and job.n % backend.num_classes == 0:
+            columns = job.n // backend.num_classes
     try:
-        save_grid(images, job.out)
+        save_grid(images, job.out, nrow=columns)
     except OSError as exc:
         raise SamplingError(f"cannot write {job.out} ({exc.strerror or exc})") from exc
     return SampleResult(job.out, backend.describe(), job.n, time.perf_counter() - begin, 0.0)

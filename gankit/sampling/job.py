@@ -13,6 +13,7 @@ from pathlib import Path
 from gankit.checkpoint import PRETRAINED
 from gankit.errors import SamplingError
 from gankit.imports import ImportOptions
+from gankit.labels import LabelSpec
 
 FORMATS = ("npy", "png", "grid")
 DTYPES = ("uint8", "float16")
@@ -39,6 +40,7 @@ class SampleJob:
     compile_mode: str = "default"
     resume: bool = False
     import_options: ImportOptions | None = None  # what a foreign model file cannot say (gankit.imports)
+    labels: LabelSpec | None = None  # a class-conditional generator's labels (None: balanced); gankit.labels
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -70,7 +72,8 @@ CHECKSUMS = ("crc32", "sha256")  # what new shards record; what earlier runs rec
 
 @dataclass
 class ShardRecord:
-    """A finished shard: its file (or PNG folder), index range, size in bytes and checksum (hex, of ``algorithm``)."""
+    """A finished shard: its file (or PNG folder), index range, size in bytes and checksum (hex, of ``algorithm``);
+    for a class-conditional generator, ``labels``: its labels file's entry ``{"file", "bytes", "crc32"}``."""
 
     file: str
     start: int
@@ -78,16 +81,19 @@ class ShardRecord:
     bytes: int
     checksum: str
     algorithm: str = CHECKSUMS[0]
+    labels: dict[str, object] | None = None
 
     def to_json(self) -> dict[str, object]:
-        """The manifest's entry: the checksum under its algorithm's name (``"crc32": "1c291ca3"``)."""
-        return {
+        """The manifest's entry: the checksum under its algorithm's name (``"crc32": "1c291ca3"``), and the labels
+        file's entry under ``labels`` when there is one."""
+        entry = {
             "file": self.file,
             "start": self.start,
             "count": self.count,
             "bytes": self.bytes,
             self.algorithm: self.checksum,
         }
+        return entry if self.labels is None else {**entry, "labels": self.labels}
 
     @classmethod
     def from_json(cls, entry: dict[str, object]) -> ShardRecord:
@@ -95,7 +101,7 @@ class ShardRecord:
         if algorithm is None:
             raise SamplingError(f"a shard entry names no checksum of {', '.join(CHECKSUMS)}: {entry}")
         fields = {key: entry[key] for key in ("file", "start", "count", "bytes")}
-        return cls(**fields, checksum=entry[algorithm], algorithm=algorithm)
+        return cls(**fields, checksum=entry[algorithm], algorithm=algorithm, labels=entry.get("labels"))
 
 
 @dataclass
@@ -122,3 +128,8 @@ def shards_of(job: SampleJob) -> Iterator[tuple[int, int, int]]:
 def shard_name(job: SampleJob, index: int) -> str:
     """``shard_NNNNN.npy`` (npy), or the folder ``shard_NNNNN/`` of one PNG a sample (png)."""
     return f"shard_{index:05d}.npy" if job.format == "npy" else f"shard_{index:05d}/"
+
+
+def labels_name(shard: str) -> str:
+    """The labels file beside shard ``shard_NNNNN.npy`` or ``shard_NNNNN/``: ``shard_NNNNN.labels.npy``."""
+    return shard.removesuffix("/").removesuffix(".npy") + ".labels.npy"

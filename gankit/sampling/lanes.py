@@ -1,7 +1,8 @@
 """Lanes: what turns a seed's index range into images, one batch at a time, for the sampler and the dataset.
 
-A lane runs the whole chain of one batch: noise (``gankit.noise``) -> the model -> images in the caller's
-dtype, written into the caller's slice of a buffer. ``open_lanes`` builds them for a backend:
+A lane runs the whole chain of one batch: noise (``gankit.noise``) [and, for a class-conditional generator, the
+labels of its ``gankit.labels.LabelSpec``] -> the model -> images in the caller's dtype, written into the
+caller's slice of a buffer. ``open_lanes`` builds them for a backend and a label spec:
 
 - onnxruntime and OpenVINO on the CPU (``RuntimeLane``): each lane is its own session (an OpenVINO stream) of
   ``threads`` runtime threads, writing its float images into a buffer of its own (no fresh 12.8 MB array a
@@ -39,6 +40,7 @@ import torch
 from gankit.backends import Backend, create_backend
 from gankit.backends.openvino import openvino_core
 from gankit.errors import BackendError
+from gankit.labels import LabelSpec, resolve
 from gankit.noise import noise
 from gankit.pixels import to_uint8_into
 
@@ -53,27 +55,38 @@ class Lane(Protocol):
 
 
 class BackendLane:
-    """Any backend: ``generate_seeded``, then copied into ``out`` (asynchronously into pinned memory from a GPU)."""
+    """Any backend: ``generate_seeded``, then copied into ``out`` (asynchronously into pinned memory from a GPU).
+    ``labels``: the spec of a class-conditional generator (None for an unconditional one)."""
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
+    def __init__(self, backend: Backend, labels: LabelSpec | None = None) -> None:
+        self.backend, self.labels = backend, labels
         self.non_blocking = backend.device.type == "cuda"
 
     def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
         output = "uint8" if out.dtype == torch.uint8 else "float"
-        images = self.backend.generate_seeded(seed, first, out.shape[0], output=output)
+        images = self.backend.generate_seeded(seed, first, out.shape[0], output=output, labels=self.labels)
         out.copy_(images if images.dtype == out.dtype else images.to(out.dtype), non_blocking=self.non_blocking)
 
 
 class RuntimeLane:
-    """A CPU session of onnxruntime or OpenVINO: ``run`` maps z (B, latent) float32 to images (B, C, H, W) float32
-    in [-1, 1], an array the next call may overwrite."""
+    """A CPU session of onnxruntime or OpenVINO: ``run`` maps z (B, latent) float32 [and labels (B,) int64, for a
+    class-conditional generator: ``labels`` is its spec, ``num_classes`` its K] to images (B, C, H, W) float32 in
+    [-1, 1], an array the next call may overwrite."""
 
-    def __init__(self, run: Callable[[np.ndarray], np.ndarray], latent_dim: int) -> None:
-        self.run, self.latent_dim = run, latent_dim
+    def __init__(
+        self,
+        run: Callable[..., np.ndarray],
+        latent_dim: int,
+        labels: LabelSpec | None = None,
+        num_classes: int = 0,
+    ) -> None:
+        self.run, self.latent_dim, self.labels, self.num_classes = run, latent_dim, labels, num_classes
 
     def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
-        images = self.run(noise(seed, first, out.shape[0], self.latent_dim).numpy())
+        given = (noise(seed, first, out.shape[0], self.latent_dim).numpy(),)
+        if self.labels is not None:
+            given += (self.labels.labels(seed, first, out.shape[0], self.num_classes).numpy(),)
+        images = self.run(*given)
         if out.dtype == torch.uint8:
             to_uint8_into(images, out.numpy())
         else:
@@ -88,11 +101,13 @@ class _OnnxRun:
         self.session, self.image_shape = backend.session, backend.config.image_shape
         self.buffer = np.empty((0, *self.image_shape), dtype=np.float32)
 
-    def __call__(self, z: np.ndarray) -> np.ndarray:
+    def __call__(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         if len(self.buffer) != len(z):
             self.buffer = np.empty((len(z), *self.image_shape), dtype=np.float32)
         binding = self.session.io_binding()
         binding.bind_cpu_input("z", np.ascontiguousarray(z))
+        if labels is not None:
+            binding.bind_cpu_input("label", np.ascontiguousarray(labels, dtype=np.int64))
         binding.bind_output("image", "cpu", 0, np.float32, self.buffer.shape, self.buffer.ctypes.data)
         self.session.run_with_iobinding(binding)
         return self.buffer
@@ -131,30 +146,42 @@ def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Calla
 
     def run_on(request):
         # share_outputs: a view of the request's output, valid until its next call: RuntimeLane copies it at once.
-        return lambda z: request.infer({0: z}, share_inputs=True, share_outputs=True)[0]
+        def run(z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+            feeds = {0: z} if labels is None else {0: z, 1: labels}  # a gankit export's inputs: z, label
+            return request.infer(feeds, share_inputs=True, share_outputs=True)[0]
+
+        return run
 
     return [run_on(compiled.create_infer_request()) for _ in range(count)]
 
 
-def open_lanes(backend: Backend, count: int = 1, threads: int | None = None) -> list[Lane]:
+def open_lanes(
+    backend: Backend, count: int = 1, threads: int | None = None, labels: LabelSpec | None = None
+) -> list[Lane]:
     """``count`` lanes of ``threads`` runtime threads each for ``backend`` (they write uint8, float16 or float32).
+    ``labels``: the label spec (``gankit.labels.resolve``: balanced when None for a class-conditional generator;
+    LabelError when given for an unconditional one).
 
     Each runtime lane runs once here, in the calling thread: the first ``infer`` of OpenVINO's Python binding
     initialises a function-level static that calls back into Python; two lanes making their first call at
     once deadlocked (one held the GIL waiting for the static, the other held the static waiting for the GIL).
 
     Backends that do not run in lanes (``runs_in_lanes``) give one ``BackendLane`` whatever ``count`` is."""
+    labels = resolve(labels, backend.num_classes)
     if not runs_in_lanes(backend):
-        return [BackendLane(backend)]
+        return [BackendLane(backend, labels)]
     threads = threads or torch.get_num_threads()
     if backend.name == "openvino":
         runs = _openvino_runs(backend.path, backend.precision, count, threads)
     else:  # spinning workers would keep the cores from the noise, the other lanes and the writer between runs
         sessions = [create_backend("onnxruntime", backend.path, threads=threads, spin=False) for _ in range(count)]
         runs = [_OnnxRun(session) for session in sessions]
+    first = (np.zeros((1, backend.config.latent_dim), dtype=np.float32),)
+    if labels is not None:
+        first += (np.zeros(1, dtype=np.int64),)
     for run in runs:  # each lane's first call here, one at a time (see the docstring)
-        run(np.zeros((1, backend.config.latent_dim), dtype=np.float32))
-    return [RuntimeLane(run, backend.config.latent_dim) for run in runs]
+        run(*first)
+    return [RuntimeLane(run, backend.config.latent_dim, labels, backend.num_classes) for run in runs]
 
 
 def measure_split(backend: Backend, dtype: str, batch: int, count: int, threads: int) -> float:

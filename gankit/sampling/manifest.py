@@ -2,8 +2,9 @@
 
 A journal ``.journal/<run>-rank<r>.json`` lists the shards one rank of one run finished (rewritten
 atomically after each); rank 0 merges them into the manifest at the end (and on Ctrl-C). Resuming
-trusts a shard only when it is recorded and its file still has the recorded size, and refuses a folder
-made with other options or another version of the noise (``gankit.noise``'s ``NOISE_VERSION``; runs
+trusts a shard only when it is recorded and its file (and its labels file, for a class-conditional generator)
+still has the recorded size, and refuses a folder made with other options (the label spec among them) or
+another version of the noise (``gankit.noise``'s ``NOISE_VERSION``; runs
 recorded before versions were written are version 1): the same index would give another image.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from gankit.backends import Backend
 from gankit.errors import SamplingError
 from gankit.io import read_json, write_json
+from gankit.labels import LabelSpec
 from gankit.noise import NOISE_NAME, NOISE_VERSION
 from gankit.sampling.job import SampleJob, ShardRecord
 from gankit.sampling.writer import CHECKSUM
@@ -26,7 +28,8 @@ MANIFEST = "manifest.json"
 JOURNALS = ".journal"
 
 
-def job_header(job: SampleJob, backend: Backend, model_sha: str) -> dict[str, Any]:
+def job_header(job: SampleJob, backend: Backend, model_sha: str, labels: LabelSpec | None = None) -> dict[str, Any]:
+    """The manifest's ``job``; ``labels``: the resolved label spec of a class-conditional generator (else None)."""
     return {
         "model": {"path": str(job.model_path), "sha256": model_sha},
         "config": json.loads(backend.config.to_json()),
@@ -41,6 +44,7 @@ def job_header(job: SampleJob, backend: Backend, model_sha: str) -> dict[str, An
         "noise": NOISE_VERSION,
         "noise_name": NOISE_NAME,
         "checksum": CHECKSUM,
+        "labels": None if labels is None else labels.to_json(),
     }
 
 
@@ -65,6 +69,7 @@ MUST_MATCH_ON_RESUME = (
     "shard_size",
     "backend",
     "precision",
+    "labels",
 )
 
 
@@ -97,6 +102,9 @@ def recorded_shards(out: Path, manifest: dict[str, Any]) -> dict[str, ShardRecor
     for entry in entries:
         record = ShardRecord.from_json(entry)
         target = out / record.file
+        labels = None if record.labels is None else out / str(record.labels["file"])
+        if labels is not None and not (labels.is_file() and labels.stat().st_size == record.labels["bytes"]):
+            continue
         if target.is_file() and target.stat().st_size == record.bytes or record.file.endswith("/"):
             found[record.file] = record
     return found

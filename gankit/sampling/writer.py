@@ -32,7 +32,7 @@ import torch
 from gankit.errors import SamplingError
 from gankit.io import atomic_path, write_json
 from gankit.pixels import save_png
-from gankit.sampling.job import ShardRecord
+from gankit.sampling.job import ShardRecord, labels_name
 
 CHECKSUM = "crc32"
 QUEUED = 1  # finished shards waiting for the writer (beside the one it writes): each holds a whole shard in memory
@@ -84,6 +84,29 @@ def _crc32(*chunks: bytes | np.ndarray) -> str:
     return f"{value:08x}"
 
 
+def _write_file(path: Path, *chunks: bytes | np.ndarray) -> None:
+    """Write ``chunks`` to ``path`` atomically and durably (fsync)."""
+    with atomic_path(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY)
+        try:
+            for chunk in chunks:
+                _write_all(fd, memoryview(chunk).cast("B"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_labels(out: Path, shard: str, labels: np.ndarray) -> dict[str, object]:
+    """Write a shard's labels ((count,) int64) as ``shard_NNNNN.labels.npy`` (a plain .npy); its manifest entry."""
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    standard = io.BytesIO()
+    np.lib.format.write_array_header_1_0(standard, np.lib.format.header_data_from_array_1_0(labels))
+    header = standard.getvalue()  # magic, version 1.0, length and the dict: the whole .npy header
+    name = labels_name(shard)
+    _write_file(out / name, header, labels)
+    return {"file": name, "bytes": len(header) + labels.nbytes, CHECKSUM: _crc32(header, labels)}
+
+
 def write_shard(out: Path, name: str, first: int, images: np.ndarray) -> ShardRecord:
     """Write one shard atomically and durably (fsync); OSError (disk full, permissions) propagates with nothing
     half-written. images: (count, C, H, W) C-contiguous uint8 or float16."""
@@ -125,19 +148,30 @@ class ShardWriter:
         while (item := self._queue.get()) is not None:
             if self.error is not None:
                 continue
-            name, first, buffer, ready = item
+            name, first, buffer, ready, labels = item
             try:
                 if ready is not None:
                     ready.synchronize()
+                # The labels first: a shard recorded in a journal has both files.
+                labels_entry = None if labels is None else write_labels(self.out, name, labels)
                 record = write_shard(self.out, name, first, buffer.numpy())
+                record.labels = labels_entry
                 self.records.append(record)
                 write_json(self.journal, {"shards": [r.to_json() for r in self.records]}, sort_keys=True)
             except BaseException as exc:  # reported to the producer on its next put or at close
                 self.error = exc
 
-    def put(self, name: str, first: int, buffer: torch.Tensor, ready: torch.cuda.Event | None) -> None:
+    def put(
+        self,
+        name: str,
+        first: int,
+        buffer: torch.Tensor,
+        ready: torch.cuda.Event | None,
+        labels: np.ndarray | None = None,
+    ) -> None:
+        """Queue shard ``name`` (samples first .. first+len(buffer)-1) and, for a conditional generator, its labels."""
         self._raise_if_failed()
-        self._queue.put((name, first, buffer, ready))
+        self._queue.put((name, first, buffer, ready, labels))
 
     def close(self, raise_error: bool = True) -> None:
         """Wait for the queued shards to be written; then raise the writer's error, if any."""
