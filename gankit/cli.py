@@ -416,7 +416,7 @@ def int8_options_from(args: argparse.Namespace):
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from gankit.onnx.export import export
+    from gankit.export import export
 
     result = export(
         args.checkpoint,
@@ -450,7 +450,7 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from gankit.onnx.validate import validate
+    from gankit.export import validate
 
     validate(args.model, checkpoint=args.checkpoint, seed=args.seed, import_options=import_options_from(args))
     return 0

@@ -5,12 +5,45 @@ from __future__ import annotations
 import json
 import math
 import operator
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gankit.errors import ConfigError
-from gankit.training.augment import check_augment
+
+# Differentiable augmentations (``gankit.training.augment``): name -> (default magnitude, check of a
+# magnitude, what the magnitude means).
+AUGMENT_OPS: dict[str, tuple[float, Callable[[float], bool], str]] = {
+    "translate": (1, lambda m: m == int(m) and 1 <= m <= 8, "pixels, a whole number 1..8"),
+    "cutout": (8, lambda m: m == int(m) and 1 <= m <= 28, "square side in pixels, a whole number 1..28"),
+    "ink": (0.5, lambda m: 0 < m <= 1, "largest fade, in (0, 1]"),
+}
+
+
+def check_augment(spec: Mapping[str, Any]) -> dict[str, float]:
+    """Validate ``{op: magnitude}`` (None = the op's default); ConfigError names the bad entry."""
+    checked = {}
+    for name, magnitude in dict(spec).items():
+        if name not in AUGMENT_OPS:
+            raise ConfigError(f"unknown augmentation {name!r}: choose from {', '.join(AUGMENT_OPS)}")
+        default, valid, meaning = AUGMENT_OPS[name]
+        value = default if magnitude is None else magnitude
+        if not isinstance(value, (int, float)) or not valid(float(value)):
+            raise ConfigError(f"augmentation {name}={magnitude!r}: the magnitude is the {meaning}")
+        checked[name] = float(value)
+    return checked
+
+
+def parse_augment(text: str) -> dict[str, float]:
+    """'translate=1,cutout' -> {'translate': 1.0, 'cutout': 8.0} (defaults filled in); ConfigError if bad."""
+    spec: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, value = item.partition("=")
+        try:
+            spec[name.strip()] = float(value) if value else None
+        except ValueError:
+            raise ConfigError(f"augmentation {item!r}: the magnitude after '=' must be a number") from None
+    return check_augment(spec)
 
 
 def _positive_int(name: str, value: Any) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from gankit.config import TrainConfig
 from gankit.cpu import cpu_info
-from gankit.onnx.export import export
+from gankit.export import export
 from gankit.perf.bench import run_bench
 from gankit.perf.report import describe_ceilings, format_table, write_report
 from gankit.sampling.engine import sample

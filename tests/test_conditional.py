@@ -27,13 +27,12 @@ from gankit.backends import create_backend
 from gankit.checkpoint import save_generator
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
+from gankit.export import export, validate
 from gankit.labels import BALANCED, LabelError, LabelSpec
 from gankit.model import Generator
 from gankit.noise import noise
-from gankit.onnx.export import export
 from gankit.onnx.graph import read_graph
 from gankit.onnx.parity import FP32_FLOOR, FP32_HEADROOM
-from gankit.onnx.validate import validate
 from gankit.pixels import grid, to_uint8
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gankit.onnx.validate import validate
+from gankit.export import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 

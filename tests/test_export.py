@@ -16,11 +16,10 @@ from gankit.backends.onnxruntime import OnnxRuntimeBackend
 from gankit.checkpoint import save_generator
 from gankit.config import GeneratorConfig
 from gankit.errors import BackendError, CheckpointError, ExportError
+from gankit.export import export, validate
 from gankit.io import sha256_of
 from gankit.model import Generator
 from gankit.onnx.build import read_metadata
-from gankit.onnx.export import export
-from gankit.onnx.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"log": lambda line: None}

@@ -13,9 +13,9 @@ from gankit.backends.onnxruntime import OnnxRuntimeBackend
 from gankit.checkpoint import PRETRAINED
 from gankit.cli import main
 from gankit.errors import ExportError
+from gankit.export import export
 from gankit.noise import noise
 from gankit.onnx.build import read_metadata
-from gankit.onnx.export import export
 from gankit.onnx.quantize import Int8Options, linear_nodes, parse_layers
 
 QUIET = {"log": lambda line: None}

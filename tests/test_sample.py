@@ -370,7 +370,7 @@ def test_cli_sample_errors_are_one_line(tmp_path: Path, model_file: Path) -> Non
 
 
 def test_cpu_backends_agree_on_the_same_indices(tmp_path: Path, model_file: Path) -> None:
-    from gankit.onnx.export import export
+    from gankit.export import export
 
     onnx_path = export(model_file, tmp_path / "g.onnx", log=lambda line: None).path
     reference = generate(model_file, n=40, seed=4, start=1000, backend="eager", batch_size=16)

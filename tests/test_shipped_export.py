@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from gankit.checkpoint import PRETRAINED, read_generator_file
+from gankit.export import validate
 from gankit.io import sha256_of
 from gankit.onnx.build import read_metadata
 from gankit.onnx.graph import read_graph
-from gankit.onnx.validate import validate
 
 SHIPPED = Path(__file__).resolve().parents[1] / "exported" / "generator.onnx"
 

@@ -1,8 +1,9 @@
-"""``gankit export``: build the ONNX graph, check its parity, and only then land it under its name.
+"""Export a Generator: build the ONNX graph, check its parity, and only then land it under its name.
 
 The graph is written to a temporary file beside ``out`` (``gankit.onnx.build``), checked against a
 float64 reference (``gankit.onnx.validate``) and renamed to ``out`` only when it passes; a failed
-export is deleted and its report kept as ``NAME.parity.failed.json``.
+export is deleted and its report kept as ``NAME.parity.failed.json``. The ``gankit export`` command (any
+checkpoint, read through ``gankit.imports``) is ``gankit.export``.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from gankit.checkpoint import PRETRAINED
 from gankit.errors import ExportError
-from gankit.imports import ImportOptions, load_checkpoint
 from gankit.io import sha256_of
+from gankit.model import Generator
 from gankit.onnx.build import DEFAULT_OPSET, build_onnx
 from gankit.onnx.parity import ParityReport
 from gankit.onnx.quantize import Int8Options
@@ -29,29 +29,18 @@ class ExportResult:
     report: ParityReport
 
 
-def export(
-    checkpoint: str | os.PathLike[str] | None,
-    out: str | os.PathLike[str],
+def export_generator(
+    generator: Generator,
+    source: Path,
+    out: Path,
     precision: str = "fp32",
     output: str = "float",
     opset: int = DEFAULT_OPSET,
     log=print,
     int8: Int8Options | None = None,
-    import_options: ImportOptions | None = None,
 ) -> ExportResult:
-    """Export ``checkpoint`` (default: the bundled generator) to ``out``, validated; see the module doc.
-
-    ``checkpoint``: any checkpoint ``gankit.imports.load_model`` reads (a foreign state dict is converted
-    with ``import_options``). ``int8``: quantization options when precision is int8 (default: ``Int8Options()``)."""
-    if int8 is not None and precision != "int8":
-        raise ExportError("int8 options were given, but the precision is not int8 (add --precision int8)")
-    out = Path(out)
-    if out.suffix != ".onnx":
-        raise ExportError(f"--out must end in .onnx (got {out})")
-    if out.is_dir():
-        raise ExportError(f"--out {out} is a folder; give a file name ending in .onnx")
-    source = Path(checkpoint) if checkpoint else PRETRAINED
-    generator = load_checkpoint(source, import_options, log)
+    """Export ``generator`` (read from the file ``source``, whose sha256 the graph records) to ``out``,
+    validated; see the module doc. ``int8``: quantization options when precision is int8."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=".onnx", dir=out.parent)

@@ -1,7 +1,5 @@
 """Run an exported graph with onnxruntime and hold it to its source generator's float64 reference.
 
-``validate`` loads the export (its config, precision and output come from its metadata) and its source
-(any checkpoint ``gankit.imports.load_model`` reads, with the ``ImportOptions`` a foreign one needs);
 ``check_export`` runs the parity cases of ``gankit.onnx.parity`` through an onnxruntime session, writes
 ``NAME.parity.json`` (or ``NAME.parity.failed.json``) beside it and raises ExportError with the worst case
 when parity fails.
@@ -9,7 +7,6 @@ when parity fails.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -17,11 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.checkpoint import PRETRAINED
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
-from gankit.imports import ImportOptions, load_checkpoint
-from gankit.io import sha256_of
 from gankit.labels import BALANCED
 from gankit.model import Generator
 from gankit.onnx.build import DEFAULT_OPSET, build_onnx, read_metadata
@@ -55,33 +49,6 @@ def report_path_for(model_path: Path, failed: bool = False) -> Path:
     return model_path.with_name(model_path.stem + suffix)
 
 
-def validate(
-    model_path: str | os.PathLike[str],
-    checkpoint: str | os.PathLike[str] | None = None,
-    threads: int | None = None,
-    log=print,
-    name: str | None = None,
-    seed: int | None = None,
-    import_options: ImportOptions | None = None,
-) -> ParityReport:
-    """Re-run the parity check of an exported model against its source checkpoint; write the report.
-
-    Without ``checkpoint`` the bundled generator is used when it is the model's recorded source.
-    ``seed``: the base seed of the parity inputs (fresh when None; the report records it).
-    ``import_options``: for a foreign checkpoint, what its file cannot say (as given to the export).
-    Raises ExportError (with the worst case against its tolerance) when parity fails.
-    """
-    model_path = Path(model_path)
-    props = read_metadata(model_path)
-    source = Path(checkpoint) if checkpoint else PRETRAINED
-    if checkpoint is None and sha256_of(PRETRAINED) != props.get("gankit_source_sha256"):
-        raise ExportError(
-            f"{model_path} was not exported from the bundled generator: pass its checkpoint with --checkpoint"
-        )
-    generator = load_checkpoint(source, import_options, log)
-    return check_export(model_path, generator, threads, log, name, seed, str(source))
-
-
 def check_export(
     model_path: Path,
     generator: Generator,
@@ -91,7 +58,9 @@ def check_export(
     seed: int | None = None,
     source: str = "its source",
 ) -> ParityReport:
-    """The parity check of the export ``model_path`` against ``generator`` (see ``validate``); writes the report."""
+    """The parity check of the export ``model_path`` against ``generator``; writes the report. ``seed``: the
+    base seed of the parity inputs (fresh when None; the report records it). Raises ExportError (with the worst
+    case against its tolerance) when parity fails."""
     props = read_metadata(model_path)
     exported = GeneratorConfig.from_json(props["gankit_config"])
     if generator.config != exported:

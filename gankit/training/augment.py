@@ -18,11 +18,12 @@ those steps, and p += sign(r_t - target) * (images seen in them) / ``ADA_IMAGES`
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import torch
 
-from gankit.errors import ConfigError
+from gankit.config import AUGMENT_OPS, check_augment, parse_augment
+
+__all__ = ["OPS", "AdaptiveP", "augment", "check_augment", "parse_augment"]
 
 ADA_INTERVAL = 4
 # StyleGAN2-ADA lets p move by 1 in 500k images over runs of ~25M; runs here see ~1M images in all
@@ -65,38 +66,12 @@ def _ink(x: torch.Tensor, magnitude: float, apply: torch.Tensor, rng: torch.Gene
 
 
 AugmentOp = Callable[[torch.Tensor, float, torch.Tensor, torch.Generator], torch.Tensor]
-# name -> (op, default magnitude, check of a magnitude, what the magnitude means)
+_FUNCTIONS: dict[str, AugmentOp] = {"translate": _translate, "cutout": _cutout, "ink": _ink}
+# name -> (op, default magnitude, check of a magnitude, what the magnitude means); the spec part lives in
+# gankit.config (AUGMENT_OPS), which checks a TrainConfig's augmentations without importing torch code.
 OPS: dict[str, tuple[AugmentOp, float, Callable[[float], bool], str]] = {
-    "translate": (_translate, 1, lambda m: m == int(m) and 1 <= m <= 8, "pixels, a whole number 1..8"),
-    "cutout": (_cutout, 8, lambda m: m == int(m) and 1 <= m <= 28, "square side in pixels, a whole number 1..28"),
-    "ink": (_ink, 0.5, lambda m: 0 < m <= 1, "largest fade, in (0, 1]"),
+    name: (_FUNCTIONS[name], *spec) for name, spec in AUGMENT_OPS.items()
 }
-
-
-def check_augment(spec: Mapping[str, Any]) -> dict[str, float]:
-    """Validate ``{op: magnitude}`` (None = the op's default); ConfigError names the bad entry."""
-    checked = {}
-    for name, magnitude in dict(spec).items():
-        if name not in OPS:
-            raise ConfigError(f"unknown augmentation {name!r}: choose from {', '.join(OPS)}")
-        _, default, valid, meaning = OPS[name]
-        value = default if magnitude is None else magnitude
-        if not isinstance(value, (int, float)) or not valid(float(value)):
-            raise ConfigError(f"augmentation {name}={magnitude!r}: the magnitude is the {meaning}")
-        checked[name] = float(value)
-    return checked
-
-
-def parse_augment(text: str) -> dict[str, float]:
-    """'translate=1,cutout' -> {'translate': 1.0, 'cutout': 8.0} (defaults filled in); ConfigError if bad."""
-    spec: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, value = item.partition("=")
-        try:
-            spec[name.strip()] = float(value) if value else None
-        except ValueError:
-            raise ConfigError(f"augmentation {item!r}: the magnitude after '=' must be a number") from None
-    return check_augment(spec)
 
 
 def augment(x: torch.Tensor, ops: Mapping[str, float], p: float, rng: torch.Generator) -> torch.Tensor:
