@@ -30,6 +30,14 @@ from gankit.version import __version__
 
 FORMAT = "gankit.generator"
 PRETRAINED = Path(__file__).parent / "pretrained" / "generator.safetensors"
+PRETRAINED_CONDITIONAL = Path(__file__).parent / "pretrained" / "generator_conditional.safetensors"
+# Names a model argument may give instead of a path (a file of that name in the working folder wins).
+BUNDLED = {"unconditional": PRETRAINED, "conditional": PRETRAINED_CONDITIONAL}
+
+
+def model_path(text: str) -> Path:
+    """A model argument as a path: a file, or the name of a bundled generator (``BUNDLED``)."""
+    return BUNDLED[text] if text in BUNDLED and not Path(text).exists() else Path(text)
 
 
 def save_generator(path: str | os.PathLike[str], generator: Generator, training: dict[str, Any] | None = None) -> Path:

@@ -12,8 +12,15 @@ from gankit.errors import ConfigError, GankitError
 
 FOREIGN_FILES = (
     "a gankit .safetensors, a state dict from elsewhere (torch.save .pt/.pth or .safetensors, converted on the "
-    "fly: gankit import saves the conversion)"
+    "fly: gankit import saves the conversion), or 'conditional' (the bundled class-conditional generator)"
 )
+
+
+def model_path(text: str):
+    """argparse type of a model argument: a path, or a bundled generator's name (gankit.checkpoint.BUNDLED)."""
+    from gankit.checkpoint import model_path as resolve  # imported late: --help stays fast
+
+    return resolve(text)
 
 
 def _add_import_flags(p: argparse.ArgumentParser, onnx: bool = True) -> None:
@@ -248,6 +255,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "model",
         nargs="?",
         default=None,
+        type=model_path,
         help=f"{FOREIGN_FILES}, or an .onnx generator (default: the bundled generator)",
     )
     # torchrun's own parser takes --n and --start as abbreviations of its options: hence the long aliases.
@@ -343,7 +351,11 @@ def _run_sample(args: argparse.Namespace) -> int:
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show a generator's config, parameter count and metadata")
     p.add_argument(
-        "path", nargs="?", default=None, help=f"{FOREIGN_FILES}, or an .onnx generator (default: the bundled generator)"
+        "path",
+        nargs="?",
+        default=None,
+        type=model_path,
+        help=f"{FOREIGN_FILES}, or an .onnx generator (default: the bundled generator)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     _add_import_flags(p)
@@ -377,7 +389,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "the --int8-* options pick others). The export lands only if its parity against a float64 reference "
         "passes; the report is written beside it as NAME.parity.json.",
     )
-    p.add_argument("checkpoint", nargs="?", default=None, help=f"{FOREIGN_FILES} (default: the bundled generator)")
+    p.add_argument(
+        "checkpoint", nargs="?", default=None, type=model_path, help=f"{FOREIGN_FILES} (default: the bundled generator)"
+    )
     p.add_argument("--out", default="exported/generator.onnx", help="[%(default)s]")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="[%(default)s]")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="[%(default)s]")
@@ -437,6 +451,7 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint",
         default=None,
+        type=model_path,
         help=f"its source generator: {FOREIGN_FILES} (default: the bundled one, if it is)",
     )
     p.add_argument(
@@ -483,6 +498,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "model",
         nargs="?",
         default=None,
+        type=model_path,
         help=f"{FOREIGN_FILES}, or an .onnx generator: ONNX backends only (default: the bundled generator)",
     )
     p.add_argument(
@@ -549,6 +565,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "model",
         nargs="?",
         default=None,
+        type=model_path,
         help=f"{FOREIGN_FILES}, or an .onnx generator; 1x28x28 images only (default: the bundled generator)",
     )
     p.add_argument("--backend", default="auto", choices=["auto", *backend_names()], help="[%(default)s]")

@@ -96,6 +96,19 @@ def test_info_text_and_json(trained: tuple[Path, subprocess.CompletedProcess[str
     assert info["sha256"] == lines["sha256"]
 
 
+def test_bundled_generators_by_name(tmp_path: Path) -> None:
+    """'conditional' and 'unconditional' name the bundled files; a file of that name in the working folder wins."""
+    from gankit.checkpoint import PRETRAINED, PRETRAINED_CONDITIONAL
+
+    conditional = json.loads(gankit("info", "conditional", "--json", cwd=tmp_path).stdout)
+    assert conditional["path"] == str(PRETRAINED_CONDITIONAL) and conditional["config"]["num_classes"] == 10
+    unconditional = json.loads(gankit("info", "unconditional", "--json", cwd=tmp_path).stdout)
+    assert unconditional["path"] == str(PRETRAINED) and unconditional["config"]["num_classes"] == 0
+    (tmp_path / "conditional").write_bytes(b"not a generator")
+    local = gankit("info", "conditional", "--json", cwd=tmp_path)
+    assert local.returncode == 2 and local.stderr.startswith("gankit info: error: conditional: "), local.stderr
+
+
 def test_sample_grid_png(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     out, _ = trained
     target = tmp_path / "grid.png"
