@@ -1,6 +1,7 @@
 """Do the export and speed paths keep quality? MNIST-FID of every backend/precision vs eager fp32.
 
-    python benchmarks/run_quality.py --out benchmarks/results/quality-cpu-YYYY-MM-DD.json
+    TRITON_INTERPRET=1 python benchmarks/run_quality.py --out benchmarks/results/quality-cpu-YYYY-MM-DD.json
+    TRITON_INTERPRET=1 python benchmarks/run_quality.py --model conditional --out ...   # balanced labels
 
 Same model, seed and indices for every path; on a CPU the triton path runs under the interpreter.
 """
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from gankit.checkpoint import model_path
 from gankit.errors import GankitError
 from gankit.evaluate import evaluate
 from gankit.io import atomic_path
@@ -27,6 +29,8 @@ PATHS = [
     ("onnxruntime", "fp32"),
     ("onnxruntime", "fp16"),
     ("onnxruntime", "int8"),
+    ("openvino", "fp32"),
+    ("openvino", "bf16"),
     ("triton", "fp32"),
 ]
 
@@ -36,11 +40,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
+    model = model_path(args.model) if args.model else None  # a path, or 'conditional'
     rows = []
     baseline = None
     for backend, precision in PATHS:
         try:
-            report = evaluate(args.model, backend=backend, precision=precision)
+            report = evaluate(model, backend=backend, precision=precision)
         except GankitError as exc:
             rows.append({"backend": backend, "precision": precision, "status": f"unavailable: {exc}"})
             print(f"{backend:<12} {precision:<5} unavailable: {exc}")

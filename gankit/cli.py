@@ -103,7 +103,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--epochs",
         type=int,
         default=None,
-        help="total epochs [the preset's: seed 20, mnist and mnist-conditional 600; with --resume: the saved total]",
+        help="total epochs [the preset's: seed 20, mnist 900, mnist-conditional 600; with --resume: the saved total]",
     )
     p.add_argument("--batch-size", type=int, default=None, help="[64]")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (G, and D unless --d-lr) [2e-4]")

@@ -225,3 +225,19 @@ def test_triton_per_layer_path_takes_labels_too() -> None:
     spec = LabelSpec("digit", 4)
     exact, tolerance = reference(generator, noise(2, 0, 40, 20), spec.labels(2, 0, 40, 10))
     assert (backend.generate_seeded(2, 0, 40, labels=spec).double() - exact).abs().max().item() <= tolerance
+
+
+def test_generated_dataset_of_the_bundled_conditional_generator_by_name() -> None:
+    """The README's example: 'conditional' names the bundled file; a digit spec gives that label to every sample,
+    and the images are the bundled generator's for those labels."""
+    from gankit.checkpoint import PRETRAINED_CONDITIONAL, load_generator
+
+    batches = list(GeneratedDataset("conditional", n=20, batch_size=8, backend="eager", labels=LabelSpec("digit", 7)))
+    images = torch.cat([b[0] for b in batches])
+    labels = torch.cat([b[1] for b in batches])
+    indices = torch.cat([b[2] for b in batches])
+    assert torch.equal(labels, torch.full((20,), 7)) and torch.equal(indices, torch.arange(20))
+    generator = load_generator(PRETRAINED_CONDITIONAL).eval()
+    with torch.no_grad():
+        expected = to_uint8(generator(noise(0, 0, 20, 100), labels))
+    assert (images.int() - expected.int()).abs().max() <= 1  # uint8 rounding at a level boundary

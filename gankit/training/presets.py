@@ -17,14 +17,14 @@ _COMMON = {"betas": (0.5, 0.999), "ema": 0.999, "eval_every": 10, "keep_best": T
 PRESETS: dict[str, dict[str, Any]] = {
     "seed": {},
     "mnist": {**_COMMON, "epochs": 900, "latent_labels": 10, "r1": 10.0},
-    "mnist-conditional": {**_COMMON, "epochs": 600, "num_classes": 10, "d_condition": "projection"},
+    "mnist-conditional": {**_COMMON, "epochs": 600, "num_classes": 10, "d_condition": "projection", "r1": 10.0},
 }
 DESCRIPTIONS = {
     "seed": "the seed's recipe (Adam 2e-4, betas 0.9/0.999, batch 64, nothing else)",
     "mnist": "the bundled generator's: betas 0.5/0.999, EMA 0.999, latent labels 10, R1 10, 900 epochs, "
     "quality every 10 epochs, best kept",
     "mnist-conditional": "the bundled conditional generator's: betas 0.5/0.999, EMA 0.999, 10 classes, "
-    "projection D, 600 epochs, quality every 10 epochs, best kept",
+    "projection D, R1 10, 600 epochs, quality every 10 epochs, best kept",
 }
 
 # flat option name -> (which config, its field name)
