@@ -202,3 +202,19 @@ def test_cli_bench_writes_files(tmp_path: Path, model_file: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "ceilings measured in this run" in done.stdout and "peak on paper" in done.stdout
     assert out.with_suffix(".json").exists() and out.with_suffix(".png").exists()
+
+
+def test_int8_gate_is_the_export_parity_rule_not_a_max() -> None:
+    """A correct int8 model moves a few pixels far (tanh's steep range) and the rest a little: the gate holds
+    the 99.9th percentile and the mean (gankit.onnx.parity's int8 rule), so 0.1 % outliers at 0.9 pass, while
+    a 1 % band of them, or a small shift of every pixel, fails; fp32/bf16 keep their max."""
+    diff = torch.full((4096, 784), 0.01)
+    diff.view(-1)[::1000] = 0.9  # 0.1 % of the pixels
+    assert bench.gate(diff, "int8") is None
+    band = diff.clone()
+    band.view(-1)[::100] = 1.2  # 1 %: above the 99.9th percentile's tolerance
+    assert "99.9th percentile" in bench.gate(band, "int8")
+    shifted = torch.full((64, 784), 0.05)  # every pixel 6 grey levels off: the mean's tolerance is 0.04
+    assert "mean" in bench.gate(shifted, "int8")
+    assert bench.gate(torch.full((2, 3), 2e-4), "fp32").startswith("max |diff|")
+    assert bench.gate(torch.full((2, 3), 5e-5), "fp32") is None

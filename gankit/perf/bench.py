@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gankit.backends import PRECISIONS, Backend, backend_class, create_backend
@@ -32,14 +33,39 @@ from gankit.errors import BackendError, GankitError
 from gankit.imports import ImportOptions, load_model
 from gankit.model import Generator
 from gankit.noise import noise
+from gankit.onnx.parity import INT8_QUANTILE, TOLERANCE_MAX, TOLERANCE_MEAN
 from gankit.perf.ceilings import Ceilings, measure_ceilings, roofline
 from gankit.perf.environment import environment
 from gankit.timing import settle, summarise, time_cpu, time_gpu
 
 # Max |image - eager fp32 image| allowed before timing (images are in [-1, 1]).
 # Max |Δ| over a whole batch (up to ~10^9 values): bf16 keeps 8 mantissa bits, so its worst pixel of a
-# 4096-sample batch is ~0.08 off (10 grey levels) with nothing wrong; int8: see gankit.onnx.parity.
-TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 3e-2, "bf16": 0.15, "int8": 0.6}
+# 4096-sample batch is ~0.08 off (10 grey levels) with nothing wrong. int8 is held to the export's parity
+# rule instead (gankit.onnx.parity: the 99.9th percentile of |Δ| and the mean), not to its max: a correct
+# int8 model moves a few outlier pixels near tanh's steep range, and how far depends on the weights.
+TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 3e-2, "bf16": 0.15}
+
+
+def gate(diff: torch.Tensor, precision: str) -> str | None:
+    """Why images that differ from eager fp32's by ``diff`` (|Δ|, any shape, in [-1, 1] units) are wrong for
+    ``precision``, or None when they are within its tolerance."""
+    if precision == "int8":
+        flat = diff.detach().flatten().double().cpu().numpy()
+        p999, mean = float(np.quantile(flat, INT8_QUANTILE)), float(flat.mean())
+        if p999 <= TOLERANCE_MAX["int8"] and mean <= TOLERANCE_MEAN["int8"]:
+            return None
+        return (
+            f"|diff| vs eager fp32: 99.9th percentile {p999:.3g} (tolerance {TOLERANCE_MAX['int8']}), "
+            f"mean {mean:.3g} (tolerance {TOLERANCE_MEAN['int8']})"
+        )
+    error = diff.max().item()
+    return (
+        None
+        if error <= TOLERANCE[precision]
+        else f"max |diff| vs eager fp32 {error:.3g} > tolerance {TOLERANCE[precision]}"
+    )
+
+
 ROTATING_INPUTS = 4
 
 
@@ -210,10 +236,11 @@ def _measure_one(
     except Exception as exc:  # a backend that crashes is reported, and the other measurements go on
         result.status, result.note = "error", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         return result
-    error = (images.reshape(expected.shape) - expected).abs().max().item()
-    result.max_abs_error = error
-    if not error <= TOLERANCE[precision]:
-        result.status, result.note = "wrong", f"max |diff| vs eager fp32 {error:.3g} > tolerance {TOLERANCE[precision]}"
+    diff = (images.reshape(expected.shape) - expected).abs()
+    result.max_abs_error = diff.max().item()
+    why = gate(diff, precision)
+    if why is not None:
+        result.status, result.note = "wrong", why
         return result
     turn = {"i": 0}
 
