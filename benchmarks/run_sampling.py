@@ -284,7 +284,8 @@ def first_image(runs: int, workdir: Path) -> dict[str, float]:
 def binding(stage: dict[str, dict[str, float]], steady: float, threads: int) -> dict[str, object]:
     """Steady state over the bare model, the ceilings, and what binds, from the measured costs (module docstring).
 
-    The binding stage is the lowest ceiling: the disk or the writer thread when one of them is; else the cores,
+    The binding stage is the lowest ceiling that the steady state does not exceed: the disk or the writer thread
+    when one of them is; else the cores,
     and then the stage that takes most of their time a sample beside the model (the model's own cost in a lane
     beside its cost in the bare run says what running in lanes costs it)."""
     bare = next(value for label, value in stage.items() if label.startswith("bare model"))
@@ -303,7 +304,10 @@ def binding(stage: dict[str, dict[str, float]], steady: float, threads: int) -> 
         "the writer thread": writer["per_second"],
         "the disk": stage["disk write ceiling (1 GiB, fsync, best of buffered and O_DIRECT)"]["per_second"],
     }
-    lowest = min(ceilings, key=ceilings.get)
+    # A ceiling measured below what gankit sample reached bounds nothing (a short, noisy measurement): it is
+    # flagged in the report and left out of the choice of what binds.
+    valid = {name: rate for name, rate in ceilings.items() if rate >= steady} or ceilings
+    lowest = min(valid, key=valid.get)
     besides = max((k for k in costs if k != "model in a lane"), key=costs.get)
     binds = (
         lowest
