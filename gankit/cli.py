@@ -385,7 +385,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         description="Input z [batch, latent] float32. Output image [batch, C, H, W]: float32 in [-1, 1], or "
         "uint8 0..255 with --output uint8 ((x+1)*127.5, rounded, clipped, in the graph). fp16 keeps float32 "
         "I/O and computes in fp16; int8 is onnxruntime quantization (default: dynamic, per-channel QInt8 "
-        "weights, every layer: the fastest measured, and within 1% of fp32's MNIST-FID on the bundled generator; "
+        "weights, every layer: the fastest measured; MNIST-FID +4.6% over fp32 on the bundled generator, "
+        "per-tensor +2.7%, static -2% (benchmarks/results/cpu-paths-xeon-amx-2core-2026-11-26.md); "
         "the --int8-* options pick others). The export lands only if its parity against a float64 reference "
         "passes; the report is written beside it as NAME.parity.json.",
     )

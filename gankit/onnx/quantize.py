@@ -15,8 +15,9 @@
   ``calibration_samples`` latent vectors. The generator's input *is* standard-normal noise, so
   calibrating on ``gankit.noise`` is calibrating on the real input distribution: no data set needed.
 
-The defaults (dynamic, per-channel, QInt8 weights, every layer int8) are the fastest measured and,
-on the bundled generator, within 1% of fp32's MNIST-FID: see ``benchmarks/results/cpu-paths-*.md``.
+The defaults (dynamic, per-channel, QInt8 weights, every layer int8) are the fastest measured; on the
+bundled generator they cost +4.6 % MNIST-FID over fp32 (per-tensor +2.7 %, static calibration -2 %):
+``benchmarks/results/cpu-paths-xeon-amx-2core-2026-11-26.md``.
 """
 
 from __future__ import annotations
