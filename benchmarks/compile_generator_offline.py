@@ -55,7 +55,9 @@ def signature(fn, case: str, batch: int, constexprs: dict) -> tuple[dict, dict]:
         if param.is_constexpr:
             types[name] = "constexpr"
         elif name.endswith("_ptr"):
-            types[name] = out_type if name == "out_ptr" else "*bf16" if name.startswith("w") else "*fp32"
+            # labels_ptr and cb_ptr: the launcher passes ``out`` in their place for an unconditional generator
+            stands_in = name in ("out_ptr", "labels_ptr", "cb_ptr")
+            types[name] = out_type if stands_in else "*bf16" if name.startswith("w") else "*fp32"
             attrs[(index,)] = [["tt.divisibility", 16]]
         elif name.startswith("slope"):
             types[name] = "fp32"
@@ -105,6 +107,7 @@ def compile_one(config: tuple, case: str, batch: int) -> dict:
     # DOT_PRECISION: the launcher passes "tf32" for bf16 weights (it only matters for fp32 operands)
     constexprs = {**sizes, "NOISE": not reads_z, "UINT8": output == "uint8", "DOT_PRECISION": "tf32", **blocks}
     constexprs["OUTPUT_ACT"] = TANH  # the bundled generator's output
+    constexprs["CONDITIONAL"] = False  # the bundled (unconditional) generator: the label gather is compiled out
     types, attrs = signature(fn, case, batch, constexprs)
     paths = {(fn.arg_names.index(name),): value for name, value in constexprs.items()}
     source = ASTSource(fn, types, constexprs=paths, attrs=attrs)

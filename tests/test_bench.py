@@ -147,8 +147,8 @@ def test_table_leaves_out_paths_that_do_not_exist(model_file: Path) -> None:
 
 def test_a_wrong_backend_is_not_timed(tmp_path: Path, model_file: Path, monkeypatch) -> None:
     class Wrong(EagerBackend):
-        def generate_float(self, z: torch.Tensor) -> torch.Tensor:
-            return super().generate_float(z) + 0.01
+        def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+            return super().generate_float(z, labels) + 0.01
 
     monkeypatch.setattr(
         bench,
