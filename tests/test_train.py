@@ -151,9 +151,10 @@ def test_ctrl_c_mid_epoch_saves_and_resume_equals_uninterrupted(
 ) -> None:
     done = STEPS_PER_EPOCH + 2  # in the middle of the second epoch
     _interrupt_after(monkeypatch, done)
+    before = signal.getsignal(signal.SIGINT)  # default_int_handler, or SIG_IGN in a background job
     result = train(_config(tiny_data, 2), tmp_path, progress=False)
     assert result.interrupted and result.epochs_done == 1
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
     state = load_state(tmp_path / STATE_FILE)
     assert (state["epoch"], state["step"]) == (1, 2) and len(state["history"]) == done
     training = json.loads(read_generator_file(tmp_path / GENERATOR_FILE)[2]["training"])

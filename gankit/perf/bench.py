@@ -38,25 +38,33 @@ from gankit.perf.ceilings import Ceilings, measure_ceilings, roofline
 from gankit.perf.environment import environment
 from gankit.timing import settle, summarise, time_cpu, time_gpu
 
-# Max |image - eager fp32 image| allowed before timing (images are in [-1, 1]).
-# Max |Δ| over a whole batch (up to ~10^9 values): bf16 keeps 8 mantissa bits, so its worst pixel of a
-# 4096-sample batch is ~0.08 off (10 grey levels) with nothing wrong. int8 is held to the export's parity
-# rule instead (gankit.onnx.parity: the 99.9th percentile of |Δ| and the mean), not to its max: a correct
-# int8 model moves a few outlier pixels near tanh's steep range, and how far depends on the weights.
-TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 3e-2, "bf16": 0.15}
+# Max |image - eager fp32 image| allowed before timing (images are in [-1, 1]), for the precisions whose max is
+# a bound. fp16 and fp32-class paths: their max.
+TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 3e-2}
+# bf16 and int8 move a few pixels in tanh's steep range far from fp32 while the rest stay close, and how far the
+# worst of a 4096-sample batch goes depends on the weights (bf16: 0.08 on the old bundled generator, 0.19 on
+# the 2026-11-26 one): they are held to the 99.9th percentile and the mean of |Δ| instead. int8: the export's
+# parity rule (gankit.onnx.parity). bf16: fp16's parity tolerances (max 1e-2, mean 1e-3) times 2**3, since
+# bf16 keeps 8 significant bits to fp16's 11 (measured on the bundled generators at batch 4096: 99.9th
+# percentile 0.042 and 0.028, mean 0.0015 and 0.0011).
+QUANTILE_RULE = {
+    "int8": (TOLERANCE_MAX["int8"], TOLERANCE_MEAN["int8"]),
+    "bf16": (8 * TOLERANCE_MAX["fp16"], 8 * TOLERANCE_MEAN["fp16"]),
+}
 
 
 def gate(diff: torch.Tensor, precision: str) -> str | None:
     """Why images that differ from eager fp32's by ``diff`` (|Δ|, any shape, in [-1, 1] units) are wrong for
     ``precision``, or None when they are within its tolerance."""
-    if precision == "int8":
+    if precision in QUANTILE_RULE:
         flat = diff.detach().flatten().double().cpu().numpy()
         p999, mean = float(np.quantile(flat, INT8_QUANTILE)), float(flat.mean())
-        if p999 <= TOLERANCE_MAX["int8"] and mean <= TOLERANCE_MEAN["int8"]:
+        top, average = QUANTILE_RULE[precision]
+        if p999 <= top and mean <= average:
             return None
         return (
-            f"|diff| vs eager fp32: 99.9th percentile {p999:.3g} (tolerance {TOLERANCE_MAX['int8']}), "
-            f"mean {mean:.3g} (tolerance {TOLERANCE_MEAN['int8']})"
+            f"|diff| vs eager fp32: 99.9th percentile {p999:.3g} (tolerance {top:g}), "
+            f"mean {mean:.3g} (tolerance {average:g})"
         )
     error = diff.max().item()
     return (
