@@ -16,7 +16,6 @@ from pathlib import Path
 
 import torch
 
-from gankit.checkpoint import model_path
 from gankit.errors import GankitError
 from gankit.evaluate import evaluate
 from gankit.io import atomic_path
@@ -40,12 +39,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
-    model = model_path(args.model) if args.model else None  # a path, or 'conditional'
     rows = []
     baseline = None
     for backend, precision in PATHS:
         try:
-            report = evaluate(model, backend=backend, precision=precision)
+            report = evaluate(args.model, backend=backend, precision=precision)
         except GankitError as exc:
             rows.append({"backend": backend, "precision": precision, "status": f"unavailable: {exc}"})
             print(f"{backend:<12} {precision:<5} unavailable: {exc}")

@@ -35,8 +35,12 @@ PRETRAINED_CONDITIONAL = Path(__file__).parent / "pretrained" / "generator_condi
 BUNDLED = {"unconditional": PRETRAINED, "conditional": PRETRAINED_CONDITIONAL}
 
 
-def model_path(text: str) -> Path:
-    """A model argument as a path: a file, or the name of a bundled generator (``BUNDLED``)."""
+def model_path(model: str | os.PathLike[str] | None = None) -> Path:
+    """A model argument as a path: None is the bundled generator, the name of a bundled generator (``BUNDLED``)
+    its file, anything else a path. Every command and API resolves its model argument here."""
+    if model is None:
+        return PRETRAINED
+    text = os.fspath(model)
     return BUNDLED[text] if text in BUNDLED and not Path(text).exists() else Path(text)
 
 
@@ -91,7 +95,7 @@ def read_generator_file(
 
 def load_generator(path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> Generator:
     """Load a generator file (default: the bundled pretrained one), in eval mode, on ``device``."""
-    config, tensors, _ = read_generator_file(path or PRETRAINED)
+    config, tensors, _ = read_generator_file(model_path(path))
     generator = Generator(config)
     generator.load_state_dict(tensors)
     return generator.to(device).eval()

@@ -16,13 +16,6 @@ FOREIGN_FILES = (
 )
 
 
-def model_path(text: str):
-    """argparse type of a model argument: a path, or a bundled generator's name (gankit.checkpoint.BUNDLED)."""
-    from gankit.checkpoint import model_path as resolve  # imported late: --help stays fast
-
-    return resolve(text)
-
-
 def _add_import_flags(p: argparse.ArgumentParser, onnx: bool = True) -> None:
     """The flags that say what a foreign file cannot (defaults: the seed's); see gankit.imports.options."""
     q = p.add_argument_group(
@@ -255,7 +248,6 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "model",
         nargs="?",
         default=None,
-        type=model_path,
         help=f"{FOREIGN_FILES}, or an .onnx generator (default: the bundled generator)",
     )
     # torchrun's own parser takes --n and --start as abbreviations of its options: hence the long aliases.
@@ -354,7 +346,6 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
         "path",
         nargs="?",
         default=None,
-        type=model_path,
         help=f"{FOREIGN_FILES}, or an .onnx generator (default: the bundled generator)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -363,10 +354,10 @@ def _add_info(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_info(args: argparse.Namespace) -> int:
-    from gankit.checkpoint import PRETRAINED
+    from gankit.checkpoint import model_path
     from gankit.imports import model_info
 
-    info = model_info(args.path or PRETRAINED, import_options_from(args), log=_stderr)
+    info = model_info(model_path(args.path), import_options_from(args), log=_stderr)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -390,9 +381,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "the --int8-* options pick others). The export lands only if its parity against a float64 reference "
         "passes; the report is written beside it as NAME.parity.json.",
     )
-    p.add_argument(
-        "checkpoint", nargs="?", default=None, type=model_path, help=f"{FOREIGN_FILES} (default: the bundled generator)"
-    )
+    p.add_argument("checkpoint", nargs="?", default=None, help=f"{FOREIGN_FILES} (default: the bundled generator)")
     p.add_argument("--out", default="exported/generator.onnx", help="[%(default)s]")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="[%(default)s]")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="[%(default)s]")
@@ -452,7 +441,6 @@ def _add_validate(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--checkpoint",
         default=None,
-        type=model_path,
         help=f"its source generator: {FOREIGN_FILES} (default: the bundled one, if it is)",
     )
     p.add_argument(
@@ -499,7 +487,6 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
         "model",
         nargs="?",
         default=None,
-        type=model_path,
         help=f"{FOREIGN_FILES}, or an .onnx generator: ONNX backends only (default: the bundled generator)",
     )
     p.add_argument(
@@ -566,7 +553,6 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
         "model",
         nargs="?",
         default=None,
-        type=model_path,
         help=f"{FOREIGN_FILES}, or an .onnx generator; 1x28x28 images only (default: the bundled generator)",
     )
     p.add_argument("--backend", default="auto", choices=["auto", *backend_names()], help="[%(default)s]")

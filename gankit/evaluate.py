@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gankit.backends.resolve import open_backend
-from gankit.checkpoint import PRETRAINED
+from gankit.checkpoint import model_path
 from gankit.data import load_bundled
 from gankit.errors import ConfigError
 from gankit.imports import ImportOptions
@@ -106,7 +106,7 @@ def evaluate(
     scores = quality(real, generated)
     training, training_labels = load_bundled()
     report = EvalReport(
-        str(model or PRETRAINED),
+        str(model_path(model)),
         engine.describe(),
         n,
         seed,

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from gankit.checkpoint import PRETRAINED
+from gankit.checkpoint import model_path as checkpoint_path  # validate() has a model_path argument
 from gankit.errors import ExportError
 from gankit.imports import ImportOptions, load_checkpoint
 from gankit.io import sha256_of
@@ -42,7 +43,7 @@ def export(
         raise ExportError(f"--out must end in .onnx (got {out})")
     if out.is_dir():
         raise ExportError(f"--out {out} is a folder; give a file name ending in .onnx")
-    source = Path(checkpoint) if checkpoint else PRETRAINED
+    source = checkpoint_path(checkpoint)
     generator = load_checkpoint(source, import_options, log)
     return export_generator(generator, source, out, precision, output, opset, log, int8)
 
@@ -65,7 +66,7 @@ def validate(
     """
     model_path = Path(model_path)
     props = read_metadata(model_path)
-    source = Path(checkpoint) if checkpoint else PRETRAINED
+    source = checkpoint_path(checkpoint)
     if checkpoint is None and sha256_of(PRETRAINED) != props.get("gankit_source_sha256"):
         raise ExportError(
             f"{model_path} was not exported from the bundled generator: pass its checkpoint with --checkpoint"

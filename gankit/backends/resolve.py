@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gankit.backends import Backend, backend_class, backend_names, create_backend
-from gankit.checkpoint import PRETRAINED
+from gankit.checkpoint import model_path
 from gankit.device import resolve_device
 from gankit.errors import BackendError
 from gankit.imports import ImportOptions, load_model
@@ -81,7 +81,7 @@ def open_backend(
     the same answer (``gankit.sampling.ranks.Ranks.share``), so ranks never calibrate on their own.
     ``import_options``: what a foreign file cannot say (``gankit.imports.ImportOptions``; the seed's defaults).
     """
-    path = Path(model) if model is not None else PRETRAINED
+    path = model_path(model)
     on_gpu = resolve_device(device).type == "cuda"
     loaded = load_model(path, import_options, log)
     generator = loaded if isinstance(loaded, Generator) else None

@@ -27,7 +27,7 @@ import torch
 from gankit.backends import PRECISIONS, Backend, backend_class, create_backend
 from gankit.backends.compile import COMPILE_MODES
 from gankit.backends.resolve import ONNX_BACKENDS
-from gankit.checkpoint import PRETRAINED
+from gankit.checkpoint import model_path
 from gankit.device import resolve_device
 from gankit.errors import BackendError, GankitError
 from gankit.imports import ImportOptions, load_model
@@ -133,7 +133,7 @@ def run_bench(
     batch_sizes = batch_sizes or ([1, 256, 65536, 1_048_576] if on_gpu else [1, 64, 4096])
     precisions = precisions or (["fp32", "tf32", "bf16"] if on_gpu else ["fp32"])
     _check_choices(backends or [], batch_sizes, precisions, output, compile_mode)
-    model = load_model(Path(model) if model else PRETRAINED, import_options, log)
+    model = load_model(model_path(model), import_options, log)
     onnx_file = not isinstance(model, Generator)
     backends = backends or default_backends(on_gpu, onnx_file)
     precisions = sorted(precisions, key=lambda p: p != "fp32")  # fp32 first: it is the "vs eager" baseline

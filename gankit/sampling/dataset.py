@@ -27,7 +27,6 @@ from typing import Any
 import torch
 
 from gankit.backends.resolve import open_backend
-from gankit.checkpoint import model_path
 from gankit.errors import SamplingError
 from gankit.labels import LabelSpec, resolve
 from gankit.sampling.lanes import DTYPES, Lane, open_lanes
@@ -80,7 +79,6 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
             raise SamplingError(f"give both rank and world, with 0 <= rank < world (got {rank}, {world})")
         ranks = Ranks(rank, world) if rank is not None else _distributed()
         share = ranks.share if rank is None and ranks.world > 1 else (lambda compute: compute())
-        model = model_path(model) if isinstance(model, str) else model  # a path, or 'conditional'
         opened = open_backend(model, backend, precision, device, batch_size, log=lambda message: None, share=share)
         self.model, self.seed, self.start, self.n = model, seed, start, n
         self.backend, self.precision, self.device = opened.name, opened.precision, device

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gankit.checkpoint import PRETRAINED
+from gankit.checkpoint import model_path
 from gankit.errors import SamplingError
 from gankit.imports import ImportOptions
 from gankit.labels import LabelSpec
@@ -64,7 +64,7 @@ class SampleJob:
 
     @property
     def model_path(self) -> Path:
-        return self.model or PRETRAINED
+        return model_path(self.model)
 
 
 CHECKSUMS = ("crc32", "sha256")  # what new shards record; what earlier runs recorded (still read)
