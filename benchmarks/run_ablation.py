@@ -34,7 +34,7 @@ from gankit.noise import noise
 from gankit.perf.environment import environment
 from gankit.quality.metrics import HALF, class_mix_fid, copying_share, features, label_fidelity, quality, real_halves
 from gankit.train import BEST_FILE, GENERATOR_FILE, STATE_FILE, resume, train
-from gankit.training.presets import build_config
+from gankit.training.presets import build_config, flat_options
 
 BASE: dict[str, Any] = {"betas": (0.5, 0.999), "ema": 0.999, "eval_every": 5, "keep_best": True, "seed": 0}
 ADA = {"augment_p": 0.0, "ada_target": 0.6}
@@ -141,24 +141,6 @@ def run_one(name: str, options: dict[str, Any], runs: Path, epochs: int, rescore
     return result
 
 
-def _flat_options(recipe: dict[str, Any]) -> dict[str, Any]:
-    """A saved TrainConfig as the flat option names of the runs (``build_config``'s), defaults left out."""
-    defaults = json.loads(json.dumps(asdict(build_config("seed"))))
-    flat = {k: v for k, v in recipe.items() if k not in ("generator", "discriminator", "data_dir", "device")}
-    flat = {k: v for k, v in flat.items() if k == "epochs" or defaults.get(k) != v}
-    generator, discriminator = recipe["generator"], recipe["discriminator"]
-    if generator.get("num_classes"):
-        flat["num_classes"] = generator["num_classes"]
-    for name, key in (("d_condition", "condition"), ("pack", "pack"), ("minibatch_std", "minibatch_std")):
-        if discriminator.get(key) != defaults["discriminator"].get(key) and (
-            generator.get("num_classes") or flat.get("latent_labels") or key != "condition"
-        ):
-            flat[name] = discriminator[key]
-    if discriminator.get("dropout"):
-        flat["d_dropout"] = discriminator["dropout"]
-    return flat
-
-
 def score_final(spec: str) -> dict[str, Any]:
     """``NAME=FOLDER[=MINUTES]``: a finished ``gankit train --preset`` run (any recipe and length), scored as
     the ablation's runs, with its training wall time as read off its progress bar; its recipe is the one
@@ -172,7 +154,7 @@ def score_final(spec: str) -> dict[str, Any]:
     floor = quality(real, other).fid
     result = {
         "name": name,
-        "options": _flat_options(recipe),
+        "options": flat_options(recipe),
         "epochs": recipe["epochs"],
         "minutes": float(minutes[0]) if minutes else None,
         "floor": floor,

@@ -505,3 +505,21 @@ def test_cli_train_errors_are_one_line(
     assert main(["train", "--out", str(tmp_path), "--data", str(tiny_data), "--device", "cpu", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gankit train: error: ") and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("preset", ["mnist", "mnist-conditional"])
+def test_flat_options_gives_a_saved_recipe_back_as_flags(preset: str) -> None:
+    """flat_options inverts build_config: the options it reads off a saved config rebuild that config, and hold
+    only what differs from the seed's defaults (D's classes, derived from G's or latent labels, are no option)."""
+    from dataclasses import asdict
+
+    from gankit.training.presets import flat_options
+
+    def saved(config: TrainConfig) -> dict:
+        return json.loads(json.dumps(asdict(config)))
+
+    for config in (build_config(preset), build_config(preset, pack=2, seed=4)):
+        options = flat_options(saved(config))
+        assert saved(build_config("seed", **options)) == saved(config)
+        assert "d_condition" not in options  # projection: the default, so not an option given
+        assert options.get("pack") == (2 if config.discriminator.pack == 2 else None)

@@ -7,7 +7,8 @@ Options given explicitly override the preset's.
 
 from __future__ import annotations
 
-from dataclasses import fields
+import json
+from dataclasses import asdict, fields
 from typing import Any
 
 from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
@@ -55,3 +56,22 @@ def build_config(preset: str = "seed", **options: Any) -> TrainConfig:
     )
     train = {name: values[name] for name in _TRAIN if name in values}
     return TrainConfig(**train, generator=generator, discriminator=discriminator)
+
+
+def _flatten(config: dict[str, Any]) -> dict[str, Any]:
+    """A TrainConfig's JSON as flat option names; fields a config written by an older gankit lacks are absent."""
+    flat = {name: value for name, value in config.items() if name in _TRAIN and name not in ("data_dir", "device")}
+    for name, field in _GENERATOR.items():
+        if field in config["generator"]:
+            flat.setdefault(name, config["generator"][field])
+    for name, field in _DISCRIMINATOR.items():  # num_classes and slope are G's: D's are derived from them
+        if field in config["discriminator"]:
+            flat.setdefault(name, config["discriminator"][field])
+    return flat
+
+
+def flat_options(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved TrainConfig (its JSON, as in train_state.pt) back as ``build_config``'s flat option names, those at
+    the seed's defaults left out (``epochs`` always kept): the recipe a run was trained with, as flags."""
+    defaults = _flatten(json.loads(json.dumps(asdict(build_config("seed")))))
+    return {name: value for name, value in _flatten(saved).items() if name == "epochs" or value != defaults.get(name)}
