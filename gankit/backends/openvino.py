@@ -52,6 +52,27 @@ def openvino_core():
     return ov.Core()
 
 
+def compile_openvino(path: Path, precision: str, config: dict):
+    """``path`` (an fp32 ONNX graph) compiled for OpenVINO's CPU plugin at ``precision`` ("fp32" or "bf16"), with
+    ``config`` (threads, streams, hints) beside the inference precision, which is always set: the plugin would
+    otherwise run an fp32 graph in bf16 on CPUs that have it. BackendError when it does not compile, or compiles
+    for another precision than asked."""
+    import openvino as ov
+    import openvino.properties.hint as hints
+
+    wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
+    try:
+        core = openvino_core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", {hints.inference_precision: wanted, **config})
+    except RuntimeError as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise BackendError(f"OpenVINO could not compile {path.name}: {first}") from exc
+    got = compiled.get_property(hints.inference_precision)
+    if got != wanted:
+        raise BackendError(f"OpenVINO compiled {path.name} for {got.get_type_name()}, not {precision} as asked")
+    return compiled
+
+
 class OpenVinoBackend(Backend):
     name = "openvino"
     precisions = ("fp32", "bf16")
@@ -88,7 +109,6 @@ class OpenVinoBackend(Backend):
         if reason is not None:
             raise BackendError(reason)
 
-        import openvino as ov
         import openvino.properties as props
         import openvino.properties.hint as hints
 
@@ -119,24 +139,17 @@ class OpenVinoBackend(Backend):
         self.threads = threads or torch.get_num_threads()
         self.performance = performance
 
-        wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
-        config = {
-            hints.inference_precision: wanted,
-            props.inference_num_threads: self.threads,
-            hints.performance_mode: {
-                "latency": hints.PerformanceMode.LATENCY,
-                "throughput": hints.PerformanceMode.THROUGHPUT,
-            }[performance],
-        }
-        try:
-            core = openvino_core()
-            self.compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
-        except RuntimeError as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise BackendError(f"OpenVINO could not compile {path.name}: {first}") from exc
-        got = self.compiled.get_property(hints.inference_precision)
-        if got != wanted:
-            raise BackendError(f"OpenVINO compiled {path.name} for {got.get_type_name()}, not {precision} as asked")
+        self.compiled = compile_openvino(
+            path,
+            precision,
+            {
+                props.inference_num_threads: self.threads,
+                hints.performance_mode: {
+                    "latency": hints.PerformanceMode.LATENCY,
+                    "throughput": hints.PerformanceMode.THROUGHPUT,
+                }[performance],
+            },
+        )
         self.request = self.compiled.create_infer_request()
 
     def _check(self, z: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None) -> None:

@@ -157,19 +157,11 @@ def _runtime_gemms(precision: str, size: int, folder: Path) -> dict[str, Callabl
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         calls[f"onnxruntime {graph_precision}"] = lambda: session.run(None, {"a": a})
     if precision in ("fp32", "bf16"):
-        try:
-            import openvino as ov
-            import openvino.properties.hint as hints
-        except ImportError:
-            return calls
-        from gankit.backends.openvino import openvino_core
+        from gankit.backends.openvino import OpenVinoBackend, compile_openvino
 
-        core = openvino_core()
-        wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
-        if precision == "bf16" and not cpu_info().has_bf16:
+        if OpenVinoBackend.unavailable_reason() is not None or precision == "bf16" and not cpu_info().has_bf16:
             return calls
-        compiled = core.compile_model(str(path), "CPU", {hints.inference_precision: wanted})
-        request = compiled.create_infer_request()
+        request = compile_openvino(Path(path), precision, {}).create_infer_request()
         calls[f"openvino {precision}"] = lambda: request.infer({0: a}, share_inputs=True)
     return calls
 

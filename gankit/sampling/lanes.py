@@ -38,8 +38,7 @@ import numpy as np
 import torch
 
 from gankit.backends import Backend, create_backend
-from gankit.backends.openvino import openvino_core
-from gankit.errors import BackendError
+from gankit.backends.openvino import compile_openvino
 from gankit.labels import LabelSpec, resolve
 from gankit.noise import noise
 from gankit.pixels import to_uint8_into
@@ -128,21 +127,12 @@ def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Calla
     ``threads`` threads each. One compilation with a stream a lane, not one a lane: each compilation pins its
     threads from the first core on, so separate ones of one thread each all ran on core 0 (measured: two such
     lanes made less than one)."""
-    import openvino as ov
     import openvino.properties as props
     import openvino.properties.hint as hints
 
-    wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
-    core = openvino_core()
-    config = {
-        hints.inference_precision: wanted,
-        props.inference_num_threads: count * threads,
-        props.num_streams: count,
-        hints.performance_mode: hints.PerformanceMode.LATENCY if count == 1 else hints.PerformanceMode.THROUGHPUT,
-    }
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", config)
-    if compiled.get_property(hints.inference_precision) != wanted:
-        raise BackendError(f"OpenVINO compiled {path.name} for another precision than {precision}")
+    mode = hints.PerformanceMode.LATENCY if count == 1 else hints.PerformanceMode.THROUGHPUT
+    config = {props.inference_num_threads: count * threads, props.num_streams: count, hints.performance_mode: mode}
+    compiled = compile_openvino(path, precision, config)
 
     def run_on(request):
         # share_outputs: a view of the request's output, valid until its next call: RuntimeLane copies it at once.
