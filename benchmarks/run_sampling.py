@@ -60,7 +60,7 @@ from gankit.noise import noise
 from gankit.perf.environment import environment
 from gankit.pixels import to_uint8, to_uint8_into
 from gankit.sampling.lanes import measure_split, open_lanes, plan_lanes
-from gankit.sampling.writer import DIRECT, aligned_empty, write_shard
+from gankit.sampling.writer import DIRECT, aligned_empty, write_all, write_shard
 
 ROOT = Path(__file__).resolve().parents[1]
 README_MARKERS = ("<!-- sampling:start -->", "<!-- sampling:end -->")
@@ -191,9 +191,7 @@ def disk_ceiling(workdir: Path) -> dict[str, float]:
             continue
         try:
             for _ in range(GIB // block.nbytes):
-                view = memoryview(block)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, memoryview(block))
             os.fsync(fd)
         except OSError:
             continue

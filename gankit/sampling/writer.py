@@ -55,7 +55,8 @@ def npy_header(images: np.ndarray) -> bytes:
     return np.lib.format.MAGIC_PREFIX + b"\x01\x00" + struct.pack("<H", ALIGN - 10) + text.ljust(ALIGN - 11) + b"\n"
 
 
-def _write_all(fd: int, data: memoryview) -> None:
+def write_all(fd: int, data: memoryview) -> None:
+    """All of ``data`` to ``fd`` (os.write may write less than it is given)."""
     while data:
         data = data[os.write(fd, data) :]
 
@@ -67,14 +68,14 @@ def _write_data(fd: int, data: memoryview) -> None:
         flags = fcntl.fcntl(fd, fcntl.F_GETFL)
         try:
             fcntl.fcntl(fd, fcntl.F_SETFL, flags | DIRECT)
-            _write_all(fd, data[:direct])
+            write_all(fd, data[:direct])
         except OSError as exc:
             if exc.errno != errno.EINVAL:  # EINVAL: no O_DIRECT here; anything else (ENOSPC...) is an error
                 raise
             direct = os.lseek(fd, 0, os.SEEK_CUR) - ALIGN  # pages that did land; the rest goes buffered
         finally:
             fcntl.fcntl(fd, fcntl.F_SETFL, flags)
-    _write_all(fd, data[direct:])
+    write_all(fd, data[direct:])
 
 
 def _crc32(*chunks: bytes | np.ndarray) -> str:
@@ -90,7 +91,7 @@ def _write_file(path: Path, *chunks: bytes | np.ndarray) -> None:
         fd = os.open(tmp, os.O_WRONLY)
         try:
             for chunk in chunks:
-                _write_all(fd, memoryview(chunk).cast("B"))
+                write_all(fd, memoryview(chunk).cast("B"))
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -124,7 +125,7 @@ def write_shard(out: Path, name: str, first: int, images: np.ndarray) -> ShardRe
     with atomic_path(out / name) as tmp:
         fd = os.open(tmp, os.O_WRONLY)
         try:
-            _write_all(fd, memoryview(header))
+            write_all(fd, memoryview(header))
             _write_data(fd, data)
             os.fsync(fd)
         finally:
