@@ -102,7 +102,8 @@ def score(
                 out |= {"label_fidelity": float(np.mean(per_class)), "label_fidelity_per_class": per_class}
             if copying:
                 training, training_labels = load_bundled()
-                out["copying"] = asdict(copying_share(images, training, labels=(training_labels, None)))
+                check = copying_share(images, training, labels=(training_labels, None), predicted=fake[1])
+                out["copying"] = asdict(check)
     return out
 
 

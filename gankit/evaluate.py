@@ -114,7 +114,7 @@ def evaluate(
         floor,
         scores,
         class_mix_fid(scores.coverage, seed, halves=(real[0], other[0])),
-        copying_share(images, training, labels=(training_labels, None)),
+        copying_share(images, training, labels=(training_labels, None), predicted=generated[1]),
         classes,
     )
     if labels is not None:

@@ -156,6 +156,7 @@ def copying_share(
     held_out: torch.Tensor | None = None,
     quantile: float = 0.05,
     labels: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+    predicted: np.ndarray | None = None,
 ) -> CopyCheck:
     """Does a generator copy its training digits? Images (N, C, H, W) in [-1, 1] or uint8.
 
@@ -170,7 +171,8 @@ def copying_share(
     ``labels`` = (training labels (N,), held-out labels or None) makes the threshold per digit, each
     generated sample judged by its digit as the classifier reads it: nearest-neighbour distances differ
     by digit (1s sit far closer together than 8s), so a generator that over-makes 1s would otherwise
-    look like a copier.
+    look like a copier. ``predicted``: the classifier's digit of each generated sample (``features(generated)[1]``),
+    if already at hand.
     """
 
     def flat(images: torch.Tensor) -> torch.Tensor:
@@ -189,8 +191,8 @@ def copying_share(
     else:
         reference_labels = labels[0] if held_out is None else labels[1]
         thresholds = [float(torch.quantile(reference[reference_labels == d].double(), quantile)) for d in range(10)]
-        predicted = torch.from_numpy(features(generated)[1])
-        limit = torch.tensor(thresholds, dtype=nearest.dtype)[predicted]
+        digits = torch.from_numpy(features(generated)[1] if predicted is None else np.asarray(predicted))
+        limit = torch.tensor(thresholds, dtype=nearest.dtype)[digits]
     return CopyCheck(
         share=float((nearest < limit).double().mean()),
         expected=quantile,
