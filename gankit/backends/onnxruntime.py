@@ -19,8 +19,7 @@ from gankit.errors import BackendError
 from gankit.model import Generator
 from gankit.onnx.graph import OnnxGraph, read_graph
 from gankit.pixels import to_uint8
-
-OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
+from gankit.runtime import OPTIMIZATION_LEVELS, cuda_provider_available, feeds, onnxruntime_session
 
 
 class OnnxRuntimeBackend(Backend):
@@ -38,8 +37,6 @@ class OnnxRuntimeBackend(Backend):
         int8=None,
     ) -> None:
         """``int8``: ``gankit.onnx.quantize.Int8Options`` for a Generator exported at precision int8."""
-        import onnxruntime as ort
-
         from gankit.onnx.cache import cached_export
 
         if optimization not in OPTIMIZATION_LEVELS:
@@ -61,27 +58,14 @@ class OnnxRuntimeBackend(Backend):
 
             self.variant = f"int8 {Int8Options.from_json(graph.metadata['gankit_int8']).label}"
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or torch.get_num_threads()
-        options.inter_op_num_threads = 1
-        # Spinning workers halve the batch-1 latency here (27 vs 50 us on 2 cores) but keep the cores busy a
-        # moment after each run: pass spin=False when other work shares the cores at once.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
-        options.graph_optimization_level = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }[optimization]
-        cuda = (
-            "CUDAExecutionProvider" in ort.get_available_providers() and device != "cpu" and torch.cuda.is_available()
-        )
+        cuda = cuda_provider_available() and device != "cpu" and torch.cuda.is_available()
         if device.startswith("cuda") and not cuda:
             raise BackendError(
                 "the installed onnxruntime has no CUDA execution provider: install onnxruntime-gpu, or use --device cpu"
             )
-        providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        self.session = onnxruntime_session(
+            self.path, threads or torch.get_num_threads(), spin=spin, optimization=optimization, cuda=cuda
+        )
         self.device = torch.device("cuda" if cuda else "cpu")
 
     def _check(self, z: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None) -> None:
@@ -94,14 +78,8 @@ class OnnxRuntimeBackend(Backend):
         self._check(z, labels)
         return self._images(z, labels)
 
-    def _feeds(self, z: np.ndarray, labels: np.ndarray | None) -> dict[str, np.ndarray]:
-        feeds = {self.graph.input_name: np.ascontiguousarray(z)}
-        if self.graph.label_name is not None:
-            feeds[self.graph.label_name] = np.ascontiguousarray(labels, dtype=np.int64)
-        return feeds
-
     def _images(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
-        images = self.session.run([self.graph.output_name], self._feeds(z, labels))[0]
+        images = self.session.run([self.graph.output_name], feeds(self.graph, z, labels))[0]
         images = images.reshape(z.shape[0], *self.config.image_shape)  # a foreign graph's output may be flat
         return 2 * images - 1 if self.graph.output_range == (0.0, 1.0) else images
 

@@ -22,7 +22,6 @@ One infer request is reused for every call: a backend object is not safe to call
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from pathlib import Path
 
@@ -33,44 +32,12 @@ from gankit.backends.base import Backend, check_latent_batch
 from gankit.errors import BackendError
 from gankit.model import Generator
 from gankit.onnx.graph import OnnxGraph, read_graph
+from gankit.runtime import compile_openvino, feeds
 
 DEVICES = ("auto", "cpu")
 # latency: one stream using every thread (best at batch 1: ~75-140 us vs ~200 us, and for bf16 at every batch);
 # throughput: one stream per core, which was a little faster for fp32 at batch 4096 on a 2-core shared CPU.
 PERFORMANCE_HINTS = ("latency", "throughput")
-
-
-@functools.lru_cache(maxsize=1)
-def openvino_core():
-    """One OpenVINO Core for the process's lifetime, shared by every OpenVINO user in gankit. Each Core's CPU
-    plugin replaces the calling thread's signal stack at its first compilation and puts back the one it found
-    when the Core is destroyed; Cores destroyed out of order leave a freed stack in place, and the next signal
-    handled on it (Ctrl-C, SIGCHLD) kills the process (OpenVINO 2026.4). A Core that is never destroyed never
-    puts back a stale one."""
-    import openvino as ov
-
-    return ov.Core()
-
-
-def compile_openvino(path: Path, precision: str, config: dict):
-    """``path`` (an fp32 ONNX graph) compiled for OpenVINO's CPU plugin at ``precision`` ("fp32" or "bf16"), with
-    ``config`` (threads, streams, hints) beside the inference precision, which is always set: the plugin would
-    otherwise run an fp32 graph in bf16 on CPUs that have it. BackendError when it does not compile, or compiles
-    for another precision than asked."""
-    import openvino as ov
-    import openvino.properties.hint as hints
-
-    wanted = ov.Type.bf16 if precision == "bf16" else ov.Type.f32
-    try:
-        core = openvino_core()
-        compiled = core.compile_model(core.read_model(str(path)), "CPU", {hints.inference_precision: wanted, **config})
-    except RuntimeError as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise BackendError(f"OpenVINO could not compile {path.name}: {first}") from exc
-    got = compiled.get_property(hints.inference_precision)
-    if got != wanted:
-        raise BackendError(f"OpenVINO compiled {path.name} for {got.get_type_name()}, not {precision} as asked")
-    return compiled
 
 
 class OpenVinoBackend(Backend):
@@ -162,12 +129,9 @@ class OpenVinoBackend(Backend):
         self._check(z, labels)
         if z.shape[0] == 0:
             return np.empty((0, *self.config.image_shape), dtype=np.float32)
-        feeds = {0: np.ascontiguousarray(z)}
-        if labels is not None:  # a gankit export's inputs are z, label, in that order
-            feeds[1] = np.ascontiguousarray(labels, dtype=np.int64)
         # share_outputs=False: the result is a copy, not a view of the request's output tensor, so the next
         # call cannot overwrite it. share_inputs=True: no copy of z (the call is synchronous).
-        result = self.request.infer(feeds, share_inputs=True, share_outputs=False)
+        result = self.request.infer(feeds(self.graph, z, labels), share_inputs=True, share_outputs=False)
         images = result[0].reshape(z.shape[0], *self.config.image_shape)  # a foreign graph's output may be flat
         return 2 * images - 1 if self.graph.output_range == (0.0, 1.0) else images
 

@@ -7,7 +7,6 @@ when parity fails.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,28 +17,23 @@ from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.labels import BALANCED
 from gankit.model import Generator
-from gankit.onnx.build import DEFAULT_OPSET, build_onnx, read_metadata
+from gankit.onnx.build import read_metadata
+from gankit.onnx.graph import read_graph
 from gankit.onnx.parity import ParityReport, check_parity, format_report, raise_if_failed, write_report
 from gankit.pixels import LEVELS_PER_UNIT
+from gankit.runtime import feeds, onnxruntime_session
 
 VS_FP32_SAMPLES = 4096
 
 
 def graph_runner(path: Path, threads: int | None = None) -> Callable[..., np.ndarray]:
-    """z (B, latent) float32 [, labels (B,) int64 for a class-conditional export] -> the graph's ``image`` output,
-    through a CPU onnxruntime session of ``path``."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    """z (B, latent) float32 [, labels (B,) int64 for a class-conditional export] -> the graph's image output,
+    through a CPU onnxruntime session of ``path``, fed by the graph's own names."""
+    graph = read_graph(path)
+    session = onnxruntime_session(path, threads)
 
     def run(z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-        feeds = {"z": np.ascontiguousarray(z, dtype=np.float32)}  # gankit's names
-        if labels is not None:
-            feeds["label"] = np.ascontiguousarray(labels, dtype=np.int64)
-        return session.run(["image"], feeds)[0]
+        return session.run([graph.output_name], feeds(graph, z, labels))[0]
 
     return run
 
@@ -84,13 +78,14 @@ def check_export(
 def compare_with_fp32(generator: Generator, run: Callable[..., np.ndarray]) -> dict[str, float]:
     """Pixel-level error of a low-precision export (``run``) against the fp32 export, on 4,096 normal z (seed 0),
     with balanced labels (``gankit.labels``, seed 0) for a class-conditional generator."""
-    with tempfile.TemporaryDirectory() as folder:
-        fp32_path = Path(folder) / "fp32.onnx"
-        build_onnx(generator, fp32_path, "fp32", "float", DEFAULT_OPSET, "")
-        z = torch.randn(VS_FP32_SAMPLES, generator.config.latent_dim, generator=torch.Generator().manual_seed(0))
-        given = (z.numpy(),)
-        if generator.config.num_classes:
-            given += (BALANCED.labels(0, 0, VS_FP32_SAMPLES, generator.config.num_classes).numpy(),)
-        low, high = run(*given), graph_runner(fp32_path)(*given)
-        diff = np.abs(low.astype(np.float64) - high.astype(np.float64)) * LEVELS_PER_UNIT
+    from gankit.onnx.cache import cached_export
+
+    keep, fp32_path = cached_export(generator, "fp32")  # keep: a temporary folder to hold when the cache is unwritable
+    z = torch.randn(VS_FP32_SAMPLES, generator.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    given = (z.numpy(),)
+    if generator.config.num_classes:
+        given += (BALANCED.labels(0, 0, VS_FP32_SAMPLES, generator.config.num_classes).numpy(),)
+    low, high = run(*given), graph_runner(fp32_path)(*given)
+    del keep
+    diff = np.abs(low.astype(np.float64) - high.astype(np.float64)) * LEVELS_PER_UNIT
     return {"max_pixel_levels_vs_fp32": float(diff.max()), "mean_pixel_levels_vs_fp32": float(diff.mean())}

@@ -152,12 +152,13 @@ def _runtime_gemms(precision: str, size: int, folder: Path) -> dict[str, Callabl
         else np.random.default_rng(1).standard_normal((size, size), dtype=np.float32)
     )
     if precision in ("fp32", "fp16", "int8"):
-        import onnxruntime as ort
+        from gankit.runtime import onnxruntime_session
 
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        session = onnxruntime_session(path)
         calls[f"onnxruntime {graph_precision}"] = lambda: session.run(None, {"a": a})
     if precision in ("fp32", "bf16"):
-        from gankit.backends.openvino import OpenVinoBackend, compile_openvino
+        from gankit.backends.openvino import OpenVinoBackend
+        from gankit.runtime import compile_openvino
 
         if OpenVinoBackend.unavailable_reason() is not None or precision == "bf16" and not cpu_info().has_bf16:
             return calls

@@ -37,11 +37,11 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from gankit.backends import Backend, create_backend
-from gankit.backends.openvino import compile_openvino
+from gankit.backends import Backend
 from gankit.labels import LabelSpec, resolve
 from gankit.noise import noise
 from gankit.pixels import to_uint8_into
+from gankit.runtime import compile_openvino, feeds, onnxruntime_session
 
 RUNTIMES = ("onnxruntime", "openvino")
 MEASURE_SECONDS = 0.5
@@ -93,21 +93,22 @@ class RuntimeLane:
 
 
 class _OnnxRun:
-    """One onnxruntime session writing into a float32 buffer of its own (IOBinding): a fresh 12.8 MB output
-    each batch cost its page faults (~0.3 CPU µs a sample, measured)."""
+    """One onnxruntime session of ``graph`` writing into a float32 buffer of its own (IOBinding): a fresh output
+    array each batch would cost its page faults."""
 
-    def __init__(self, backend: Backend) -> None:
-        self.session, self.image_shape = backend.session, backend.config.image_shape
+    def __init__(self, graph, threads: int) -> None:
+        # spinning workers would keep the cores from the noise, the other lanes and the writer between runs
+        self.session = onnxruntime_session(graph.path, threads, spin=False)
+        self.graph, self.image_shape = graph, graph.config.image_shape
         self.buffer = np.empty((0, *self.image_shape), dtype=np.float32)
 
     def __call__(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         if len(self.buffer) != len(z):
             self.buffer = np.empty((len(z), *self.image_shape), dtype=np.float32)
         binding = self.session.io_binding()
-        binding.bind_cpu_input("z", np.ascontiguousarray(z))
-        if labels is not None:
-            binding.bind_cpu_input("label", np.ascontiguousarray(labels, dtype=np.int64))
-        binding.bind_output("image", "cpu", 0, np.float32, self.buffer.shape, self.buffer.ctypes.data)
+        for name, value in feeds(self.graph, z, labels).items():
+            binding.bind_cpu_input(name, value)
+        binding.bind_output(self.graph.output_name, "cpu", 0, np.float32, self.buffer.shape, self.buffer.ctypes.data)
         self.session.run_with_iobinding(binding)
         return self.buffer
 
@@ -122,8 +123,8 @@ def runs_in_lanes(backend: Backend) -> bool:
     return backend.name in RUNTIMES and backend.device.type == "cpu" and not foreign
 
 
-def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Callable[[np.ndarray], np.ndarray]]:
-    """``count`` infer requests on one OpenVINO compilation of ``path``, one stream of
+def _openvino_runs(graph, precision: str, count: int, threads: int) -> list[Callable[[np.ndarray], np.ndarray]]:
+    """``count`` infer requests on one OpenVINO compilation of ``graph``, one stream of
     ``threads`` threads each. One compilation with a stream a lane, not one a lane: each compilation pins its
     threads from the first core on, so separate ones of one thread each all ran on core 0 (measured: two such
     lanes made less than one)."""
@@ -132,13 +133,12 @@ def _openvino_runs(path, precision: str, count: int, threads: int) -> list[Calla
 
     mode = hints.PerformanceMode.LATENCY if count == 1 else hints.PerformanceMode.THROUGHPUT
     config = {props.inference_num_threads: count * threads, props.num_streams: count, hints.performance_mode: mode}
-    compiled = compile_openvino(path, precision, config)
+    compiled = compile_openvino(graph.path, precision, config)
 
     def run_on(request):
         # share_outputs: a view of the request's output, valid until its next call: RuntimeLane copies it at once.
         def run(z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-            feeds = {0: z} if labels is None else {0: z, 1: labels}  # a gankit export's inputs: z, label
-            return request.infer(feeds, share_inputs=True, share_outputs=True)[0]
+            return request.infer(feeds(graph, z, labels), share_inputs=True, share_outputs=True)[0]
 
         return run
 
@@ -162,10 +162,9 @@ def open_lanes(
         return [BackendLane(backend, labels)]
     threads = threads or torch.get_num_threads()
     if backend.name == "openvino":
-        runs = _openvino_runs(backend.path, backend.precision, count, threads)
-    else:  # spinning workers would keep the cores from the noise, the other lanes and the writer between runs
-        sessions = [create_backend("onnxruntime", backend.path, threads=threads, spin=False) for _ in range(count)]
-        runs = [_OnnxRun(session) for session in sessions]
+        runs = _openvino_runs(backend.graph, backend.precision, count, threads)
+    else:
+        runs = [_OnnxRun(backend.graph, threads) for _ in range(count)]
     first = (np.zeros((1, backend.config.latent_dim), dtype=np.float32),)
     if labels is not None:
         first += (np.zeros(1, dtype=np.int64),)
