@@ -6,7 +6,7 @@ Tolerances:
   CPU plugin's bf16 default sneaks in (bf16 errors are ~1e-3, thousands of times PyTorch's fp32 error).
 - bf16: 8 significant bits (unit roundoff 2^-9 ~ 2e-3) on the matmul inputs of three layers whose
   activations are O(1) and tanh's slope <= 1: a few roundoffs a layer, so 2e-2 (10 roundoffs), still 7x
-  tighter than the 99.9th-percentile bound gankit bench holds bf16 paths to (gankit.perf.bench.QUANTILE_RULE).
+  tighter than the 99.9th-percentile bound gankit bench holds bf16 paths to (gankit.tolerances.BENCH_QUANTILE_RULE).
 """
 
 from __future__ import annotations

@@ -31,10 +31,10 @@ from gankit.config import GeneratorConfig
 from gankit.data import load_bundled
 from gankit.errors import ConfigError, ConversionError
 from gankit.imports import ImportOptions, from_module, load_model
-from gankit.imports.module import VERIFY_TOLERANCE
 from gankit.noise import noise
 from gankit.onnx.parity import FP32_FLOOR, FP32_HEADROOM
 from gankit.pixels import to_uint8
+from gankit.tolerances import IMPORT_VERIFY
 
 
 class Generator(nn.Module):
@@ -242,7 +242,7 @@ def test_from_module_layer_kinds(build, config: GeneratorConfig) -> None:
         expected = module(z).reshape(50, *config.image_shape)
         if config.output_activation == "sigmoid":
             expected = 2 * expected - 1  # gankit's images are in [-1, 1]
-        assert (generator(z) - expected).abs().max().item() <= VERIFY_TOLERANCE
+        assert (generator(z) - expected).abs().max().item() <= IMPORT_VERIFY
 
 
 def test_flat_output_needs_the_image_shape() -> None:

@@ -10,8 +10,8 @@ import pytest
 from gankit.backends import autoselect
 from gankit.checkpoint import load_generator
 from gankit.cpu import cpu_info
-from gankit.perf.bench import QUANTILE_RULE
 from gankit.pixels import LEVELS_PER_UNIT
+from gankit.tolerances import BENCH_QUANTILE_RULE
 
 HAS_BF16 = cpu_info().has_bf16
 PATHS = [
@@ -45,6 +45,6 @@ def test_quality_cost_within_tolerance(generator, reference, backend: str, preci
     measured = autoselect._quality(images, reference)
     assert autoselect.quality_ok(measured), measured
     # mean grey levels from eager fp32: fp32 paths run the same sums in another order; bf16 and int8 are held to
-    # the mean of the rule gankit bench gates them with (gankit.perf.bench.QUANTILE_RULE), in grey levels
-    bound = 0.01 if precision == "fp32" else QUANTILE_RULE[precision][1] * LEVELS_PER_UNIT
+    # the mean of the rule gankit bench gates them with (gankit.tolerances.BENCH_QUANTILE_RULE), in grey levels
+    bound = 0.01 if precision == "fp32" else BENCH_QUANTILE_RULE[precision][1] * LEVELS_PER_UNIT
     assert measured["mean_levels"] <= bound, measured

@@ -16,9 +16,9 @@ from gankit.errors import ExportError
 from gankit.export import export
 from gankit.noise import noise
 from gankit.onnx.build import read_metadata
-from gankit.onnx.parity import TOLERANCE_MEAN
 from gankit.onnx.quantize import Int8Options, linear_nodes, parse_layers
 from gankit.pixels import LEVELS_PER_UNIT
+from gankit.tolerances import PARITY_MEAN
 
 QUIET = {"log": lambda line: None}
 # The bundled generator is a trained one: quantization error depends on trained weight and activation ranges.
@@ -34,7 +34,7 @@ OPTIONS = {
 # Mean |Δ| from the fp32 export, in grey levels, on standard-normal z: the int8 parity rule's mean
 # (gankit.onnx.parity), which a correct int8 export meets against float64 (measured on the 2026-11-26
 # bundled generator: dynamic 1.3, per-tensor 1.6, static 1.6-2.0, keep3 0.7 levels).
-MEAN_LEVELS_BOUND = TOLERANCE_MEAN["int8"] * LEVELS_PER_UNIT
+MEAN_LEVELS_BOUND = PARITY_MEAN["int8"] * LEVELS_PER_UNIT
 
 
 @pytest.fixture(scope="module")

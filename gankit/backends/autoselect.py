@@ -8,10 +8,10 @@ later run on this machine and model, at any batch size, decides at once.
 
 With ``--precision auto`` the candidates are (backend, precision) paths, lower precisions included
 (bf16 only where the CPU has native bf16, ``gankit.cpu``), and a path must first keep quality: its
-2,500 samples (seed 0) must score an MNIST-FID within ``FID_TOLERANCE`` (5%) of eager fp32's on the
+2,500 samples (seed 0) must score an MNIST-FID within ``gankit.tolerances.AUTO_FID_MARGIN`` of eager fp32's on the
 same seeds, with every digit still at least half as common as under fp32 (``gankit.quality.metrics``); for
 generators that do not make 28x28 greyscale images, the mean pixel difference from eager fp32 must
-be within ``MEAN_LEVELS_TOLERANCE`` (1 grey level) instead.
+be within ``AUTO_MEAN_LEVELS`` instead.
 """
 
 from __future__ import annotations
@@ -32,14 +32,12 @@ from gankit.model import Generator
 from gankit.noise import noise
 from gankit.pixels import in_levels
 from gankit.timing import settle, time_cpu
+from gankit.tolerances import AUTO_COVERAGE_FRACTION, AUTO_FID_MARGIN, AUTO_MEAN_LEVELS
 from gankit.version import package_version
 
 CPU_CANDIDATES = ("eager", "onnxruntime", "openvino")
 LOW_PRECISIONS = ("fp32", "bf16", "int8")  # tf32 is a GPU mode; fp16 has no fast CPU kernels
 CALIBRATION_BATCH = 4096
-FID_TOLERANCE = 0.05
-COVERAGE_FRACTION = 0.5
-MEAN_LEVELS_TOLERANCE = 1.0
 QUALITY_SAMPLES = 2500
 
 
@@ -175,10 +173,10 @@ def _quality(images: torch.Tensor, reference: torch.Tensor, reference_quality=No
 def quality_ok(measured: dict[str, float]) -> bool:
     """Within the module's quality tolerance (see the module docstring)."""
     if "fid" not in measured:
-        return measured["mean_levels"] <= MEAN_LEVELS_TOLERANCE
+        return measured["mean_levels"] <= AUTO_MEAN_LEVELS
     return (
-        measured["fid"] <= measured["fid_fp32"] * (1 + FID_TOLERANCE)
-        and measured["min_coverage_ratio"] >= COVERAGE_FRACTION
+        measured["fid"] <= measured["fid_fp32"] * (1 + AUTO_FID_MARGIN)
+        and measured["min_coverage_ratio"] >= AUTO_COVERAGE_FRACTION
     )
 
 

@@ -13,7 +13,7 @@ nn.ModuleList and custom containers alike) and reads:
 Anything else (a convolution, an unknown layer, a container with parameters of its own) is refused with
 its path. A forward written as custom code may do what the walk cannot see (skip or reuse a layer, add
 something), so the Generator is checked against the module's own forward, both in float64, on a probe
-batch: it must agree within ``VERIFY_TOLERANCE`` or the conversion is refused.
+batch: it must agree within ``gankit.tolerances.IMPORT_VERIFY`` or the conversion is refused.
 
 The module is converted as in eval mode (BatchNorm from running statistics, Dropout off): the walk and the
 probe use a float64 copy of it in eval mode; the module itself is not changed.
@@ -31,14 +31,10 @@ from torch import nn
 from gankit.errors import ConversionError
 from gankit.imports.chain import Linear, build_generator, fold_batchnorm
 from gankit.model import Generator
+from gankit.tolerances import IMPORT_VERIFY
 
 PROBE_BATCH = 64
 PROBE_SEED = 0
-# The folded Generator and the module, both in float64 on the same z, differ only by the reassociation of
-# the BatchNorm fold and of 2 * sigmoid - 1: ~1e-16 relative a step, ~1e-13 over a deep MLP. 1e-9 is far
-# above that and far below any real difference: a missed step (a skipped layer, a scale, a residual add)
-# moves outputs by orders more, and 1e-9 is 1000x under the 1e-6 the conversion promises in fp32.
-VERIFY_TOLERANCE = 1e-9
 SUPPORTED = "Linear, BatchNorm1d, LeakyReLU, ReLU, Tanh, Sigmoid, Identity, Dropout, Unflatten"
 CONVOLUTIONS = (nn.modules.conv._ConvNd,)
 SKIPPED = (nn.Identity, nn.Dropout)
@@ -197,10 +193,10 @@ def from_module(module: nn.Module, image_shape: tuple[int, int, int] | None = No
     flat = build_generator(walk.linears, slopes, output_activation, (1, 1, outputs), torch.float64)
     with torch.no_grad():
         difference = (flat(z).reshape(PROBE_BATCH, outputs) - expected).abs().max().item()
-    if not difference <= VERIFY_TOLERANCE:
+    if not difference <= IMPORT_VERIFY:
         raise ConversionError(
             f"the module's own forward differs from its layers in order ({difference:.3g} max on a probe batch, "
-            f"in float64; tolerance {VERIFY_TOLERANCE:g}): it does something the walk over "
+            f"in float64; tolerance {IMPORT_VERIFY:g}): it does something the walk over "
             f"{', '.join(linear.name for linear in walk.linears)} cannot see"
         )
     config = replace(flat.config, image_shape=_image_shape(output, outputs, image_shape))

@@ -9,38 +9,12 @@ Per case the report gives max |Δ| and the relative error max |Δ| / max |refere
 meaningless where tanh crosses 0), the mean |Δ|, the same in 0..255 pixel levels, and the tolerance it was
 held to.
 
-Tolerances (images are in [-1, 1]; one pixel level is 1/127.5 = 7.8e-3):
-- fp32: derived from PyTorch's own fp32 forward on the same inputs, measured in the same check. A
-  correct fp32 implementation cannot be held to less than that: its error against float64 comes from
-  rounding the fp32 intermediates (h1, h2, the pre-tanh values), which every fp32 implementation shares,
-  plus its own summation order. Measured on the bundled generator (40 seeds, onnxruntime 1.32, Xeon):
-  at batch 1000 and for extreme z, onnxruntime's max |Δ| equals PyTorch's (ratio 1.00; both 6e-6 to
-  1.5e-5 at batch 1000), while at batch 1-7 PyTorch takes a more accurate matrix-vector path and
-  onnxruntime's error is up to 6.7x PyTorch's there, yet below PyTorch's batch-1000 error. So the
-  yardstick of a case is the larger of PyTorch's max |Δ| over all standard-normal cases and PyTorch's
-  max |Δ| on the case itself (extreme z: pre-activations grow with z, and so does the error), and the
-  tolerance is ``FP32_HEADROOM`` (3) times that, never below ``FP32_FLOOR`` (8 fp32 epsilons, 9.5e-7: the
-  last roundings of tanh and its argument alone reach a few ulps). The mean |Δ| likewise, against PyTorch's
-  mean |Δ|. A fixed 1e-5 failed a correct export a third of the time on an AMD EPYC; a perturbation
-  as small as rounding the weights to fp16 (max |Δ| ~1e-3) is still 20x over these tolerances
-  (``tests/test_export.py`` checks both).
-- fp16: max |Δ| <= 1e-2, mean <= 1e-3. fp16 has a unit roundoff of 4.9e-4; three layers of
-  dot products of length <= 512 accumulate a few of those, and tanh's slope is <= 1: 1e-2 is 20
-  roundoffs, ~1.3 pixel levels, and below it no image a person can tell apart.
-- int8 (onnxruntime, any ``gankit.onnx.quantize`` option): the 99.9th percentile of |Δ| <= 1.0 and the
-  mean <= 0.04. Activations are quantized to 256 levels of a range (each batch's own when dynamic, a
-  calibrated one when static), so a correct int8 export moves a few outlier pixels near tanh's steep
-  middle far: over 30 seeds of these cases on the bundled generator the max |Δ| reached 0.47 (dynamic)
-  and 1.09 (static, minmax), the 99.9th percentile 0.16 and 0.40, and the mean 0.006 and 0.022 (static
-  at batch 1). So the max is not a bound a correct export keeps; the 99.9th percentile (half the output
-  range) and the mean (5 pixel levels, ~2x the worst correct static export) are, and a broken int8
-  model (wrong scales, a layer left out) is far above both. What an int8 export costs in quality is
-  measured as MNIST-FID (``benchmarks/run_cpu_paths.py``), not here.
-- fp16 and int8 bounds are scaled by the input's scale s = max(1, rms(z)) (pre-activations, and so
-  their error, grow with z; s = 1 for standard-normal z).
-- uint8 output: the exported graph rounds in the model's precision; it may differ from the rounded
-  float64 reference by 1 level where the value sits on a .5 boundary, so the bound is max 1 level and
-  mean 0.5 (fp32), and the precision's own bound, in levels, otherwise.
+Tolerances: ``gankit.tolerances`` (the table, and where each bound comes from). fp32 is held to
+``FP32_HEADROOM`` times PyTorch's own fp32 error against float64 on the same inputs, measured in the same
+check (the larger of its max over the standard-normal cases and its max on the case itself), never below
+``FP32_FLOOR``; the mean likewise. fp16 to fixed bounds; int8 on the 99.9th percentile and the mean; uint8
+output in levels. fp16 and int8 bounds are scaled by the input's scale s = max(1, rms(z)) (pre-activations, and
+so their error, grow with z).
 """
 
 from __future__ import annotations
@@ -57,15 +31,18 @@ from gankit.errors import ExportError
 from gankit.io import write_json
 from gankit.model import Generator
 from gankit.pixels import LEVELS_PER_UNIT, to_uint8_numpy
+from gankit.tolerances import (
+    FP32_FLOOR,
+    FP32_HEADROOM,
+    PARITY_MAX,
+    PARITY_MEAN,
+    PARITY_QUANTILE,
+    UINT8_MAX_LEVELS,
+    UINT8_MEAN_LEVELS,
+)
 from gankit.version import __version__
 
 PARITY_BATCHES = (1, 2, 7, 64, 1000)
-TOLERANCE_MAX = {"fp16": 1e-2, "int8": 1.0}  # int8: on the 99.9th percentile of |Δ|, not its max
-TOLERANCE_MEAN = {"fp16": 1e-3, "int8": 0.04}
-INT8_QUANTILE = 0.999
-FP32_HEADROOM = 3.0
-FP32_FLOOR = 8 * float(np.finfo(np.float32).eps)
-UINT8_MAX_LEVELS, UINT8_MEAN_LEVELS = 1.0, 0.5
 
 
 @dataclass
@@ -161,7 +138,7 @@ def _fixed_tolerance(precision: str, output: str, case: ParityCase) -> tuple[flo
     if output == "uint8" and precision == "fp32":
         return UINT8_MAX_LEVELS, UINT8_MEAN_LEVELS
     scale = max(1.0, float(case.z.pow(2).mean().sqrt()))
-    tol_max, tol_mean = TOLERANCE_MAX[precision] * scale, TOLERANCE_MEAN[precision] * scale
+    tol_max, tol_mean = PARITY_MAX[precision] * scale, PARITY_MEAN[precision] * scale
     if output == "uint8":  # in pixel levels, with at least the rounding's own level of slack
         return max(UINT8_MAX_LEVELS, tol_max * LEVELS_PER_UNIT), max(UINT8_MEAN_LEVELS, tol_mean * LEVELS_PER_UNIT)
     return tol_max, tol_mean
@@ -180,7 +157,7 @@ def check_parity(
 
     ``seed``: the base seed of the inputs (fresh and random when None; recorded in the report either way).
     """
-    if precision != "fp32" and precision not in TOLERANCE_MAX:
+    if precision != "fp32" and precision not in PARITY_MAX:
         raise ExportError(f"no parity tolerance for precision {precision!r}")
     seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else int(seed)
     cases = parity_inputs(generator.config.latent_dim, seed, generator.config.num_classes)
@@ -204,7 +181,7 @@ def check_parity(
         given = (case.z.numpy(),) if case.labels is None else (case.z.numpy(), case.labels.numpy())
         actual = run(*given).astype(np.float64).reshape(reference.shape)
         diff = np.abs(actual - reference)
-        max_abs, mean_abs, p999 = float(diff.max()), float(diff.mean()), float(np.quantile(diff, INT8_QUANTILE))
+        max_abs, mean_abs, p999 = float(diff.max()), float(diff.mean()), float(np.quantile(diff, PARITY_QUANTILE))
         held = p999 if precision == "int8" else max_abs  # see the module docstring
         own_max = own_mean = None
         if torch_error:

@@ -33,33 +33,19 @@ from gankit.errors import BackendError, GankitError
 from gankit.imports import ImportOptions, load_model
 from gankit.model import Generator
 from gankit.noise import noise
-from gankit.onnx.parity import INT8_QUANTILE, TOLERANCE_MAX, TOLERANCE_MEAN
 from gankit.perf.ceilings import Ceilings, measure_ceilings, roofline
 from gankit.perf.environment import environment
 from gankit.timing import settle, summarise, time_cpu, time_gpu
-
-# Max |image - eager fp32 image| allowed before timing (images are in [-1, 1]), for the precisions whose max is
-# a bound. fp16 and fp32-class paths: their max.
-TOLERANCE = {"fp32": 1e-4, "tf32": 1e-2, "fp16": 3e-2}
-# bf16 and int8 move a few pixels in tanh's steep range far from fp32 while the rest stay close, and how far the
-# worst of a 4096-sample batch goes depends on the weights (bf16: 0.08 on the old bundled generator, 0.19 on
-# the 2026-11-26 one): they are held to the 99.9th percentile and the mean of |Δ| instead. int8: the export's
-# parity rule (gankit.onnx.parity). bf16: fp16's parity tolerances (max 1e-2, mean 1e-3) times 2**3, since
-# bf16 keeps 8 significant bits to fp16's 11 (measured on the bundled generators at batch 4096: 99.9th
-# percentile 0.042 and 0.028, mean 0.0015 and 0.0011).
-QUANTILE_RULE = {
-    "int8": (TOLERANCE_MAX["int8"], TOLERANCE_MEAN["int8"]),
-    "bf16": (8 * TOLERANCE_MAX["fp16"], 8 * TOLERANCE_MEAN["fp16"]),
-}
+from gankit.tolerances import BENCH_MAX, BENCH_QUANTILE_RULE, PARITY_QUANTILE
 
 
 def gate(diff: torch.Tensor, precision: str) -> str | None:
     """Why images that differ from eager fp32's by ``diff`` (|Δ|, any shape, in [-1, 1] units) are wrong for
     ``precision``, or None when they are within its tolerance."""
-    if precision in QUANTILE_RULE:
+    if precision in BENCH_QUANTILE_RULE:
         flat = diff.detach().flatten().double().cpu().numpy()
-        p999, mean = float(np.quantile(flat, INT8_QUANTILE)), float(flat.mean())
-        top, average = QUANTILE_RULE[precision]
+        p999, mean = float(np.quantile(flat, PARITY_QUANTILE)), float(flat.mean())
+        top, average = BENCH_QUANTILE_RULE[precision]
         if p999 <= top and mean <= average:
             return None
         return (
@@ -69,8 +55,8 @@ def gate(diff: torch.Tensor, precision: str) -> str | None:
     error = diff.max().item()
     return (
         None
-        if error <= TOLERANCE[precision]
-        else f"max |diff| vs eager fp32 {error:.3g} > tolerance {TOLERANCE[precision]}"
+        if error <= BENCH_MAX[precision]
+        else f"max |diff| vs eager fp32 {error:.3g} > tolerance {BENCH_MAX[precision]}"
     )
 
 
