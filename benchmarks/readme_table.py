@@ -1,4 +1,4 @@
-"""Put the latest benchmark result's table into README.md (between the bench markers). Never hand-edit it.
+"""Put the latest benchmark result's table into docs/benchmarks.md (between the bench markers). Never hand-edit it.
 
 python benchmarks/readme_table.py benchmarks/results/NAME.json
 """
@@ -14,7 +14,8 @@ from gankit.perf.bench import BenchReport, Measurement
 from gankit.perf.ceilings import Ceilings
 from gankit.perf.report import markdown_table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
@@ -43,7 +44,7 @@ def section(path: Path) -> str:
             "",
             markdown_table(report),
             "",
-            f"![samples/s vs batch size]({path.with_suffix('.png').as_posix()})",
+            f"![samples/s vs batch size](../{path.with_suffix('.png').as_posix()})",
             END,
         ]
     )
@@ -51,14 +52,14 @@ def section(path: Path) -> str:
 
 def main() -> None:
     path = Path(sys.argv[1])
-    text = README.read_text()
-    block = section(path.resolve().relative_to(README.parent) if path.is_absolute() else path)
+    text = PAGE.read_text()
+    block = section(path.resolve().relative_to(ROOT) if path.is_absolute() else path)
     if START in text:
         text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
     else:
-        raise SystemExit(f"README.md has no {START} ... {END} markers")
-    README.write_text(text)
-    print(f"README.md table updated from {path}")
+        raise SystemExit(f"{PAGE} has no {START} ... {END} markers")
+    PAGE.write_text(text)
+    print(f"{PAGE.relative_to(ROOT)} table updated from {path}")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ nor the writer thread alone (1 / (checksum + write)), nor the disk. Caches (the 
 choice, the lanes split) are warmed first and are not timed. The load average is recorded before and after:
 on a busy machine every number moves.
 
-Writes ``benchmarks/results/sampling-<cpu>-<date>.json`` and ``.md``; ``--readme`` also puts the table into
-README.md between the sampling markers (never hand-edit it).
+Writes ``benchmarks/results/sampling-<cpu>-<date>.json`` and ``.md``; ``--docs`` also puts the table into
+docs/sampling.md between the sampling markers (never hand-edit it).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from gankit.sampling.lanes import measure_split, open_lanes, plan_lanes
 from gankit.sampling.writer import DIRECT, aligned_empty, write_all, write_shard
 
 ROOT = Path(__file__).resolve().parents[1]
-README_MARKERS = ("<!-- sampling:start -->", "<!-- sampling:end -->")
+DOCS_MARKERS = ("<!-- sampling:start -->", "<!-- sampling:end -->")
 BATCH = 4096
 SHARD = 65536
 LATENT = 100
@@ -334,7 +334,7 @@ def slug() -> str:
 
 
 def markdown(result: dict) -> list[str]:
-    """The table and the targets (the README's block, and the .md file under a title)."""
+    """The table and the targets (the docs block, and the .md file under a title)."""
     env, path = result["environment"], result["path"]
     note = f" ({result['note']})" if result["note"] else ""
     lines = [
@@ -374,12 +374,12 @@ def markdown(result: dict) -> list[str]:
     return lines
 
 
-def put_in_readme(lines: list[str], source: Path) -> None:
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    start, end = text.index(README_MARKERS[0]), text.index(README_MARKERS[1])
-    block = [README_MARKERS[0], f"Latest run: `{source.resolve().relative_to(ROOT).as_posix()}`.", "", *lines, ""]
-    with atomic_path(readme) as tmp:
+def put_in_docs(lines: list[str], source: Path) -> None:
+    page = ROOT / "docs" / "sampling.md"
+    text = page.read_text()
+    start, end = text.index(DOCS_MARKERS[0]), text.index(DOCS_MARKERS[1])
+    block = [DOCS_MARKERS[0], f"Latest run: `{source.resolve().relative_to(ROOT).as_posix()}`.", "", *lines, ""]
+    with atomic_path(page) as tmp:
         tmp.write_text(text[:start] + "\n".join(block) + text[end:])
 
 
@@ -392,7 +392,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of gankit sample and each script [%(default)s]")
     parser.add_argument("--out", type=Path, default=None, help="[benchmarks/results/sampling-<cpu>-<date>.json]")
     parser.add_argument("--note", default="", help="what else the reader must know (e.g. the machine's load)")
-    parser.add_argument("--readme", action="store_true", help="put the table into README.md")
+    parser.add_argument("--docs", action="store_true", help="put the table into docs/sampling.md")
     args = parser.parse_args()
     load_before = os.getloadavg()
     if args.path == "auto":
@@ -434,8 +434,8 @@ def main() -> None:
         tmp.write_text("\n".join(["# Sampling to disk, side by side", "", *lines, ""]))
     print("\n".join(lines))
     print(f"wrote {out} and {out.with_suffix('.md')}")
-    if args.readme:
-        put_in_readme(lines, out)
+    if args.docs:
+        put_in_docs(lines, out)
 
 
 if __name__ == "__main__":

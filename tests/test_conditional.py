@@ -228,7 +228,7 @@ def test_triton_per_layer_path_takes_labels_too() -> None:
 
 
 def test_generated_dataset_of_the_bundled_conditional_generator_by_name() -> None:
-    """The README's example: 'conditional' names the bundled file; a digit spec gives that label to every sample,
+    """docs/sampling.md's example: 'conditional' names the bundled file; a digit spec gives that label to every sample,
     and the images are the bundled generator's for those labels."""
     from gankit.checkpoint import PRETRAINED_CONDITIONAL, load_generator
 

@@ -124,8 +124,8 @@ def test_bad_options(model_file: Path, options: dict, message: str) -> None:
 
 @pytest.mark.slow
 def test_the_readme_example_trains_a_classifier_on_generated_digits(tmp_path: Path) -> None:
-    """The README's code block, run as it is: a student learns digits from the generator alone."""
-    readme = (ROOT / "README.md").read_text()
+    """docs/sampling.md's code block, run as it is: a student learns digits from the generator alone."""
+    readme = (ROOT / "docs" / "sampling.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
     (block,) = [code for code in blocks if "GeneratedDataset(" in code and "student" in code]
     env = {**os.environ, "GANKIT_CACHE_DIR": str(tmp_path / "cache")}
