@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml setup.py gankit/_noise/native.c
 demo: $(STAMP)
 	$(BIN)/gankit demo
 
-# pip built the C noise extension above: the tests fail if it is missing (see tests/test_noise.py)
+# pip built the C noise extension above: the tests fail if it is missing (see tests/test_noise.py).
+# One pytest-xdist worker a core; tests that share a heavy resource name an xdist_group (loadgroup keeps each
+# group on one worker).
 test: $(STAMP)
-	GANKIT_REQUIRE_NATIVE=1 $(BIN)/python -m pytest -q
+	GANKIT_REQUIRE_NATIVE=1 $(BIN)/python -m pytest -q -n auto --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
