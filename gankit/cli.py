@@ -70,6 +70,18 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _default(path: str) -> str:
+    """A ``TrainConfig`` field's default as --help shows it; ``generator.hidden`` reaches into the nested configs."""
+    from gankit.config import TrainConfig
+
+    value: object = TrainConfig()
+    for part in path.split("."):
+        value = getattr(value, part)
+    if isinstance(value, (tuple, list)):
+        return " ".join(str(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     from gankit.data import SOURCES_HELP
     from gankit.training.augment import OPS
@@ -90,7 +102,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         + "; ".join(f"{name} = {text}" for name, text in DESCRIPTIONS.items())
         + " [%(default)s]",
     )
-    p.add_argument("--data", default=None, help=f"training images: {SOURCES_HELP} [mnist-5k]")
+    p.add_argument("--data", default=None, help=f"training images: {SOURCES_HELP} [{_default('data')}]")
     p.add_argument("--data-dir", default=None, help="folder holding (or to download) torchvision data sets")
     p.add_argument(
         "--epochs",
@@ -98,16 +110,30 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="total epochs [the preset's: seed 20, mnist 900, mnist-conditional 600; with --resume: the saved total]",
     )
-    p.add_argument("--batch-size", type=int, default=None, help="[64]")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (G, and D unless --d-lr) [2e-4]")
-    p.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"), help="Adam betas [0.9 0.999]")
-    p.add_argument("--ema", type=float, default=None, help="EMA decay of the generator weights, 0 = off [0]")
-    p.add_argument("--seed", type=int, default=None, help="[0]")
-    p.add_argument("--device", default=None, help="auto, cpu or cuda [auto]")
-    p.add_argument("--latent-dim", type=int, default=None, help="[100]")
-    p.add_argument("--g-hidden", type=int, nargs="+", default=None, help="generator hidden sizes [256 512]")
-    p.add_argument("--d-hidden", type=int, nargs="+", default=None, help="discriminator hidden sizes [512 256]")
-    p.add_argument("--slope", type=float, default=None, help="LeakyReLU slope [0.2]")
+    p.add_argument("--batch-size", type=int, default=None, help=f"[{_default('batch_size')}]")
+    p.add_argument(
+        "--lr", type=float, default=None, help=f"Adam learning rate (G, and D unless --d-lr) [{_default('lr')}]"
+    )
+    p.add_argument(
+        "--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"), help=f"Adam betas [{_default('betas')}]"
+    )
+    p.add_argument(
+        "--ema", type=float, default=None, help=f"EMA decay of the generator weights, 0 = off [{_default('ema')}]"
+    )
+    p.add_argument("--seed", type=int, default=None, help=f"[{_default('seed')}]")
+    p.add_argument("--device", default=None, help=f"auto, cpu or cuda [{_default('device')}]")
+    p.add_argument("--latent-dim", type=int, default=None, help=f"[{_default('generator.latent_dim')}]")
+    p.add_argument(
+        "--g-hidden", type=int, nargs="+", default=None, help=f"generator hidden sizes [{_default('generator.hidden')}]"
+    )
+    p.add_argument(
+        "--d-hidden",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"discriminator hidden sizes [{_default('discriminator.hidden')}]",
+    )
+    p.add_argument("--slope", type=float, default=None, help=f"LeakyReLU slope [{_default('generator.slope')}]")
     p.add_argument(
         "--resume",
         action="store_true",
@@ -144,7 +170,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     )
     d = p.add_argument_group("discriminator options")
     d.add_argument("--d-lr", type=float, default=None, help="D's learning rate (TTUR, D faster than G) [--lr]")
-    d.add_argument("--pack", type=int, default=None, help="PacGAN: D judges this many samples at once [1]")
+    d.add_argument(
+        "--pack",
+        type=int,
+        default=None,
+        help=f"PacGAN: D judges this many samples at once [{_default('discriminator.pack')}]",
+    )
     d.add_argument(
         "--minibatch-std",
         type=int,
@@ -152,12 +183,27 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         metavar="GROUP",
         help="append the std over groups of GROUP samples to D's first hidden layer (StyleGAN), 0 = off [0]",
     )
-    d.add_argument("--d-dropout", type=float, default=None, help="dropout after each D hidden layer [0]")
     d.add_argument(
-        "--label-smoothing", type=float, default=None, help="one-sided: D's target for real images is 1 - this [0]"
+        "--d-dropout",
+        type=float,
+        default=None,
+        help=f"dropout after each D hidden layer [{_default('discriminator.dropout')}]",
     )
-    d.add_argument("--r1", type=float, default=None, metavar="GAMMA", help="R1 penalty (gamma/2)E|grad D(x)|^2 [0]")
-    d.add_argument("--r1-every", type=int, default=None, help="apply R1 every N D steps (lazy, scaled by N) [16]")
+    d.add_argument(
+        "--label-smoothing",
+        type=float,
+        default=None,
+        help=f"one-sided: D's target for real images is 1 - this [{_default('label_smoothing')}]",
+    )
+    d.add_argument(
+        "--r1", type=float, default=None, metavar="GAMMA", help=f"R1 penalty (gamma/2)E|grad D(x)|^2 [{_default('r1')}]"
+    )
+    d.add_argument(
+        "--r1-every",
+        type=int,
+        default=None,
+        help=f"apply R1 every N D steps (lazy, scaled by N) [{_default('r1_every')}]",
+    )
     d.add_argument(
         "--lecam", type=float, default=None, help="LeCam regulariser weight (limited data; e.g. 0.3) [0 = off]"
     )
@@ -170,7 +216,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         + "; ".join(f"{name} ({meaning}, default {default:g})" for name, (_, default, _, meaning) in OPS.items())
         + " [none]",
     )
-    a.add_argument("--augment-p", type=float, default=None, help="probability of each op per sample (start p) [0]")
+    a.add_argument(
+        "--augment-p",
+        type=float,
+        default=None,
+        help=f"probability of each op per sample (start p) [{_default('augment_p')}]",
+    )
     a.add_argument(
         "--ada-target",
         type=float,
@@ -187,7 +238,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "in losses.csv and losses.png (2,500 samples: 2.5 s of one CPU core, about a training epoch on the "
         "bundled digits); 0 = off [0]",
     )
-    q.add_argument("--eval-samples", type=int, default=None, help="[2500: the samples gankit eval scores]")
+    q.add_argument(
+        "--eval-samples", type=int, default=None, help=f"[{_default('eval_samples')}: the samples gankit eval scores]"
+    )
     q.add_argument(
         "--keep-best",
         action="store_true",
@@ -376,10 +429,9 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         description="Input z [batch, latent] float32. Output image [batch, C, H, W]: float32 in [-1, 1], or "
         "uint8 0..255 with --output uint8 ((x+1)*127.5, rounded, clipped, in the graph). fp16 keeps float32 "
         "I/O and computes in fp16; int8 is onnxruntime quantization (default: dynamic, per-channel QInt8 "
-        "weights, every layer: the fastest measured; MNIST-FID +4.6% over fp32 on the bundled generator, "
-        "per-tensor +2.7%, static -2% (benchmarks/results/cpu-paths-xeon-amx-2core-2026-11-26.md); "
-        "the --int8-* options pick others). The export lands only if its parity against a float64 reference "
-        "passes; the report is written beside it as NAME.parity.json.",
+        "weights, every layer; the --int8-* options pick others; each one's speed and quality cost: "
+        "docs/backends.md). The export lands only if its parity against a float64 reference passes; the report "
+        "is written beside it as NAME.parity.json.",
     )
     p.add_argument("checkpoint", nargs="?", default=None, help=f"{FOREIGN_FILES} (default: the bundled generator)")
     p.add_argument("--out", default="exported/generator.onnx", help="[%(default)s]")
@@ -506,7 +558,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compile-mode", default="default", choices=COMPILE_MODES, help="for the compile backend [%(default)s]"
     )
-    p.add_argument("--out", default=None, help="write OUT.json and OUT.png (e.g. benchmarks/results/cpu-2026-11-24)")
+    p.add_argument("--out", default=None, help="write OUT.json and OUT.png (e.g. benchmarks/results/cpu-NAME)")
     _add_import_flags(p)
     p.set_defaults(run=_run_bench)
 
@@ -648,7 +700,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gankit", description="Train, export, sample and benchmark an MLP GAN generator."
     )
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors (anywhere on the line)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)
@@ -656,7 +708,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     try:
         return args.run(args)
     except GankitError as exc:

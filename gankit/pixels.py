@@ -1,4 +1,4 @@
-"""Pixels: the one [-1, 1] <-> uint8 mapping, and the pictures people look at (grids, PNGs, loss curves).
+"""Pixels: the one [-1, 1] <-> uint8 mapping, and the images people look at (grids, PNGs).
 
 A model's images are float in [-1, 1]; their uint8 form is ``round((x + 1) * 127.5)`` clipped to 0..255,
 rounded half to even (as ``torch.round``). Every path that converts (backends, sampling, parity, data)
@@ -90,44 +90,6 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int | None = None) -
 
     with atomic_path(path) as tmp:
         Image.fromarray(grid(images, nrow)).save(tmp, format="png")
-    return Path(path)
-
-
-def plot_losses(
-    steps: list[int],
-    d_losses: list[float],
-    g_losses: list[float],
-    path: str | Path,
-    quality: list[tuple[int, float, float]] | None = None,
-) -> Path:
-    """Discriminator and generator loss per training step -> PNG; with ``quality`` ((step, MNIST-FID, min
-    digit share) measurements), a second panel below: FID (log scale) and the rarest digit's share."""
-    # A bare Figure, not pyplot: no global backend switch under a caller's notebook or GUI.
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8, 7 if quality else 4), dpi=100)
-    axes = fig.subplots(2 if quality else 1, 1, sharex=True, squeeze=False)[:, 0]
-    ax = axes[0]
-    ax.plot(steps, d_losses, label="D loss", linewidth=0.8)
-    ax.plot(steps, g_losses, label="G loss", linewidth=0.8)
-    ax.set_ylabel("BCE loss")
-    ax.set_title("GAN training losses")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    if quality:
-        at, fid, share = zip(*quality)
-        low = axes[1]
-        low.plot(at, fid, marker=".", color="tab:red", label="MNIST-FID")
-        low.set_yscale("log")
-        low.set_ylabel("MNIST-FID", color="tab:red")
-        low.grid(alpha=0.3)
-        right = low.twinx()
-        right.plot(at, [100 * s for s in share], marker=".", color="tab:green", label="min digit share")
-        right.set_ylabel("rarest digit, % of samples", color="tab:green")
-    axes[-1].set_xlabel("step")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
     return Path(path)
 
 

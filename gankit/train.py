@@ -37,9 +37,10 @@ from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
 from gankit.io import atomic_path
 from gankit.model import Discriminator, Generator
 from gankit.noise import noise
-from gankit.pixels import from_uint8, plot_losses, save_grid
+from gankit.pixels import from_uint8, save_grid
 from gankit.training.augment import AdaptiveP, augment
 from gankit.training.monitor import EpochQuality, QualityMonitor
+from gankit.training.plots import plot_losses
 from gankit.training.regularizers import LeCam, r1_penalty
 
 GENERATOR_FILE = "generator.safetensors"

@@ -8,7 +8,7 @@ in the kernel from (seed, index) by ``kernels.noise.latent_noise`` (noise v2, th
 ``kernels.reference.generator_reference``.
 
 Class-conditional generators (``CONDITIONAL``, a constexpr: off, the gather is compiled out and the
-unconditional kernel is the same as before): row ``labels[b]`` of ``class_bias`` (K, H1) fp32 is added to
+unconditional kernel has no label operand at all): row ``labels[b]`` of ``class_bias`` (K, H1) fp32 is added to
 sample b's layer-1 accumulator with its bias, before the LeakyReLU: a per-sample bias, one (BLOCK_M, H1P)
 gather a program.
 

@@ -20,9 +20,9 @@ from gankit.data import load_bundled
 from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
 from gankit.model import Generator
 from gankit.noise import noise
-from gankit.pixels import plot_losses
 from gankit.quality.metrics import features, quality, real_halves
 from gankit.train import BEST_FILE, GENERATOR_FILE, STATE_FILE, Trainer, resume, train
+from gankit.training.plots import plot_losses
 from gankit.training.presets import build_config
 
 IMAGES = 200

@@ -6,7 +6,7 @@ and imports much of torch, so it is done once: the file is kept in ``$GANKIT_CAC
 made of everything it depends on (the generator's config and weights, the export options, and the gankit,
 torch, onnx, onnxscript, onnxruntime and noise versions) and written atomically (a crash, or a second process
 exporting the same model, never leaves half a file under a key). Where the cache cannot be written, the export
-goes to a temporary folder, as before the cache existed.
+goes to a temporary folder that lives as long as its user holds it.
 """
 
 from __future__ import annotations

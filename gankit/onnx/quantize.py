@@ -15,9 +15,9 @@
   ``calibration_samples`` latent vectors. The generator's input *is* standard-normal noise, so
   calibrating on ``gankit.noise`` is calibrating on the real input distribution: no data set needed.
 
-The defaults (dynamic, per-channel, QInt8 weights, every layer int8) are the fastest measured; on the
-bundled generator they cost +4.6 % MNIST-FID over fp32 (per-tensor +2.7 %, static calibration -2 %):
-``benchmarks/results/cpu-paths-xeon-amx-2core-2026-11-26.md``.
+The defaults are dynamic, per-channel, QInt8 weights, every layer int8. What each option costs in speed and in
+MNIST-FID is measured side by side by ``benchmarks/run_cpu_paths.py`` (results in ``benchmarks/results/``,
+cited in docs/backends.md).
 """
 
 from __future__ import annotations

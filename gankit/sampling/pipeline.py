@@ -7,9 +7,9 @@ Who runs what while a run is under way::
     main thread         starts shards, hands finished ones to the writer in order, moves the progress bar
 
 So the noise of one batch, the model on another and the writing of an earlier shard run at the same time.
-With one lane (GPUs, eager, compile, triton, or one CPU thread) the batches are made in the calling thread, as
-before lanes existed, and on a GPU the copies into pinned host buffers stay asynchronous (an event tells the
-writer when a shard has landed). At most ``IN_FLIGHT`` shards are being made, plus ``writer.QUEUED`` waiting for
+With one lane (GPUs, eager, compile, triton, or one CPU thread) the batches are made in the calling thread, and
+on a GPU the copies into pinned host buffers stay asynchronous (an event tells the writer when a shard has
+landed). At most ``IN_FLIGHT`` shards are being made, plus ``writer.QUEUED`` waiting for
 the writer and the one it writes: each holds a whole shard in memory (51 MB of uint8 28x28 at 65,536).
 """
 
