@@ -36,6 +36,7 @@ STATIC = Path(__file__).parent / "static"
 MODEL_FILE = "generator.onnx"
 CONTRACT_FILE = "gankit.json"
 RUNTIME_DIR = "ort"
+LABEL_RULE = "digit D: every sample D; no digit: balanced, sample i of seed s gets (i + s) mod num_classes"
 PAGE = "index.html"  # moved into place last: a served folder never shows a page whose files are missing
 
 
@@ -65,7 +66,9 @@ def export_web(
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     except OSError as exc:
-        raise ExportError(f"cannot write to {out_dir.parent} ({exc.strerror or exc}); choose a writable folder") from exc
+        raise ExportError(
+            f"cannot write to {out_dir.parent} ({exc.strerror or exc}); choose a writable folder"
+        ) from exc
     try:
         copy_runtime(stage / RUNTIME_DIR, log)
         result = export_generator(generator, source, stage / MODEL_FILE, output="uint8", log=log)
@@ -81,7 +84,7 @@ def export_web(
                 "output_dtype": "uint8",
                 "config": asdict(config),
                 "noise": {"name": NOISE_NAME, "version": NOISE_VERSION},
-                "labels": "digit D: every sample D; none given: balanced, sample i of seed s gets (i + s) mod num_classes",
+                "labels": LABEL_RULE,
                 "source": source.name,
                 "source_sha256": sha256_of(source),
                 "parity": result.report_path.name,

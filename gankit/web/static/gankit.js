@@ -268,7 +268,7 @@ var GankitPage = (function () {
       describe(contract);
       const request = parseRequest(query, contract);
       fillForm(form, request);
-      ort.env.wasm.wasmPaths = "./ort/";
+      ort.env.wasm.wasmPaths = new URL("ort/", location.href).href; // else resolved against the runtime script
       ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
       document.getElementById("status").textContent = "loading the model...";
       try {
