@@ -14,6 +14,7 @@ import base64
 import functools
 import http.server
 import io
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -226,4 +227,15 @@ def test_integrity_mismatch_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(runtime, "ORT_WEB_INTEGRITY", "sha512-" + base64.b64encode(bytes(64)).decode())
     with pytest.raises(ExportError, match="not the pinned"):
         runtime.fetch_runtime(quiet)
+    assert not runtime.tarball_path().exists()
+
+
+def test_offline_npm_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")  # nothing listens on the discard port
+    with pytest.raises(
+        ExportError, match=rf"npm pack onnxruntime-web@{re.escape(runtime.ORT_WEB_VERSION)} failed .*ECONNREFUSED"
+    ) as caught:
+        runtime.fetch_runtime(quiet)
+    assert "\n" not in str(caught.value)
     assert not runtime.tarball_path().exists()

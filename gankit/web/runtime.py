@@ -27,6 +27,11 @@ ORT_WEB_INTEGRITY = "sha512-q0y+JrrtukXSzsBWEMccVfqX25LRmosXHF+CaRJmg8pZClzcV7sv
 # Under package/dist/ in the tarball; the page loads the first, which loads the other two from env.wasm.wasmPaths.
 RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 NPM_TIMEOUT_S = 600
+NPM_RETRIES = (
+    "--fetch-retries=1",
+    "--fetch-retry-mintimeout=2000",
+    "--fetch-retry-maxtimeout=10000",
+)  # offline: fail in seconds
 
 
 def tarball_path() -> Path:
@@ -43,6 +48,16 @@ def integrity_of(path: Path) -> str:
     return "sha512-" + base64.b64encode(digest.digest()).decode()
 
 
+def _npm_reason(done: subprocess.CompletedProcess) -> str:
+    """The line of npm's error output that says what failed (an ``...Error: ...`` line, else its first one)."""
+    lines = [
+        line.removeprefix("npm error").strip() for line in done.stderr.splitlines() if line.startswith("npm error")
+    ]
+    lines = [line for line in lines if line]
+    errors = [line for line in lines if "Error: " in line]
+    return (errors or lines or [f"exit code {done.returncode}"])[0]
+
+
 def _npm_pack(target: Path, log: Callable[[str], None]) -> None:
     """``npm pack onnxruntime-web@VERSION`` into ``target`` (atomically); ExportError (one line) when it cannot."""
     spec = f"onnxruntime-web@{ORT_WEB_VERSION}"
@@ -57,7 +72,7 @@ def _npm_pack(target: Path, log: Callable[[str], None]) -> None:
     with tempfile.TemporaryDirectory(prefix=".npm-pack.", dir=target.parent) as scratch:
         try:
             done = subprocess.run(
-                [npm, "pack", spec, "--pack-destination", scratch, "--silent"],
+                [npm, "pack", spec, "--pack-destination", scratch, "--loglevel=error", *NPM_RETRIES],
                 capture_output=True,
                 text=True,
                 timeout=NPM_TIMEOUT_S,
@@ -67,10 +82,8 @@ def _npm_pack(target: Path, log: Callable[[str], None]) -> None:
             raise ExportError(f"npm pack {spec} took over {NPM_TIMEOUT_S} s; is the npm registry reachable?") from exc
         packed = Path(scratch) / target.name
         if done.returncode != 0 or not packed.is_file():
-            lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-            reason = lines[-1].strip() if lines else f"exit code {done.returncode}"
             raise ExportError(
-                f"npm pack {spec} failed ({reason}); check the network or copy the tarball to {target}"
+                f"npm pack {spec} failed ({_npm_reason(done)}); check the network or copy the tarball to {target}"
             )
         with atomic_path(target) as tmp:
             shutil.move(packed, tmp)
