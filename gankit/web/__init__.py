@@ -69,9 +69,13 @@ def export_web(
         raise ExportError(
             f"cannot write to {out_dir.parent} ({exc.strerror or exc}); choose a writable folder"
         ) from exc
+
+    def staged_log(message: str) -> None:  # name the files where they will be, not in the staging folder
+        log(message.replace(str(stage), str(out_dir)))
+
     try:
-        copy_runtime(stage / RUNTIME_DIR, log)
-        result = export_generator(generator, source, stage / MODEL_FILE, output="uint8", log=log)
+        copy_runtime(stage / RUNTIME_DIR, staged_log)
+        result = export_generator(generator, source, stage / MODEL_FILE, output="uint8", log=staged_log)
         config = generator.config
         write_json(
             stage / CONTRACT_FILE,
