@@ -32,7 +32,17 @@ from gankit.data import load_bundled
 from gankit.io import atomic_path
 from gankit.noise import noise
 from gankit.perf.environment import environment
-from gankit.quality.metrics import HALF, class_mix_fid, copying_share, features, label_fidelity, quality, real_halves
+from gankit.quality.metrics import (
+    HALF,
+    class_mix_fid,
+    copying_share,
+    features,
+    label_fidelity,
+    quality,
+    real_features,
+    real_halves,
+    score,
+)
 from gankit.train import BEST_FILE, GENERATOR_FILE, STATE_FILE, resume, train
 from gankit.training.presets import build_config, flat_options
 
@@ -82,15 +92,14 @@ def _generate(path: Path, seed: int) -> tuple[torch.Tensor, np.ndarray | None]:
     return images, None if labels is None else labels.numpy()
 
 
-def score(
+def score_file(
     path: Path, real: tuple[np.ndarray, np.ndarray], other: np.ndarray, floor: float, copying: bool
 ) -> dict[str, Any]:
     """gankit eval's measures of the generator file at ``path`` (see the module doc)."""
     out: dict[str, Any] = {"epoch": json.loads(read_generator_file(path)[2]["training"])["epochs"]}
     for seed in (0, 1):
         images, labels = _generate(path, seed)
-        fake = features(images)
-        q = quality(real, fake)
+        q, fake = score(images)
         suffix = "" if seed == 0 else "_seed1"
         out[f"fid{suffix}"] = q.fid
         out[f"fid_over_floor{suffix}"] = q.fid / floor
@@ -125,8 +134,7 @@ def run_one(name: str, options: dict[str, Any], runs: Path, epochs: int, rescore
         else:
             train(build_config("seed", epochs=epochs, device="cpu", **{**BASE, **options}), folder, progress=False)
         minutes = (time.perf_counter() - started) / 60
-    first, second = real_halves()
-    real, other = features(first), features(second)
+    real, other = real_features(), features(real_halves()[1])
     floor = quality(real, other).fid
     result = {
         "name": name,
@@ -134,8 +142,8 @@ def run_one(name: str, options: dict[str, Any], runs: Path, epochs: int, rescore
         "epochs": epochs,
         "minutes": minutes,
         "floor": floor,
-        "last": score(folder / GENERATOR_FILE, real, other[0], floor, copying=False),
-        "best": score(folder / BEST_FILE, real, other[0], floor, copying=True),
+        "last": score_file(folder / GENERATOR_FILE, real, other[0], floor, copying=False),
+        "best": score_file(folder / BEST_FILE, real, other[0], floor, copying=True),
     }
     with atomic_path(result_file) as tmp:
         tmp.write_text(json.dumps(result, indent=2))
@@ -150,8 +158,7 @@ def score_final(spec: str) -> dict[str, Any]:
     folder = Path(folder)
     state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=False)
     recipe = json.loads(state["config"])
-    first, second = real_halves()
-    real, other = features(first), features(second)
+    real, other = real_features(), features(real_halves()[1])
     floor = quality(real, other).fid
     result = {
         "name": name,
@@ -159,8 +166,8 @@ def score_final(spec: str) -> dict[str, Any]:
         "epochs": recipe["epochs"],
         "minutes": float(minutes[0]) if minutes else None,
         "floor": floor,
-        "last": score(folder / GENERATOR_FILE, real, other[0], floor, copying=False),
-        "best": score(folder / BEST_FILE, real, other[0], floor, copying=True),
+        "last": score_file(folder / GENERATOR_FILE, real, other[0], floor, copying=False),
+        "best": score_file(folder / BEST_FILE, real, other[0], floor, copying=True),
     }
     with atomic_path(folder / "result.json") as tmp:
         tmp.write_text(json.dumps(result, indent=2))

@@ -45,8 +45,9 @@ from gankit.onnx.build import DEFAULT_OPSET, build_onnx
 from gankit.onnx.quantize import Int8Options
 from gankit.perf.ceilings import measure_ceilings, roofline
 from gankit.perf.environment import environment
-from gankit.quality.metrics import features, quality, real_halves
+from gankit.quality.metrics import HALF, score
 from gankit.timing import time_cpu
+from gankit.tolerances import AUTO_COVERAGE_FRACTION
 
 BATCHES = (1, 64, 4096)
 INT8_MATRIX = {
@@ -161,7 +162,7 @@ def build_paths(generator, folder: Path, with_compile: bool) -> dict[str, tuple[
     return paths
 
 
-def measure(label: str, precision: str, make, z: torch.Tensor, expected: torch.Tensor, real, fp32_quality) -> dict:
+def measure(label: str, precision: str, make, z: torch.Tensor, expected: torch.Tensor, fp32_quality) -> dict:
     """One path's row; ``fp32_quality``: eager fp32's, or None when this row is eager fp32 itself."""
     backend = make(4096)
     row: dict = {"path": label, "precision": precision, "describe": backend.describe()}
@@ -169,7 +170,7 @@ def measure(label: str, precision: str, make, z: torch.Tensor, expected: torch.T
     levels = (images - expected).abs() * 127.5
     row["mean_levels_vs_eager_fp32"] = float(levels.mean())
     row["max_levels_vs_eager_fp32"] = float(levels.max())
-    q = quality(real, features(backend.generate_range(0, 0, 2500, batch_size=1000)))
+    q = score(backend.generate_range(0, 0, HALF, batch_size=1000))[0]
     row.update(fid=q.fid, min_digit_share=q.min_share, coverage=q.coverage, precision_knn=q.precision, recall=q.recall)
     fp32_quality = fp32_quality or q
     row["fid_cost"] = q.fid / fp32_quality.fid - 1
@@ -192,7 +193,9 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
     faithful_int8 = [
         r
         for r in rows
-        if r["precision"] == "int8" and r["fid_cost"] <= TARGET["fid_cost"] and r["min_coverage_ratio"] >= 0.5
+        if r["precision"] == "int8"
+        and r["fid_cost"] <= TARGET["fid_cost"]
+        and r["min_coverage_ratio"] >= AUTO_COVERAGE_FRACTION
     ]
     verdicts = []
 
@@ -240,7 +243,7 @@ def evaluate_targets(rows: list[dict]) -> list[dict]:
     runtimes = [by[p] for p in ("onnxruntime as shipped", "openvino as shipped") if p in by]
     best_runtime = min(runtimes, key=lambda r: r["latency_s_b1"])
     ours = min(
-        (r for r in rows if r["fid_cost"] <= TARGET["fid_cost"] and r["min_coverage_ratio"] >= 0.5),
+        (r for r in rows if r["fid_cost"] <= TARGET["fid_cost"] and r["min_coverage_ratio"] >= AUTO_COVERAGE_FRACTION),
         key=lambda r: r["latency_s_b1"],
     )
     ratio = ours["latency_s_b1"] / best_runtime["latency_s_b1"]
@@ -312,12 +315,11 @@ def main() -> None:
     z = noise(7, 0, 4096, config.latent_dim)
     with torch.inference_mode():
         expected = generator(z).float()
-    real = features(real_halves()[0])
     rows, fp32_quality = [], None
     with tempfile.TemporaryDirectory() as folder:
         for label, (precision, make) in build_paths(generator, Path(folder), not args.no_compile).items():
             try:
-                row = measure(label, precision, make, z, expected, real, fp32_quality)
+                row = measure(label, precision, make, z, expected, fp32_quality)
             except GankitError as exc:
                 print(f"{label}: skipped ({exc})", file=sys.stderr)
                 continue

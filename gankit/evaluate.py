@@ -44,7 +44,9 @@ from gankit.quality.metrics import (
     features,
     label_fidelity,
     quality,
+    real_features,
     real_halves,
+    score,
 )
 
 
@@ -96,14 +98,12 @@ def evaluate(
             f"gankit eval scores 1x28x28 digit images (its classifier's input); this generator makes {shape} images"
         )
     _, accuracy = load_classifier()
-    first, second = real_halves()
-    real, other = features(first), features(second)
+    real, other = real_features(), features(real_halves()[1])
     floor = quality(real, other)
     classes = engine.num_classes
     labels = BALANCED if classes else None
     images = engine.generate_range(seed, 0, n, batch_size=1000, labels=labels)
-    generated = features(images)
-    scores = quality(real, generated)
+    scores, generated = score(images)
     training, training_labels = load_bundled()
     report = EvalReport(
         str(model_path(model)),

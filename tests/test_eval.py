@@ -15,6 +15,7 @@ from gankit.backends.base import Backend
 from gankit.config import GeneratorConfig
 from gankit.data import load_bundled
 from gankit.evaluate import format_report, report_json
+from gankit.model import Generator
 from gankit.quality.classifier import SHIPPED, accuracy, load_classifier, split_bundled
 from gankit.quality.metrics import class_mix_fid, features, frechet_distance, precision_recall, quality, real_halves
 
@@ -146,3 +147,25 @@ def test_eval_of_a_conditional_generator_reports_label_fidelity_and_copying(monk
     assert "label fidelity" in text and f"mean {100 * report.label_fidelity_mean:.1f}%" in text and "3:" in text
     data = report_json(report)
     assert data["label_fidelity"] == report.label_fidelity and data["copying"]["share"] == report.copying.share
+
+
+def test_one_scorer_for_every_caller(monkeypatch):
+    """eval, the training monitor, auto-select and the benchmarks score through gankit.quality.metrics.score: a
+    change there reaches them all (no copy keeps its own real features)."""
+    import gankit.backends.autoselect as autoselect
+    import gankit.training.monitor as monitor
+    from gankit.quality import metrics
+
+    calls = []
+    marker = metrics.Quality(fid=123.0, coverage=[0.1] * 10, precision=0.5, recall=0.5)
+
+    def fake_score(images):
+        calls.append(len(images))
+        return marker, (np.zeros((len(images), 128)), np.zeros(len(images), dtype=np.int64))
+
+    monkeypatch.setattr(metrics, "score", fake_score)
+    monkeypatch.setattr(monitor, "score", fake_score)
+    assert autoselect._mnist_quality(torch.zeros(4, 1, 28, 28)) is marker
+    quality_monitor = monitor.QualityMonitor(Generator().config, 8, torch.device("cpu"))
+    assert quality_monitor.measure(Generator().eval(), 1).fid == 123.0
+    assert calls == [4, 8]

@@ -16,7 +16,6 @@ be within ``AUTO_MEAN_LEVELS`` instead.
 
 from __future__ import annotations
 
-import functools
 import json
 import statistics
 from pathlib import Path
@@ -135,18 +134,10 @@ def _seeded_images(name: str, generator: Generator, precision: str) -> torch.Ten
     return backend.generate_range(0, 0, QUALITY_SAMPLES, batch_size=1000)
 
 
-@functools.lru_cache(maxsize=1)
-def _real_features():
-    """Classifier features of the first half of the bundled real digits (the same every call: made once)."""
-    from gankit.quality.metrics import features, real_halves
-
-    return features(real_halves()[0])
-
-
 def _mnist_quality(images: torch.Tensor):
-    from gankit.quality.metrics import features, quality
+    from gankit.quality.metrics import score
 
-    return quality(_real_features(), features(images))
+    return score(images)[0]
 
 
 def _reference_quality(reference: torch.Tensor):

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,3 +201,18 @@ def copying_share(
         generated_median=float(nearest.median()),
         held_out_median=float(reference.median()),
     )
+
+
+@functools.cache
+def real_features() -> tuple[np.ndarray, np.ndarray]:
+    """Features and predicted digits of the first real half (``real_halves()[0]``): what every generated set is
+    scored against, made once a process."""
+    return features(real_halves()[0])
+
+
+def score(images: torch.Tensor) -> tuple[Quality, tuple[np.ndarray, np.ndarray]]:
+    """The one sample-quality scorer of gankit eval, the training monitor, auto-select and the benchmarks:
+    ``images`` (N, 1, 28, 28) (HALF seeded samples, to compare with the floor) against the first real half.
+    Returns the Quality and the images' (features, predicted digits), for the measures that need them."""
+    fake = features(images)
+    return quality(real_features(), fake), fake

@@ -10,7 +10,6 @@ Nothing here draws from the training RNG, so measuring does not change the run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ from gankit.config import GeneratorConfig
 from gankit.errors import ConfigError
 from gankit.model import Generator
 from gankit.noise import noise
-from gankit.quality.metrics import features, label_fidelity, quality, real_halves
+from gankit.quality.metrics import label_fidelity, score
 
 EVAL_SEED = 0
 CHUNK = 1000
@@ -40,12 +39,6 @@ class EpochQuality:
         return (self.epoch, self.fid, self.min_share, self.precision, self.recall, self.label_fidelity)
 
 
-@cache
-def _real_features() -> tuple[np.ndarray, np.ndarray]:
-    """Features and predicted digits of the first real half: the same for every run in a process."""
-    return features(real_halves()[0])
-
-
 class QualityMonitor:
     """Scores a generator's fixed samples against the first half of the bundled real digits."""
 
@@ -54,7 +47,6 @@ class QualityMonitor:
             raise ConfigError(
                 f"quality during training is MNIST-FID, for 1x28x28 digits; this data is {config.image_shape}"
             )
-        self.real = _real_features()
         self.z = noise(EVAL_SEED, 0, samples, config.latent_dim).to(device)
         self.num_classes = config.num_classes
         self.labels = torch.arange(samples, device=device) % config.num_classes if config.num_classes else None
@@ -70,8 +62,7 @@ class QualityMonitor:
                 ]
             )
         generator.train(was_training)
-        fake = features(images)
-        scores = quality(self.real, fake)
+        scores, fake = score(images)
         fidelity = float("nan")
         if self.labels is not None:
             fidelity = float(np.nanmean(label_fidelity(fake[1], self.labels.cpu().numpy(), self.num_classes)))
