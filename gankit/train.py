@@ -20,9 +20,9 @@ import csv
 import json
 import math
 import signal
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -48,7 +48,19 @@ BEST_FILE = "generator_best.safetensors"
 STATE_FILE = "train_state.pt"
 GRID_SEED = 0
 GRID_SIZE = 64
-LOG_COLUMNS = ["global_step", "epoch", "d_loss", "g_loss", "augment_p"]
+
+
+class StepLog(NamedTuple):
+    """One training step's line of the loss log (``losses.csv``, ``train_state.pt``'s history rows)."""
+
+    global_step: int
+    epoch: int
+    d_loss: float
+    g_loss: float
+    augment_p: float
+
+
+LOG_COLUMNS = list(StepLog._fields)
 QUALITY_COLUMNS = ["mnist_fid", "min_digit_share", "precision", "recall", "label_fidelity"]
 
 
@@ -119,7 +131,6 @@ class Trainer:
     """Holds the models, optimizers and progress of one run in ``out_dir``."""
 
     def __init__(self, config: TrainConfig, out_dir: str | Path) -> None:
-        self.config = config
         self.out_dir = Path(out_dir)
         self.device = resolve_device(config.device)
         images, labels = _training_data(config)
@@ -134,7 +145,8 @@ class Trainer:
             raise ConfigError(
                 f"batch size {config.batch_size} is not a multiple of the pack size {discriminator_config.pack}"
             )
-        self.config.generator, self.config.discriminator = generator_config, discriminator_config
+        # a copy: the caller's config is left as it was given
+        self.config = replace(config, generator=generator_config, discriminator=discriminator_config)
         self.data = from_uint8(images).to(self.device)
         self.labels = labels.to(self.device) if labels is not None else None
         torch.manual_seed(config.seed)
@@ -153,7 +165,7 @@ class Trainer:
         self.epoch = 0
         self.step = 0
         self.perm = torch.randperm(len(self.data), generator=self.rng)
-        self.history: list[tuple[int, int, float, float, float]] = []
+        self.history: list[StepLog] = []
         self.quality: list[EpochQuality] = []
         self.best: EpochQuality | None = None
         num_classes = generator_config.num_classes
@@ -243,7 +255,9 @@ class Trainer:
             "history": torch.tensor(self.history, dtype=torch.float64).reshape(-1, len(LOG_COLUMNS)),
             "ada": self.ada.state(),
             "lecam": self.lecam.state(),
-            "quality": torch.tensor([q.as_row() for q in self.quality], dtype=torch.float64).reshape(-1, 6),
+            "quality": torch.tensor([q.as_row() for q in self.quality], dtype=torch.float64).reshape(
+                -1, len(fields(EpochQuality))
+            ),
             "best_epoch": self.best.epoch if self.best is not None else 0,
         }
 
@@ -258,9 +272,9 @@ class Trainer:
             self.opt_d.load_state_dict(state["opt_d"])
             self.rng.set_state(state["rng"])
             self.epoch, self.step, self.perm = int(state["epoch"]), int(state["step"]), state["perm"]
-            # (global step, epoch, d_loss, g_loss, p); states saved before the recipe options had no p
+            # a state saved without the augment_p column has p = 0 on every step
             rows = state["history"].tolist()
-            self.history = [(int(row[0]), int(row[1]), *row[2:4], *(row[4:] or [0.0])) for row in rows]
+            self.history = [StepLog(int(row[0]), int(row[1]), *row[2:4], *(row[4:] or [0.0])) for row in rows]
             if "dropout_rng" in state:  # states saved before the recipe options had no dropout, and no more
                 self.dropout_rng.set_state(state["dropout_rng"])
                 self.ada.load(state["ada"])
@@ -302,8 +316,8 @@ class Trainer:
             writer.writerow(LOG_COLUMNS + QUALITY_COLUMNS)
             for i, row in enumerate(self.history):
                 # a measurement sits on the last step of its epoch
-                last_of_epoch = i + 1 == len(self.history) or self.history[i + 1][1] != row[1]
-                q = measured.get(row[1] + 1) if last_of_epoch else None
+                last_of_epoch = i + 1 == len(self.history) or self.history[i + 1].epoch != row.epoch
+                q = measured.get(row.epoch + 1) if last_of_epoch else None
                 values = q.as_row()[1:] if q else [math.nan] * len(QUALITY_COLUMNS)
                 writer.writerow([*row, *("" if math.isnan(v) else v for v in values)])
 
@@ -340,7 +354,7 @@ class Trainer:
                             f"(D={d_loss}, G={g_loss}); the last good checkpoint in {self.out_dir} is kept. "
                             "Try a lower --lr."
                         )
-                    self.history.append((len(self.history), self.epoch, d_loss, g_loss, self.ada.p))
+                    self.history.append(StepLog(len(self.history), self.epoch, d_loss, g_loss, self.ada.p))
                     self.step += 1
                     bar.update(1)
                     bar.set_postfix(epoch=self.epoch + 1, D=f"{d_loss:.3f}", G=f"{g_loss:.3f}")
@@ -357,11 +371,11 @@ class Trainer:
                         bar.write(f"epoch {self.epoch}: MNIST-FID {measured.fid:.2f}, min digit {share:.1f}%")
                 self.checkpoint()
         if self.history:
-            steps, _, d, g, _ = zip(*self.history)
-            per_epoch = self.steps_per_epoch
-            curves = [(q.epoch * per_epoch, q.fid, q.min_share) for q in self.quality]
-            plot_losses(list(steps), list(d), list(g), self.out_dir / "losses.png", quality=curves)
-        last = (self.history[-1][2], self.history[-1][3]) if self.history else None
+            steps = [row.global_step for row in self.history]
+            d, g = [row.d_loss for row in self.history], [row.g_loss for row in self.history]
+            curves = [(q.epoch * self.steps_per_epoch, q.fid, q.min_share) for q in self.quality]
+            plot_losses(steps, d, g, self.out_dir / "losses.png", quality=curves)
+        last = (self.history[-1].d_loss, self.history[-1].g_loss) if self.history else None
         return TrainResult(
             self.out_dir / GENERATOR_FILE, self.out_dir / STATE_FILE, self.epoch, interrupted, last, self.best
         )

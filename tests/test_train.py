@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import math
@@ -523,3 +524,12 @@ def test_flat_options_gives_a_saved_recipe_back_as_flags(preset: str) -> None:
         assert saved(build_config("seed", **options)) == saved(config)
         assert "d_condition" not in options  # projection: the default, so not an option given
         assert options.get("pack") == (2 if config.discriminator.pack == 2 else None)
+
+
+def test_trainer_leaves_the_callers_config_as_given(tmp_path):
+    """The trainer fits the model configs to the data (image shape, D's classes) in a copy of its own."""
+    config = TrainConfig(epochs=1, batch_size=64, data="mnist-5k", latent_labels=10)
+    given = copy.deepcopy(config)
+    trainer = Trainer(config, tmp_path / "run")
+    assert config == given
+    assert trainer.config.discriminator.num_classes == 10 and config.discriminator.num_classes == 0

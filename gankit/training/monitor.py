@@ -9,7 +9,7 @@ Nothing here draws from the training RNG, so measuring does not change the run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 
 import numpy as np
 import torch
@@ -36,7 +36,7 @@ class EpochQuality:
     label_fidelity: float
 
     def as_row(self) -> tuple[float, ...]:
-        return (self.epoch, self.fid, self.min_share, self.precision, self.recall, self.label_fidelity)
+        return astuple(self)
 
 
 class QualityMonitor:
