@@ -65,3 +65,14 @@ def require_bf16(info: CpuInfo | None = None) -> None:
             f"this CPU ({info.model}) has no native bf16 (no avx512_bf16 or amx_bf16 flag): bf16 would be "
             "emulated and slower than fp32; use --precision fp32 (or int8)"
         )
+
+
+def compute_threads() -> int:
+    """The threads gankit's CPU work uses: torch's intra-op count when torch is loaded (so ``torch.set_num_threads``
+    governs both), else the CPUs this process may run on. Values never depend on it, only speed."""
+    import os
+    import sys
+
+    if "torch" in sys.modules:
+        return sys.modules["torch"].get_num_threads()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -16,10 +16,14 @@ error); a conditional generator without one gets ``balanced``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
+import numpy as np
 
 from gankit.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
 
 KINDS = ("balanced", "digit")
 
@@ -48,13 +52,19 @@ class LabelSpec:
         if self.digit is not None and self.digit >= num_classes:
             raise LabelError(f"digit {self.digit} is out of range: this generator has labels 0..{num_classes - 1}")
 
-    def labels(self, seed: int, start: int, count: int, num_classes: int) -> torch.Tensor:
-        """Labels of samples start .. start+count-1 of ``seed``: (count,) int64 in [0, num_classes)."""
+    def label_array(self, seed: int, start: int, count: int, num_classes: int) -> np.ndarray:
+        """Labels of samples start .. start+count-1 of ``seed``: a (count,) int64 array in [0, num_classes)."""
         self.check(num_classes)
         if self.digit is not None:
-            return torch.full((count,), self.digit, dtype=torch.int64)
+            return np.full((count,), self.digit, dtype=np.int64)
         first = (start + seed) % num_classes  # Python ints: seed < 2**64 does not overflow int64
-        return (torch.arange(count, dtype=torch.int64) + first) % num_classes
+        return (np.arange(count, dtype=np.int64) + first) % num_classes
+
+    def labels(self, seed: int, start: int, count: int, num_classes: int) -> torch.Tensor:
+        """``label_array`` as a torch tensor."""
+        import torch
+
+        return torch.from_numpy(self.label_array(seed, start, count, num_classes))
 
     def describe(self) -> str:
         """``balanced`` or ``digit 7``."""
@@ -103,7 +113,7 @@ def check_labels(labels: torch.Tensor | None, batch: int, num_classes: int, wher
         return
     if labels is None:
         raise LabelError(f"{where} is conditional on {num_classes} classes: pass labels (batch,) int64")
-    if tuple(labels.shape) != (batch,) or labels.dtype != torch.int64:
+    if tuple(labels.shape) != (batch,) or str(labels.dtype) not in ("torch.int64", "int64"):
         raise LabelError(f"{where} takes labels of shape ({batch},) int64; got {tuple(labels.shape)} {labels.dtype}")
     if batch and not (0 <= int(labels.min()) and int(labels.max()) < num_classes):
         raise LabelError(f"{where} takes labels in 0..{num_classes - 1}; got {int(labels.min())}..{int(labels.max())}")

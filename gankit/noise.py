@@ -30,11 +30,16 @@ ops; inside Triton kernels ``kernels.noise.latent_noise``.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from gankit._noise.np_impl import noise_numpy
-from gankit._noise.torch_impl import noise_torch
+from gankit.cpu import compute_threads
 from gankit.errors import NoiseError
+
+if TYPE_CHECKING:
+    import torch
 
 try:
     from gankit._noise import _native
@@ -58,6 +63,27 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+def _check(seed: int, start: int, count: int, latent_dim: int) -> int:
+    seed = check_seed(seed)
+    if start < 0 or count < 0 or latent_dim <= 0:
+        raise NoiseError(f"need start >= 0, count >= 0, latent_dim > 0 (got {start}, {count}, {latent_dim})")
+    if (start + count) * -(-latent_dim // 4) > 2**63:
+        raise NoiseError(f"samples up to {start + count} of latent {latent_dim} pass the 2**63 Philox counters")
+    return seed
+
+
+def noise_array(seed: int, start: int, count: int, latent_dim: int) -> np.ndarray:
+    """Latent vectors of samples start .. start+count-1 of ``seed``: a (count, latent_dim) float32 array, made on
+    the CPU without torch."""
+    seed = _check(seed, start, count, latent_dim)
+    if _native is None:
+        return noise_numpy(seed, start, count, latent_dim)
+    out = np.empty((count, latent_dim), dtype=np.float32)
+    threads = max(1, min(compute_threads(), count * latent_dim // MIN_NORMALS_A_THREAD))
+    _native.fill(out, seed, start, count, latent_dim, threads)
+    return out
+
+
 def noise(
     seed: int,
     start: int,
@@ -66,16 +92,10 @@ def noise(
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Latent vectors of samples start .. start+count-1 of ``seed``: (count, latent_dim) float32 on ``device``."""
-    seed = check_seed(seed)
-    if start < 0 or count < 0 or latent_dim <= 0:
-        raise NoiseError(f"need start >= 0, count >= 0, latent_dim > 0 (got {start}, {count}, {latent_dim})")
-    if (start + count) * -(-latent_dim // 4) > 2**63:
-        raise NoiseError(f"samples up to {start + count} of latent {latent_dim} pass the 2**63 Philox counters")
+    import torch
+
     if torch.device(device).type != "cpu":
-        return noise_torch(seed, start, count, latent_dim, torch.device(device))
-    if _native is None:
-        return torch.from_numpy(noise_numpy(seed, start, count, latent_dim))
-    out = torch.empty((count, latent_dim), dtype=torch.float32)
-    threads = max(1, min(torch.get_num_threads(), count * latent_dim // MIN_NORMALS_A_THREAD))
-    _native.fill(out.numpy(), seed, start, count, latent_dim, threads)
-    return out
+        from gankit._noise.torch_impl import noise_torch
+
+        return noise_torch(_check(seed, start, count, latent_dim), start, count, latent_dim, torch.device(device))
+    return torch.from_numpy(noise_array(seed, start, count, latent_dim))
