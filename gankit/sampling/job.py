@@ -6,6 +6,7 @@ not depend on the number of processes or on interruptions.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,8 @@ class SampleJob:
             raise SamplingError(f"unknown --dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
         if self.format == "parquet" and self.dtype != "uint8":
             raise SamplingError("--format parquet stores PNG images (uint8); use npy or webdataset for float16")
+        if self.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise SamplingError("--format parquet needs pyarrow: pip install 'gankit[parquet]'")
         if self.engine not in ENGINES:
             raise SamplingError(f"unknown --engine {self.engine!r}; choose from {', '.join(ENGINES)}")
         if self.engine == "ray" and self.format == "grid":
