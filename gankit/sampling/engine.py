@@ -96,6 +96,10 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     ranks = Ranks.from_environment()
     if job.engine == "ray" and ranks.world > 1:
         raise SamplingError("--engine ray starts its own workers: run it as one process, not under torchrun")
+    if job.engine == "ray":
+        from gankit.sampling.ray_engine import reachable
+
+        reachable(job.address)  # before the folder is touched
     say = log if ranks.rank == 0 else (lambda message: None)
     backend = _open(job, say, ranks)
     labels = resolve(job.labels, backend.num_classes)

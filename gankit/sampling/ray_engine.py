@@ -45,6 +45,23 @@ def import_ray() -> Any:
     return ray
 
 
+def reachable(address: str | None) -> None:
+    """SamplingError, within ``CONNECT_SECONDS``, when nothing listens at ``address`` (HOST:PORT or
+    ray://HOST:PORT; None and ``auto`` are Ray's to find). Ray itself would retry for minutes."""
+    import_ray()
+    if address in (None, "auto"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise SamplingError(
+            f"no Ray cluster answers at --address {address} ({reason}); start one with `ray start --head` "
+            "and pass the HOST:PORT it prints, or drop --address for a local Ray"
+        ) from None
+
+
 def connect(address: str | None = None, workers: int | None = None) -> bool:
     """Join the Ray at ``address`` (None: start a local one with ``workers`` CPUs, None: all); True when this
     call started the connection (and the caller shuts it down). SamplingError, in bounded time, when nothing
@@ -52,16 +69,7 @@ def connect(address: str | None = None, workers: int | None = None) -> bool:
     ray = import_ray()
     if ray.is_initialized():
         return False
-    if address not in (None, "auto"):
-        host, _, port = address.removeprefix("ray://").rpartition(":")
-        try:
-            socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
-        except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-            raise SamplingError(
-                f"no Ray cluster answers at --address {address} ({reason}); start one with `ray start --head` "
-                "and pass the HOST:PORT it prints, or drop --address for a local Ray"
-            ) from None
+    reachable(address)
     try:
         ray.init(
             address=address,
