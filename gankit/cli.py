@@ -305,7 +305,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         choices=["balanced"],
         help="class-conditional generators: sample i gets label (i + seed) mod K, each label equally often; "
         "the default for them (an error for an unconditional generator). Each shard's labels are written "
-        "beside it as shard_NNNNN.labels.npy",
+        "beside it as shard_NNNNN.labels.npy (npy, png), or inside it (webdataset .cls, parquet label)",
     )
     p.add_argument(
         "--engine",

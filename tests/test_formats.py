@@ -191,7 +191,7 @@ KILLER = """
 import os, signal
 import gankit.sampling.writer as writer
 
-_real, _calls = writer._write_file, [0]
+_real, _calls = writer.write_file, [0]
 
 
 def _write_then_die(path, *chunks):
@@ -203,7 +203,7 @@ def _write_then_die(path, *chunks):
     return _real(path, *chunks)
 
 
-writer._write_file = _write_then_die
+writer.write_file = _write_then_die
 """
 
 
@@ -254,3 +254,15 @@ def test_png_bytes_are_the_pixels() -> None:
         assert png_bytes(image.copy()) == png_bytes(image)
     with pytest.raises(ValueError, match="uint8"):
         png_bytes(np.zeros((1, 4, 4), np.float32))
+
+
+@pytest.mark.parametrize(
+    ("name", "size"), [("000000001.png", 358), ("123456789012.json", 70), ("a", 0), ("x" * 99, 8**11 - 1)]
+)
+def test_tar_headers_are_tarfiles_own(name: str, size: int) -> None:
+    """The headers built directly are the bytes Python's tarfile writes for the same member (ustar)."""
+    from gankit.sampling.formats import TAR_MODE, tar_header
+
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = size, 0, TAR_MODE, 0, 0, "", ""
+    assert tar_header(name, size) == info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")

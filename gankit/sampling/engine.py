@@ -8,6 +8,9 @@ Layout of an ``npy`` (or ``png``) run folder::
     shard_00000.labels.npy   a class-conditional generator only: their labels, (count,) int64 (``gankit.labels``)
     .journal/<run>-rank<r>.json   shards finished by one rank of one run (each rewritten atomically)
 
+``webdataset`` and ``parquet`` runs write ``shard-00000.tar`` or ``shard-00000.parquet`` instead, the labels inside
+(``gankit.sampling.formats``). ``engine="ray"`` makes the same shards as Ray tasks (``gankit.sampling.ray_engine``).
+
 A shard file appears under its final name only once complete (temp file + rename), a journal records it
 (with size and checksum) right after, and ``resume`` regenerates whatever is not recorded
 (``gankit.sampling.manifest``). The shards are made by lanes ahead of a writer thread

@@ -4,7 +4,7 @@ behind ``gankit.ray.dataset``.
 ``--engine ray``: every pending shard is one Ray task (``max_retries``: a worker that dies is replaced and the
 shard made again). A worker opens the backend once (the job's resolved backend and precision, the same lanes as
 the local engine, one lane of the worker's CPUs) and keeps it for every shard it is given; it writes the shard
-under ``--out`` itself (temp file + rename, ``writer.write_files``) and hands back only its manifest entry,
+under ``--out`` itself (temp file + rename, ``writer.write_shard_files``) and hands back only its manifest entry,
 which the driver journals as it arrives. Shards are fixed index ranges made batch by batch from their first
 index, so the files are those of a one-process run with the same options. On a cluster ``--out`` and the model
 file must be on storage every node sees at the same path.
@@ -30,7 +30,7 @@ from gankit.backends import Backend
 from gankit.errors import GankitError, SamplingError
 from gankit.sampling.formats import sample_meta
 from gankit.sampling.job import SampleJob, ShardRecord, shard_name
-from gankit.sampling.writer import write_files, write_journal
+from gankit.sampling.writer import write_journal, write_shard_files
 
 RETRIES = 3  # times Ray makes a shard again after its worker died
 CONNECT_SECONDS = 10.0  # how long --address may take to answer before the run gives up
@@ -142,7 +142,7 @@ def make_shard(
     """The Ray task: make shard ``index`` (samples first .. first+count-1) and write it; its manifest entry."""
     images, labels = make_images(job, index, first, count)
     _die_once(fail_once, index, job.out)
-    return write_files(job.out, shard_name(job, index), first, images, labels, meta).to_json()
+    return write_shard_files(job.out, shard_name(job, index), first, images, labels, meta).to_json()
 
 
 def _failure(exc: BaseException, job: SampleJob, index: int) -> BaseException:

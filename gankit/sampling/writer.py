@@ -86,7 +86,7 @@ def _crc32(*chunks: bytes | np.ndarray) -> str:
     return f"{value:08x}"
 
 
-def _write_file(path: Path, *chunks: bytes | np.ndarray) -> None:
+def write_file(path: Path, *chunks: bytes | np.ndarray) -> None:
     """Write ``chunks`` to ``path`` atomically and durably (fsync)."""
     with atomic_path(path) as tmp:
         fd = os.open(tmp, os.O_WRONLY)
@@ -105,7 +105,7 @@ def write_labels(out: Path, shard: str, labels: np.ndarray) -> dict[str, object]
     np.lib.format.write_array_header_1_0(standard, np.lib.format.header_data_from_array_1_0(labels))
     header = standard.getvalue()  # magic, version 1.0, length and the dict: the whole .npy header
     name = labels_name(shard)
-    _write_file(out / name, header, labels)
+    write_file(out / name, header, labels)
     return {"file": name, "bytes": len(header) + labels.nbytes, CHECKSUM: _crc32(header, labels)}
 
 
@@ -126,7 +126,7 @@ def write_shard(
             data = webdataset_shard(first, images, labels, meta or {})
         else:
             data = parquet_shard(first, images, labels)
-        _write_file(out / name, data)
+        write_file(out / name, data)
         return ShardRecord(name, first, len(images), len(data), _crc32(data), CHECKSUM)
     if name.endswith("/"):
         folder = out / name
@@ -149,7 +149,7 @@ def write_shard(
     return ShardRecord(name, first, len(images), len(header) + len(data), _crc32(header, data), CHECKSUM)
 
 
-def write_files(
+def write_shard_files(
     out: Path, name: str, first: int, images: np.ndarray, labels: np.ndarray | None, meta: dict[str, Any]
 ) -> ShardRecord:
     """Shard ``name`` and, for a class-conditional generator whose shard format does not hold them, its labels
@@ -191,7 +191,7 @@ class ShardWriter:
             try:
                 if ready is not None:
                     ready.synchronize()
-                self.records.append(write_files(self.out, name, first, buffer.numpy(), labels, self.meta))
+                self.records.append(write_shard_files(self.out, name, first, buffer.numpy(), labels, self.meta))
                 write_journal(self.journal, self.records)
             except BaseException as exc:  # reported to the producer on its next put or at close
                 self.error = exc
