@@ -239,9 +239,21 @@ def test_torchrun_two_ranks_write_the_bytes_of_one_process(tmp_path: Path, model
     assert one["shards"] == two["shards"] and two["status"] == "complete"
 
 
-def test_parquet_refuses_float16(tmp_path: Path, model_file: Path) -> None:
-    with pytest.raises(SamplingError, match="parquet stores PNG images"):
-        run_job(tmp_path / "out", model_file, format="parquet", dtype="float16")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"format": "parquet", "dtype": "float16"}, "parquet stores PNG images"),
+        ({"engine": "spark"}, "unknown --engine"),
+        ({"workers": 2}, "options of --engine ray"),
+        ({"address": "10.0.0.1:6379"}, "options of --engine ray"),
+        ({"engine": "ray", "workers": 0}, "--workers must be positive"),
+        ({"engine": "ray", "format": "grid"}, "a grid is one picture"),
+    ],
+)
+def test_bad_format_and_engine_options(tmp_path: Path, model_file: Path, options: dict, message: str) -> None:
+    with pytest.raises(SamplingError, match=message):
+        run_job(tmp_path / "out", model_file, **options)
+    assert not (tmp_path / "out").exists()
 
 
 def test_png_bytes_are_the_pixels() -> None:

@@ -73,6 +73,8 @@ class SampleJob:
             raise SamplingError(f"unknown --engine {self.engine!r}; choose from {', '.join(ENGINES)}")
         if self.engine == "ray" and self.format == "grid":
             raise SamplingError("--engine ray writes shards; a grid is one picture: drop --engine ray")
+        if self.engine != "ray" and (self.address is not None or self.workers is not None):
+            raise SamplingError("--address and --workers are options of --engine ray")
         if self.workers is not None and self.workers <= 0:
             raise SamplingError(f"--workers must be positive, got {self.workers}")
         if self.format == "grid" and self.n > MAX_GRID:
