@@ -11,8 +11,9 @@ For npy, webdataset and parquet (uint8, the bundled generator, shards of 65,536)
 
 Each engine's shards are checked against the one-process run's (the manifest's CRC-32 of every shard) before its
 time counts: a faster engine that wrote other bytes is a failure, not a result. Reported: samples/s over the
-whole process (start-up included) and the run's own steady rate (as it prints it); each engine's overhead against
-the one-process run of the same format (1 - its rate / the one-process rate).
+whole process (start-up included) and the run's own rate as it prints it (from its first shard on; for Ray from
+connecting, so starting Ray and its workers counts); each engine's overhead against the one-process run of the
+same format (1 - its whole-process rate / the one-process one).
 
 What binds each format: in this process, on one shard of the generator's real images, the CPU µs a sample of
 making the images (the lanes' fill, one lane of all threads), of the format's encoding (a PNG each for

@@ -101,6 +101,28 @@ def test_a_worker_killed_mid_shard_is_retried_to_the_same_files(tmp_path: Path, 
     assert manifest(tmp_path / "ray") == manifest(tmp_path / "one")
 
 
+def test_ctrl_c_keeps_the_shards_under_way_and_resume_finishes(tmp_path: Path, model_file: Path, monkeypatch) -> None:
+    """Ctrl-C while the driver waits: the shards already running are collected and recorded, the run is marked
+    partial, and --resume (here with the local engine) ends with the files of one uninterrupted process."""
+    real, calls = ray.wait, {"n": 0}
+
+    def interrupt_second(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ray, "wait", interrupt_second)
+    result = run_job(tmp_path / "ray", model_file, engine="ray", workers=2, format="webdataset")
+    monkeypatch.setattr(ray, "wait", real)
+    assert result.interrupted and result.samples_written == 3 * 64  # the first shard, then the two under way
+    partial = json.loads((tmp_path / "ray" / MANIFEST).read_text())
+    assert partial["status"] == "partial" and [s["start"] for s in partial["shards"]] == [0, 64, 128]
+    assert run_job(tmp_path / "ray", model_file, format="webdataset", resume=True).samples_written == 300 - 192
+    run_job(tmp_path / "one", model_file, format="webdataset")
+    assert files(tmp_path / "ray") == files(tmp_path / "one") and len(files(tmp_path / "one")) == 5
+
+
 def test_ray_engine_resumes_a_local_run(tmp_path: Path, model_file: Path) -> None:
     """A run cut short (its last shards deleted with the records of them) is finished by Ray: the same files."""
     run_job(tmp_path / "one", model_file, format="parquet")
