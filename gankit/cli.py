@@ -284,18 +284,21 @@ def _run_train(args: argparse.Namespace) -> int:
 def _add_sample(sub: argparse._SubParsersAction) -> None:
     from gankit.backends import PRECISIONS, backend_names
     from gankit.backends.compile import COMPILE_MODES
-    from gankit.sampling.job import DTYPES, FORMATS
+    from gankit.sampling.job import DTYPES, ENGINES, FORMATS
 
     p = sub.add_parser(
         "sample",
-        help="generate samples to disk (sharded .npy, PNG files or a grid); resumable; torchrun-aware",
+        help="generate samples to disk (.npy, WebDataset or Parquet shards, PNG files or a grid); resumable; "
+        "torchrun- and Ray-aware",
         description="Sample i of seed s has the same noise everywhere, bit for bit (gankit.noise), so its image "
         "is the same whatever the batch size or number of processes: bit for bit with the same backend, batch size "
         "and machine (shards, resumes, torchrun ranks and lanes are), and within 1 uint8 level across batch sizes and "
-        "machines (a matmul's summation order depends on its shape and the CPU). --format npy/png write a "
+        "machines (a matmul's summation order depends on its shape and the CPU). --format npy/png/webdataset/parquet "
+        "write a "
         "folder with manifest.json; Ctrl-C or a kill "
         "loses nothing: rerun with --resume. Several processes: torchrun --nproc-per-node K -m gankit sample "
-        "--num-samples N ... (under torchrun spell --n and --start as --num-samples and --first-index).",
+        "--num-samples N ... (under torchrun spell --n and --start as --num-samples and --first-index); or "
+        "--engine ray [--address HOST:PORT].",
     )
     p.add_argument(
         "model",
@@ -327,12 +330,15 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--format",
         default=None,
         choices=FORMATS,
-        help="npy: uint8/float16 .npy shards; png: one PNG a sample; grid: one PNG grid "
-        "[grid if --out ends in .png, else npy]",
+        help="npy: uint8/float16 .npy shards; png: one PNG a sample; webdataset: tar shards shard-NNNNN.tar "
+        "(NNNNNNNNN.png or .npy, .cls, .json a sample); parquet: shard-NNNNN.parquet (index, label, image as "
+        "Hugging Face's Image feature); grid: one PNG grid [grid if --out ends in .png, else npy]",
     )
-    p.add_argument("--dtype", default="uint8", choices=DTYPES, help="npy shard dtype [%(default)s]")
+    p.add_argument("--dtype", default="uint8", choices=DTYPES, help="npy and webdataset image dtype [%(default)s]")
     p.add_argument("--shard-size", type=int, default=65536, help="samples per shard [%(default)s]")
-    p.add_argument("--out", default="samples.png", help="folder (npy, png) or .png file (grid) [%(default)s]")
+    p.add_argument(
+        "--out", default="samples.png", help="folder (npy, png, webdataset, parquet) or .png file (grid) [%(default)s]"
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [%(default)s]")
     p.add_argument(
@@ -352,8 +358,21 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         choices=["balanced"],
         help="class-conditional generators: sample i gets label (i + seed) mod K, each label equally often; "
         "the default for them (an error for an unconditional generator). Each shard's labels are written "
-        "beside it as shard_NNNNN.labels.npy",
+        "beside it as shard_NNNNN.labels.npy (npy, png), or inside it (webdataset .cls, parquet label)",
     )
+    p.add_argument(
+        "--engine",
+        default="local",
+        choices=ENGINES,
+        help="local: this process (or torchrun's); ray: each shard a Ray task, retried if its worker dies, the "
+        "same files (pip install 'gankit[ray]') [%(default)s]",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        help="--engine ray: the cluster's HOST:PORT (from `ray start --head`) or auto [a local Ray for the run]",
+    )
+    p.add_argument("--workers", type=int, default=None, help="--engine ray: shards made at once [one a CPU]")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_import_flags(p)
     p.set_defaults(run=_run_sample)
@@ -382,6 +401,9 @@ def _run_sample(args: argparse.Namespace) -> int:
         resume=args.resume,
         import_options=import_options_from(args),
         labels=from_options(args.digit, args.labels),
+        engine=args.engine,
+        address=args.address,
+        workers=args.workers,
     )
     result = sample(job, progress=not args.quiet)
     rate = f"{result.samples_per_second:,.0f} samples/s" if result.samples_written else "nothing left to do"

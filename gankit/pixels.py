@@ -8,6 +8,8 @@ uses the functions here; the ONNX graph and the Triton kernel compute the same r
 from __future__ import annotations
 
 import math
+import struct
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -110,10 +112,36 @@ def save_grid(images: torch.Tensor | np.ndarray, path: str | Path, nrow: int | N
     return Path(path)
 
 
-def save_png(image: torch.Tensor, path: str | Path) -> None:
-    """One uint8 image (C, H, W), C = 1 (grey) or 3 (RGB) -> a PNG of exactly those pixels."""
-    from PIL import Image
+PNG_LEVEL = 6  # zlib level of ``png_bytes``: fixed, so the same pixels always give the same bytes
+_PNG_COLOUR = {1: 0, 3: 2}  # channels -> PNG colour type (grey, RGB)
 
-    array = image.detach().cpu().numpy()
-    picture = Image.fromarray(array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0))
-    picture.save(path, format="png")
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """One uint8 image (C, H, W), C = 1 (grey) or 3 (RGB) -> the bytes of a PNG of exactly those pixels.
+
+    Deterministic: 8-bit depth, no filter (row filter 0), zlib at ``PNG_LEVEL``, no ancillary chunks (no time,
+    no gamma), so a shard that holds PNGs is byte-identical whenever its pixels are."""
+    channels, height, width = image.shape
+    if image.dtype != np.uint8 or channels not in _PNG_COLOUR:
+        raise ValueError(f"png_bytes needs (1 or 3, H, W) uint8, got {image.shape} {image.dtype}")
+    rows = np.empty((height, 1 + width * channels), dtype=np.uint8)
+    rows[:, 0] = 0  # filter type None on every row
+    rows[:, 1:] = image.transpose(1, 2, 0).reshape(height, width * channels)
+    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR[channels], 0, 0, 0)
+    return b"".join(
+        (
+            b"\x89PNG\r\n\x1a\n",
+            _png_chunk(b"IHDR", header),
+            _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), PNG_LEVEL)),
+            _png_chunk(b"IEND", b""),
+        )
+    )
+
+
+def save_png(image: torch.Tensor | np.ndarray, path: str | Path) -> None:
+    """One uint8 image (C, H, W), C = 1 (grey) or 3 (RGB) -> a PNG of exactly those pixels (``png_bytes``)."""
+    Path(path).write_bytes(png_bytes(_host_array(image)))

@@ -43,6 +43,20 @@ def _distributed() -> Ranks:
     return Ranks()
 
 
+def grid_batch(k: int, start: int, n: int | None, batch_size: int, shard_size: int) -> tuple[int, int] | None:
+    """(first index, count) of batch ``k`` of samples start .. start+n-1 (n=None: endless) on ``gankit sample``'s
+    grid: each shard's batches start at the shard's first index and every ``batch_size`` after it. None past
+    the end."""
+    per_shard = -(-shard_size // batch_size)
+    offset = k // per_shard * shard_size + k % per_shard * batch_size
+    count = min(batch_size, shard_size - k % per_shard * batch_size)
+    if n is not None:
+        if offset >= n:
+            return None
+        count = min(count, n - offset)
+    return start + offset, count
+
+
 class GeneratedDataset(torch.utils.data.IterableDataset):
     """Samples start .. start+n-1 of ``seed`` (n=None: endless) as batches (images, indices), or (images, labels,
     indices) for a class-conditional generator; module docstring.
@@ -105,14 +119,7 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
 
     def batch(self, k: int) -> tuple[int, int] | None:
         """(first index, count) of batch ``k`` on ``gankit sample``'s grid, or None past the end."""
-        per_shard = -(-self.shard_size // self.batch_size)
-        offset = k // per_shard * self.shard_size + k % per_shard * self.batch_size
-        count = min(self.batch_size, self.shard_size - k % per_shard * self.batch_size)
-        if self.n is not None:
-            if offset >= self.n:
-                return None
-            count = min(count, self.n - offset)
-        return self.start + offset, count
+        return grid_batch(k, self.start, self.n, self.batch_size, self.shard_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         info = torch.utils.data.get_worker_info()

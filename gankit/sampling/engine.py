@@ -8,6 +8,9 @@ Layout of an ``npy`` (or ``png``) run folder::
     shard_00000.labels.npy   a class-conditional generator only: their labels, (count,) int64 (``gankit.labels``)
     .journal/<run>-rank<r>.json   shards finished by one rank of one run (each rewritten atomically)
 
+``webdataset`` and ``parquet`` runs write ``shard-00000.tar`` or ``shard-00000.parquet`` instead, the labels inside
+(``gankit.sampling.formats``). ``engine="ray"`` makes the same shards as Ray tasks (``gankit.sampling.ray_engine``).
+
 A shard file appears under its final name only once complete (temp file + rename), a journal records it
 (with size and checksum) right after, and ``resume`` regenerates whatever is not recorded
 (``gankit.sampling.manifest``). The shards are made by lanes ahead of a writer thread
@@ -36,6 +39,7 @@ from gankit.errors import GankitError, SamplingError
 from gankit.io import sha256_of
 from gankit.labels import LabelSpec, resolve
 from gankit.pixels import save_grid
+from gankit.sampling.formats import sample_meta
 from gankit.sampling.job import SampleJob, SampleResult, ShardRecord, shard_name, shards_of
 from gankit.sampling.lanes import open_lanes, plan_lanes, runs_in_lanes
 from gankit.sampling.manifest import (
@@ -93,6 +97,12 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     from tqdm import tqdm
 
     ranks = Ranks.from_environment()
+    if job.engine == "ray" and ranks.world > 1:
+        raise SamplingError("--engine ray starts its own workers: run it as one process, not under torchrun")
+    if job.engine == "ray":
+        from gankit.sampling.ray_engine import reachable
+
+        reachable(job.address)  # before the folder is touched
     say = log if ranks.rank == 0 else (lambda message: None)
     backend = _open(job, say, ranks)
     labels = resolve(job.labels, backend.num_classes)
@@ -104,7 +114,55 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     mine = pending_shards[ranks.rank :: ranks.world]
     run_id = ranks.broadcast(uuid.uuid4().hex[:8])
     journal = job.out / JOURNALS / f"{run_id}-rank{ranks.rank}.json"
+    records: list[ShardRecord] = []  # this process's finished shards, as they are written
 
+    total = sum(count for _, _, count in mine)
+    bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress or ranks.rank != 0)
+    try:
+        if job.engine == "ray":
+            from gankit.sampling.ray_engine import write_shards
+
+            warmup, begin = 0.0, time.perf_counter()
+            interrupted = write_shards(job, backend, header, mine, journal, records, bar.update, say)
+        else:
+            warmup, begin, interrupted = _write_here(
+                job, backend, labels, header, mine, journal, records, ranks, bar, say
+            )
+    except BaseException:
+        if ranks.world == 1:  # keep the manifest in step with what is on disk, then report the failure
+            write_manifest(job.out, header, list(done.values()) + records, "partial")
+        raise
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - begin
+
+    everything = [r for gathered in ranks.gather(records) for r in gathered]
+    ranks.close()  # the last collective
+    if ranks.rank == 0:
+        shards = list(done.values()) + everything
+        complete = not interrupted and sum(s.count for s in shards) == job.n
+        write_manifest(job.out, header, shards, "complete" if complete else "partial")
+        if complete:
+            for stale in (job.out / JOURNALS).glob("*.json"):
+                stale.unlink()
+    written = sum(r.count for r in records)
+    return SampleResult(job.out, backend.describe(), written, seconds, warmup, interrupted, records)
+
+
+def _write_here(
+    job: SampleJob,
+    backend: Backend,
+    labels: LabelSpec | None,
+    header: dict[str, Any],
+    mine: list[tuple[int, int, int]],
+    journal: Path,
+    records: list[ShardRecord],
+    ranks: Ranks,
+    bar: Any,
+    say: Callable[[str], None],
+) -> tuple[float, float, bool]:
+    """The ``local`` engine: ``mine`` made by lanes in this process and written by a writer thread, each
+    finished shard appended to ``records``. (warm-up seconds, when the timed part began, whether Ctrl-C came)"""
     lanes, threads, why = ranks.share(lambda: plan_lanes(backend, job.dtype, job.batch_size))
     if runs_in_lanes(backend):
         say(f"pipeline: {lanes} lane{'s' if lanes > 1 else ''} x {threads} thread{'s' if threads > 1 else ''} ({why})")
@@ -115,9 +173,7 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     warmup = getattr(backend, "warmup", lambda: 0.0)()
     if warmup:
         say(f"warm-up (compile) took {warmup:.1f} s; not counted in the throughput")
-    total = sum(count for _, _, count in mine)
-    bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress or ranks.rank != 0)
-    writer = ShardWriter(job.out, journal)
+    writer = ShardWriter(job.out, journal, sample_meta(header), records)
 
     def deliver(shard: PendingShard, buffer: torch.Tensor, ready: torch.cuda.Event | None) -> None:
         shard_labels = None
@@ -131,26 +187,11 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
         interrupted = maker.make(job.seed, mine, deliver)
         writer.close()
     except BaseException:
-        if ranks.world == 1:  # keep the manifest in step with what is on disk, then report the failure
-            writer.close(raise_error=False)
-            write_manifest(job.out, header, list(done.values()) + writer.records, "partial")
+        writer.close(raise_error=False)
         raise
     finally:
         maker.close()
-        bar.close()
-    seconds = time.perf_counter() - begin
-
-    everything = [r for records in ranks.gather(writer.records) for r in records]
-    ranks.close()  # the last collective
-    if ranks.rank == 0:
-        shards = list(done.values()) + everything
-        complete = not interrupted and sum(s.count for s in shards) == job.n
-        write_manifest(job.out, header, shards, "complete" if complete else "partial")
-        if complete:
-            for stale in (job.out / JOURNALS).glob("*.json"):
-                stale.unlink()
-    written = sum(r.count for r in writer.records)
-    return SampleResult(job.out, backend.describe(), written, seconds, warmup, interrupted, writer.records)
+    return warmup, begin, interrupted
 
 
 def _prepare_folder(job: SampleJob, header: dict[str, Any]) -> dict[str, ShardRecord] | GankitError:

@@ -6,6 +6,7 @@ not depend on the number of processes or on interruptions.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ from gankit.errors import SamplingError
 from gankit.imports import ImportOptions
 from gankit.labels import LabelSpec
 
-FORMATS = ("npy", "png", "grid")
+FORMATS = ("npy", "png", "webdataset", "parquet", "grid")
+ENGINES = ("local", "ray")
 DTYPES = ("uint8", "float16")
 MAX_GRID = 4096
 MAX_PNG = 100_000
@@ -23,7 +25,10 @@ MAX_PNG = 100_000
 
 @dataclass
 class SampleJob:
-    """What to generate and where. ``out`` is a folder for npy/png, a .png file for grid."""
+    """What to generate and where. ``out`` is a folder for npy/png/webdataset/parquet, a .png file for grid.
+
+    ``engine``: ``local`` (this process, or one a torchrun rank) or ``ray`` (shards as Ray tasks on the cluster at
+    ``address``, None: a local Ray; at most ``workers`` at once, None: one a CPU); the files are the same."""
 
     out: Path
     n: int
@@ -41,6 +46,9 @@ class SampleJob:
     resume: bool = False
     import_options: ImportOptions | None = None  # what a foreign model file cannot say (gankit.imports)
     labels: LabelSpec | None = None  # a class-conditional generator's labels (None: balanced); gankit.labels
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
@@ -57,6 +65,18 @@ class SampleJob:
             raise SamplingError(f"unknown --format {self.format!r}; choose from {', '.join(FORMATS)}")
         if self.dtype not in DTYPES:
             raise SamplingError(f"unknown --dtype {self.dtype!r}; choose from {', '.join(DTYPES)}")
+        if self.format == "parquet" and self.dtype != "uint8":
+            raise SamplingError("--format parquet stores PNG images (uint8); use npy or webdataset for float16")
+        if self.format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+            raise SamplingError("--format parquet needs pyarrow: pip install 'gankit[parquet]'")
+        if self.engine not in ENGINES:
+            raise SamplingError(f"unknown --engine {self.engine!r}; choose from {', '.join(ENGINES)}")
+        if self.engine == "ray" and self.format == "grid":
+            raise SamplingError("--engine ray writes shards; a grid is one picture: drop --engine ray")
+        if self.engine != "ray" and (self.address is not None or self.workers is not None):
+            raise SamplingError("--address and --workers are options of --engine ray")
+        if self.workers is not None and self.workers <= 0:
+            raise SamplingError(f"--workers must be positive, got {self.workers}")
         if self.format == "grid" and self.n > MAX_GRID:
             raise SamplingError(f"a grid holds at most {MAX_GRID} samples (asked {self.n}); use --format npy")
         if self.format == "png" and self.n > MAX_PNG:
@@ -125,9 +145,23 @@ def shards_of(job: SampleJob) -> Iterator[tuple[int, int, int]]:
         yield index, job.start + offset, min(job.shard_size, job.n - offset)
 
 
+SHARD_NAMES = {
+    "npy": "shard_{:05d}.npy",
+    "png": "shard_{:05d}/",
+    "webdataset": "shard-{:05d}.tar",  # WebDataset's own spelling: shard-{00000..00009}.tar
+    "parquet": "shard-{:05d}.parquet",
+}
+
+
 def shard_name(job: SampleJob, index: int) -> str:
-    """``shard_NNNNN.npy`` (npy), or the folder ``shard_NNNNN/`` of one PNG a sample (png)."""
-    return f"shard_{index:05d}.npy" if job.format == "npy" else f"shard_{index:05d}/"
+    """``shard_NNNNN.npy`` (npy), the folder ``shard_NNNNN/`` of one PNG a sample (png), ``shard-NNNNN.tar``
+    (webdataset) or ``shard-NNNNN.parquet`` (parquet)."""
+    return SHARD_NAMES[job.format].format(index)
+
+
+def holds_labels(name: str) -> bool:
+    """Whether shard ``name`` holds its samples' labels itself (tar, Parquet) instead of a labels file beside it."""
+    return name.endswith((".tar", ".parquet"))
 
 
 def labels_name(shard: str) -> str:

@@ -31,8 +31,9 @@ import torch
 
 from gankit.errors import SamplingError
 from gankit.io import atomic_path, write_json
-from gankit.pixels import save_png
-from gankit.sampling.job import ShardRecord, labels_name
+from gankit.pixels import png_bytes
+from gankit.sampling.formats import parquet_shard, webdataset_shard
+from gankit.sampling.job import ShardRecord, holds_labels, labels_name
 
 CHECKSUM = "crc32"
 QUEUED = 1  # finished shards waiting for the writer (beside the one it writes): each holds a whole shard in memory
@@ -85,7 +86,7 @@ def _crc32(*chunks: bytes | np.ndarray) -> str:
     return f"{value:08x}"
 
 
-def _write_file(path: Path, *chunks: bytes | np.ndarray) -> None:
+def write_file(path: Path, *chunks: bytes | np.ndarray) -> None:
     """Write ``chunks`` to ``path`` atomically and durably (fsync)."""
     with atomic_path(path) as tmp:
         fd = os.open(tmp, os.O_WRONLY)
@@ -104,22 +105,37 @@ def write_labels(out: Path, shard: str, labels: np.ndarray) -> dict[str, object]
     np.lib.format.write_array_header_1_0(standard, np.lib.format.header_data_from_array_1_0(labels))
     header = standard.getvalue()  # magic, version 1.0, length and the dict: the whole .npy header
     name = labels_name(shard)
-    _write_file(out / name, header, labels)
+    write_file(out / name, header, labels)
     return {"file": name, "bytes": len(header) + labels.nbytes, CHECKSUM: _crc32(header, labels)}
 
 
-def write_shard(out: Path, name: str, first: int, images: np.ndarray) -> ShardRecord:
+def write_shard(
+    out: Path,
+    name: str,
+    first: int,
+    images: np.ndarray,
+    labels: np.ndarray | None = None,
+    meta: dict[str, Any] | None = None,
+) -> ShardRecord:
     """Write one shard atomically and durably (fsync); OSError (disk full, permissions) propagates with nothing
-    half-written. images: (count, C, H, W) C-contiguous uint8 or float16."""
+    half-written. images: (count, C, H, W) C-contiguous uint8 or float16; a tar or Parquet shard (``formats``)
+    also holds ``labels`` ((count,) int64, class-conditional generators) and, tar only, ``meta``
+    (``formats.sample_meta``)."""
+    if name.endswith((".tar", ".parquet")):
+        if name.endswith(".tar"):
+            data = webdataset_shard(first, images, labels, meta or {})
+        else:
+            data = parquet_shard(first, images, labels)
+        write_file(out / name, data)
+        return ShardRecord(name, first, len(images), len(data), _crc32(data), CHECKSUM)
     if name.endswith("/"):
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
         files = []
         for offset, image in enumerate(images):
-            path = folder / f"{first + offset:09d}.png"
-            with atomic_path(path) as tmp:
-                save_png(torch.from_numpy(image), tmp)
-            files.append(path.read_bytes())
+            files.append(png_bytes(image))
+            with atomic_path(folder / f"{first + offset:09d}.png") as tmp:
+                tmp.write_bytes(files[-1])
         return ShardRecord(name, first, len(images), sum(map(len, files)), _crc32(*files), CHECKSUM)
     header, data = npy_header(images), memoryview(np.ascontiguousarray(images)).cast("B")
     with atomic_path(out / name) as tmp:
@@ -133,13 +149,35 @@ def write_shard(out: Path, name: str, first: int, images: np.ndarray) -> ShardRe
     return ShardRecord(name, first, len(images), len(header) + len(data), _crc32(header, data), CHECKSUM)
 
 
-class ShardWriter:
-    """A background thread that turns finished shard buffers into files, so generation never waits on disk."""
+def write_shard_files(
+    out: Path, name: str, first: int, images: np.ndarray, labels: np.ndarray | None, meta: dict[str, Any]
+) -> ShardRecord:
+    """Shard ``name`` and, for a class-conditional generator whose shard format does not hold them, its labels
+    file, written first: a shard recorded in a journal has both files. Its manifest entry."""
+    if holds_labels(name):
+        return write_shard(out, name, first, images, labels, meta)
+    labels_entry = None if labels is None else write_labels(out, name, labels)
+    record = write_shard(out, name, first, images)
+    record.labels = labels_entry
+    return record
 
-    def __init__(self, out: Path, journal: Path) -> None:
-        self.out, self.journal = out, journal
+
+def write_journal(journal: Path, records: list[ShardRecord]) -> None:
+    """Rewrite a rank's journal (``manifest``) atomically with every shard it finished."""
+    write_json(journal, {"shards": [r.to_json() for r in records]}, sort_keys=True)
+
+
+class ShardWriter:
+    """A background thread that turns finished shard buffers into files, so generation never waits on disk.
+    ``meta``: what a tar shard's samples record of the job (``formats.sample_meta``); ``records``: the list the
+    finished shards are appended to (a new one when None)."""
+
+    def __init__(
+        self, out: Path, journal: Path, meta: dict[str, Any] | None = None, records: list[ShardRecord] | None = None
+    ) -> None:
+        self.out, self.journal, self.meta = out, journal, meta or {}
         self._closed = False
-        self.records: list[ShardRecord] = []
+        self.records: list[ShardRecord] = [] if records is None else records  # appended as shards are written
         self.error: BaseException | None = None
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUED)
         self._thread = threading.Thread(target=self._loop, name="gankit-writer", daemon=True)
@@ -153,12 +191,8 @@ class ShardWriter:
             try:
                 if ready is not None:
                     ready.synchronize()
-                # The labels first: a shard recorded in a journal has both files.
-                labels_entry = None if labels is None else write_labels(self.out, name, labels)
-                record = write_shard(self.out, name, first, buffer.numpy())
-                record.labels = labels_entry
-                self.records.append(record)
-                write_json(self.journal, {"shards": [r.to_json() for r in self.records]}, sort_keys=True)
+                self.records.append(write_shard_files(self.out, name, first, buffer.numpy(), labels, self.meta))
+                write_journal(self.journal, self.records)
             except BaseException as exc:  # reported to the producer on its next put or at close
                 self.error = exc
 
