@@ -3,19 +3,19 @@
     python benchmarks/gpu_sampling_to_disk.py --out disk.json [--n 10000000] [--dir DIR] [--deadline-s 80]
 
 The engine (``gankit.sampling.engine.sample``: triton backend, bf16, noise made in the kernel, uint8 .npy
-shards of 65,536 samples, each hashed with sha256 and fsync'd by a writer thread behind the
+shards of 65,536 samples, each checksummed (CRC-32) and fsync'd by a writer thread behind the
 generator) writes ``--n`` samples under ``--dir`` (default: a new folder in the current directory;
 removed at the end; its filesystem is recorded). Measured in the same run, on the same bytes (the
 real images of one shard):
 
 - disk: as many shard-sized files as the run writes, each written with ``ndarray.tofile`` and
   fsync'd: the disk's own write rate, the target's yardstick (before and after the run; the faster);
-- sha256: hashlib over the shard (the writer hashes every byte before writing it, in one thread);
+- checksum: the writer's own CRC-32 (``gankit.sampling.writer.checksum``) over the shard, in one thread;
 - generation: the backend's seed -> uint8 launch at the shard size (``do_bench``), and the copy of
   one shard into pinned host memory.
 
-The writer hashes, then writes and fsyncs, one after the other, so it is bound by
-1 / (1/sha256 + 1/disk); ``binding`` names the smallest of that, the generation and the copy.
+The writer checksums, then writes and fsyncs, one after the other, so it is bound by
+1 / (1/checksum + 1/disk); ``binding`` names the smallest of that, the generation and the copy.
 Target: samples/s to disk >= 90 % of the disk's own rate. With ``--deadline-s``, n shrinks to what
 the ceilings measured first say fits (recorded as ``n`` beside ``n_asked``). The first shard on disk
 is compared with the backend's own images of the same indices.
@@ -24,7 +24,6 @@ is compared with the backend's own images of the same indices.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -34,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from gankit.sampling.writer import checksum
 
 SHARD = 65536
 
@@ -57,11 +58,11 @@ def write_files(folder: Path, data: np.ndarray, count: int, stop_at: float | Non
     return {"bytes": written, "seconds": seconds, "bytes_per_s": written / seconds}
 
 
-def sha256_bytes_per_s(data: np.ndarray, min_seconds: float = 0.5) -> float:
-    """Bytes/s of hashlib.sha256 over ``data`` (one thread, as the writer does it)."""
+def checksum_bytes_per_s(data: np.ndarray, min_seconds: float = 0.5) -> float:
+    """Bytes/s of the writer's checksum over ``data`` (one thread, as the writer does it)."""
     begin, hashed = time.perf_counter(), 0
     while hashed == 0 or time.perf_counter() - begin < min_seconds:
-        hashlib.sha256(data).hexdigest()
+        checksum(data)
         hashed += data.nbytes
     return hashed / (time.perf_counter() - begin)
 
@@ -80,9 +81,9 @@ def filesystem(folder: Path) -> dict:
 
 
 def binding(samples_per_s: dict[str, float]) -> tuple[str, float]:
-    """The writer's serial bound from the sha256 and disk rates, then the smallest of it and the others."""
+    """The writer's serial bound from the checksum and disk rates, then the smallest of it and the others."""
     bounds = {
-        "writer thread (sha256, then write + fsync)": 1 / (1 / samples_per_s["sha256"] + 1 / samples_per_s["disk"]),
+        "writer thread (checksum, then write + fsync)": 1 / (1 / samples_per_s["checksum"] + 1 / samples_per_s["disk"]),
         "generation (seed -> uint8 kernel)": samples_per_s["generation"],
         "device-to-host copy": samples_per_s["copy"],
     }
@@ -139,7 +140,7 @@ def main() -> None:
         backend = TritonBackend(load_generator(), precision="bf16", device="cuda")
         shard, rates = generation_rates(backend)
         image_bytes = shard[0].nbytes
-        rates["sha256"] = sha256_bytes_per_s(shard) / image_bytes
+        rates["checksum"] = checksum_bytes_per_s(shard) / image_bytes
         room = int(report["filesystem"]["free_bytes"] * 0.8) // shard.nbytes * SHARD
         n = min(args.n, max(SHARD, room))
         ceiling_stop = begin + 0.3 * args.deadline_s if args.deadline_s else None

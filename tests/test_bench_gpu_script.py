@@ -328,7 +328,7 @@ def tuned_report() -> dict:
 def test_targets_name_the_ceiling_that_binds(tune) -> None:
     rows = [row("eager", 1e8), row("compile-default", 1.2e8), row("compile-max-autotune", 1.5e8)]
     baselines = {"results": [*rows, row("eager", 5e7, precision="fp32")]}
-    disk = {"to_disk_over_disk_ceiling": 0.55, "binding": "writer thread (sha256, then write + fsync): 9 samples/s"}
+    disk = {"to_disk_over_disk_ceiling": 0.55, "binding": "writer thread (checksum, then write + fsync): 9 samples/s"}
     verdicts = {t["what"]: t for t in tune.targets(tuned_report(), baselines, disk)}
     z_eager = verdicts["z-float bf16 batch 65536: x eager"]
     assert (z_eager["value"], z_eager["verdict"]) == (2.0, "FAIL")
@@ -388,16 +388,16 @@ def test_disk_ceiling_writes_fsyncs_and_cleans_up(tmp_path: Path) -> None:
     assert result["bytes"] == 3 * 4096 and result["bytes_per_s"] == result["bytes"] / result["seconds"]
     assert list(tmp_path.iterdir()) == []
     assert disk.write_files(tmp_path, data, 3, stop_at=time.monotonic() - 1)["bytes"] == 4096  # past the deadline
-    assert disk.sha256_bytes_per_s(data, min_seconds=0.01) > 0
+    assert disk.checksum_bytes_per_s(data, min_seconds=0.01) > 0
     mount = disk.filesystem(tmp_path)
     assert str(tmp_path.resolve()).startswith(mount["mount"]) and mount["free_bytes"] > 0
 
 
 def test_the_writer_bound_and_the_fitted_count() -> None:
     disk = load("gpu_sampling_to_disk")
-    name, bound = disk.binding({"sha256": 3e6, "disk": 1e6, "generation": 5e7, "copy": 2e7})
+    name, bound = disk.binding({"checksum": 3e6, "disk": 1e6, "generation": 5e7, "copy": 2e7})
     assert name.startswith("writer thread") and bound == pytest.approx(1 / (1 / 3e6 + 1 / 1e6))
-    name, bound = disk.binding({"sha256": 3e9, "disk": 1e9, "generation": 5e6, "copy": 2e7})
+    name, bound = disk.binding({"checksum": 3e9, "disk": 1e9, "generation": 5e6, "copy": 2e7})
     assert name.startswith("generation") and bound == 5e6
     assert disk.fitted_n(10_000_000, 1e6, 20.0) == 10_000_000
     assert disk.fitted_n(10_000_000, 1e6, 5.0) == 5_000_000 // 65536 * 65536

@@ -79,7 +79,7 @@ def _write_data(fd: int, data: memoryview) -> None:
     write_all(fd, data[direct:])
 
 
-def _crc32(*chunks: bytes | np.ndarray) -> str:
+def checksum(*chunks: bytes | np.ndarray) -> str:
     value = 0
     for chunk in chunks:
         value = zlib.crc32(chunk, value)  # releases the GIL on large buffers
@@ -106,7 +106,7 @@ def write_labels(out: Path, shard: str, labels: np.ndarray) -> dict[str, object]
     header = standard.getvalue()  # magic, version 1.0, length and the dict: the whole .npy header
     name = labels_name(shard)
     write_file(out / name, header, labels)
-    return {"file": name, "bytes": len(header) + labels.nbytes, CHECKSUM: _crc32(header, labels)}
+    return {"file": name, "bytes": len(header) + labels.nbytes, CHECKSUM: checksum(header, labels)}
 
 
 def write_shard(
@@ -127,7 +127,7 @@ def write_shard(
         else:
             data = parquet_shard(first, images, labels)
         write_file(out / name, data)
-        return ShardRecord(name, first, len(images), len(data), _crc32(data), CHECKSUM)
+        return ShardRecord(name, first, len(images), len(data), checksum(data), CHECKSUM)
     if name.endswith("/"):
         folder = out / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,7 @@ def write_shard(
             files.append(png_bytes(image))
             with atomic_path(folder / f"{first + offset:09d}.png") as tmp:
                 tmp.write_bytes(files[-1])
-        return ShardRecord(name, first, len(images), sum(map(len, files)), _crc32(*files), CHECKSUM)
+        return ShardRecord(name, first, len(images), sum(map(len, files)), checksum(*files), CHECKSUM)
     header, data = npy_header(images), memoryview(np.ascontiguousarray(images)).cast("B")
     with atomic_path(out / name) as tmp:
         fd = os.open(tmp, os.O_WRONLY)
@@ -146,7 +146,7 @@ def write_shard(
             os.fsync(fd)
         finally:
             os.close(fd)
-    return ShardRecord(name, first, len(images), len(header) + len(data), _crc32(header, data), CHECKSUM)
+    return ShardRecord(name, first, len(images), len(header) + len(data), checksum(header, data), CHECKSUM)
 
 
 def write_shard_files(
