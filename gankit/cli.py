@@ -434,7 +434,6 @@ def _run_export(args: argparse.Namespace) -> int:
         raise ExportError("--force is for --format web (a file export is replaced only once its parity passed)")
     if format == "web":
         from gankit.imports import ImportOptions
-        from gankit.web import export_web
 
         onnx_options = (args.precision, args.output, args.opset, int8_options_from(args))
         if onnx_options != ("fp32", "float", None, None) or import_options_from(args) != ImportOptions():
@@ -442,6 +441,7 @@ def _run_export(args: argparse.Namespace) -> int:
                 "--format web exports fp32 with float output of a gankit checkpoint (or a state dict that needs "
                 "no import options); --precision, --output, --opset, --int8-* and the import options are not for it"
             )
+        from gankit.web import export_web
 
         report_path = export_web(args.checkpoint, out, force=args.force)
         print(f"wrote {out} and {report_path}")
