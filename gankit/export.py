@@ -66,7 +66,6 @@ def export(
     int8: Int8Options | None = None,
     import_options: ImportOptions | None = None,
     format: str | None = None,
-    seed: int | None = None,
 ) -> ExportResult:
     """Export ``checkpoint`` (default: the bundled generator) to ``out`` in ``format`` (default: from ``out``'s
     suffix, see ``export_format``; the web folder is ``gankit.web.export_web``), validated; see the module doc.
@@ -74,7 +73,7 @@ def export(
     ``checkpoint``: any checkpoint ``gankit.imports.load_model`` reads (a foreign state dict is converted
     with ``import_options``). ``precision``, ``output``, ``opset`` and ``int8`` are the ONNX graph's options (the
     other formats are fp32 with float output); ``int8``: quantization options when precision is int8 (default:
-    ``Int8Options()``). ``seed``: the base seed of the aoti/executorch parity inputs (fresh when None)."""
+    ``Int8Options()``)."""
     if int8 is not None and precision != "int8":
         raise ExportError("int8 options were given, but the precision is not int8 (add --precision int8)")
     format, out = export_format(out, format)
@@ -94,11 +93,11 @@ def export(
     if format == "aoti":
         from gankit.targets.aoti import export_aoti
 
-        return export_aoti(generator, out, sha256_of(source), log=log, seed=seed)
+        return export_aoti(generator, out, sha256_of(source), log=log)
     if format == "executorch":
         from gankit.targets.executorch import export_executorch
 
-        return export_executorch(generator, out, sha256_of(source), log=log, seed=seed)
+        return export_executorch(generator, out, sha256_of(source), log=log)
     opset = DEFAULT_OPSET if opset is None else opset
     return export_generator(generator, source, out, precision, output, opset, log, int8)
 

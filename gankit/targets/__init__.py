@@ -35,6 +35,7 @@ from gankit.onnx.parity import check_parity, format_report, raise_if_failed, wri
 from gankit.onnx.validate import report_path_for
 from gankit.version import __version__, package_version
 
+_TEMPORARY: list[tempfile.TemporaryDirectory] = []  # cache-less artifacts' folders, kept for the process
 Runner = Callable[..., np.ndarray]  # z (B, latent) float32 [, labels (B,) int64] -> images (B, C, H, W) float32
 
 
@@ -74,7 +75,6 @@ def land_checked(
     runner: Callable[[Path], Runner],
     versions: dict[str, str],
     log=print,
-    seed: int | None = None,
 ) -> ExportResult:
     """``build(tmp)`` writes the artifact to a temporary file beside ``out`` (same suffix); ``runner(tmp)`` runs it.
     The parity report (``versions`` added to its versions) lands beside ``out``; the artifact lands at ``out``
@@ -88,7 +88,7 @@ def land_checked(
     tmp = Path(tmp_name)
     try:
         build(tmp)
-        report = check_parity(runner(tmp), generator, "fp32", "float", out.name, seed)
+        report = check_parity(runner(tmp), generator, "fp32", "float", out.name)
         report.versions.update(versions)
         log(format_report(report))
         write_report(report, report_path_for(out, failed=not report.passed))
@@ -111,9 +111,6 @@ def cached_artifact(generator: Generator, kind: str, suffix: str, build: Callabl
     if target.is_file():
         return target
     folder, path = publish(target, build)
-    if folder is not None:  # lives as long as the process: the runtime maps the file
+    if folder is not None:  # the runtime maps the file: keep its folder for the process
         _TEMPORARY.append(folder)
     return path
-
-
-_TEMPORARY: list[tempfile.TemporaryDirectory] = []

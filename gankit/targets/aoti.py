@@ -83,9 +83,7 @@ def package_runner(path: Path):
     return run
 
 
-def export_aoti(
-    generator: Generator, out: Path, source_sha: str, device: str | None = None, log=print, seed: int | None = None
-) -> ExportResult:
+def export_aoti(generator: Generator, out: Path, source_sha: str, device: str | None = None, log=print) -> ExportResult:
     """Export ``generator`` to the package ``out`` (.pt2) for ``device`` (default: cuda when present, else cpu),
     parity-checked (``gankit.targets.land_checked``)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -97,5 +95,4 @@ def export_aoti(
         package_runner,
         {"aoti_device": device},
         log,
-        seed,
     )

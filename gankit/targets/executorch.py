@@ -90,13 +90,11 @@ def program_runner(path: Path):
     return run
 
 
-def export_executorch(
-    generator: Generator, out: Path, source_sha: str, log=print, seed: int | None = None
-) -> ExportResult:
+def export_executorch(generator: Generator, out: Path, source_sha: str, log=print) -> ExportResult:
     """Export ``generator`` to the program ``out`` (.pte), parity-checked through ``executorch.runtime``
     (``gankit.targets.land_checked``)."""
     log(f"lowering to ExecuTorch (XNNPACK) -> {out}...")
     versions = {"executorch": package_version("executorch")}
     return land_checked(
-        generator, out, lambda tmp: build_program(generator, tmp, source_sha), program_runner, versions, log, seed
+        generator, out, lambda tmp: build_program(generator, tmp, source_sha), program_runner, versions, log
     )
