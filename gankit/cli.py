@@ -248,7 +248,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "model",
         nargs="?",
         default=None,
-        help=f"{FOREIGN_FILES}, or an .onnx generator (default: the bundled generator)",
+        help=f"{FOREIGN_FILES}, or an .onnx generator, or a .pt2/.pte export (default: the bundled generator)",
     )
     # torchrun's own parser takes --n and --start as abbreviations of its options: hence the long aliases.
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=64, help="number of samples [%(default)s]")
