@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from gankit.config import OUTPUT_ACTIVATIONS
-from gankit.errors import ConfigError, GankitError
+from gankit.errors import ConfigError, ExportError, GankitError
 
 FOREIGN_FILES = (
     "a gankit .safetensors, a state dict from elsewhere (torch.save .pt/.pth or .safetensors, converted on the "
@@ -304,7 +304,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "model",
         nargs="?",
         default=None,
-        help=f"{FOREIGN_FILES}, or an .onnx generator (default: the bundled generator)",
+        help=f"{FOREIGN_FILES}, or an .onnx generator, or a .pt2/.pte export (default: the bundled generator)",
     )
     # torchrun's own parser takes --n and --start as abbreviations of its options: hence the long aliases.
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=64, help="number of samples [%(default)s]")
@@ -442,22 +442,29 @@ def _run_info(args: argparse.Namespace) -> int:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
+    from gankit.export import FORMATS
     from gankit.onnx.build import DEFAULT_OPSET, OUTPUTS, PRECISIONS
     from gankit.onnx.quantize import CALIBRATIONS, INT8_TYPES, MODES
 
     p = sub.add_parser(
         "export",
-        help="export a generator to ONNX (fp32/fp16/int8, float or uint8 output), parity-checked",
-        description="Input z [batch, latent] float32. Output image [batch, C, H, W]: float32 in [-1, 1], or "
+        help="export a generator to ONNX, AOTInductor (.pt2), ExecuTorch (.pte) or a web folder, parity-checked",
+        description="Formats (--format, or from --out's suffix): onnx (.onnx), aoti (.pt2: an AOTInductor package "
+        "for the CPU, or CUDA when present, that runs from C++ without Python), executorch (.pte: XNNPACK "
+        "delegate), web (a folder: a static page running the model with onnxruntime-web). aoti and executorch "
+        "are fp32 with float output; the options below (precision, output, opset, int8) are for onnx. "
+        "Input z [batch, latent] float32. Output image [batch, C, H, W]: float32 in [-1, 1], or "
         "uint8 0..255 with --output uint8 ((x+1)*127.5, rounded, clipped, in the graph). fp16 keeps float32 "
         "I/O and computes in fp16; int8 is onnxruntime quantization (default: dynamic, per-channel QInt8 "
         "weights, every layer; the --int8-* options pick others; each one's speed and quality cost: "
-        "docs/backends.md). The export lands only if its parity against a float64 reference passes; the report "
-        "is written beside it as NAME.parity.json.",
+        "docs/backends.md). Every format lands only if its parity against a float64 reference passes; the report "
+        "is written beside it as NAME.parity.json. See docs/export-targets.md.",
     )
     p.add_argument("checkpoint", nargs="?", default=None, help=f"{FOREIGN_FILES} (default: the bundled generator)")
-    p.add_argument("--out", default="exported/generator.onnx", help="[%(default)s]")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="[%(default)s]")
+    p.add_argument("--format", default=None, choices=FORMATS, help="[from --out's suffix; onnx without --out]")
+    p.add_argument("--out", default=None, help="[exported/generator.onnx, .pt2, .pte, or exported/web]")
+    p.add_argument("--force", action="store_true", help="--format web: replace an existing folder")
+    p.add_argument("--opset", type=int, default=None, help=f"onnx [{DEFAULT_OPSET}]")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="[%(default)s]")
     p.add_argument("--output", default="float", choices=OUTPUTS, help="image output type [%(default)s]")
     q = p.add_argument_group("int8 options (with --precision int8)")
@@ -494,16 +501,34 @@ def int8_options_from(args: argparse.Namespace):
 
 
 def _run_export(args: argparse.Namespace) -> int:
-    from gankit.export import export
+    from gankit.export import export, export_format
 
+    format, out = export_format(args.out, args.format)
+    if args.force and format != "web":
+        raise ExportError("--force is for --format web (a file export is replaced only once its parity passed)")
+    if format == "web":
+        from gankit.imports import ImportOptions
+
+        onnx_options = (args.precision, args.output, args.opset, int8_options_from(args))
+        if onnx_options != ("fp32", "float", None, None) or import_options_from(args) != ImportOptions():
+            raise ExportError(
+                "--format web exports fp32 with float output of a gankit checkpoint (or a state dict that needs "
+                "no import options); --precision, --output, --opset, --int8-* and the import options are not for it"
+            )
+        from gankit.web import export_web
+
+        report_path = export_web(args.checkpoint, out, force=args.force)
+        print(f"wrote {out} and {report_path}")
+        return 0
     result = export(
         args.checkpoint,
-        args.out,
+        out,
         precision=args.precision,
         output=args.output,
         opset=args.opset,
         int8=int8_options_from(args),
         import_options=import_options_from(args),
+        format=format,
     )
     print(f"wrote {result.path} and {result.report_path}")
     return 0

@@ -1,8 +1,11 @@
-"""``gankit export`` and ``gankit validate``: any checkpoint (read through ``gankit.imports``) to a validated ONNX
-file, and a file's parity checked again against its source.
+"""``gankit export`` and ``gankit validate``: any checkpoint (read through ``gankit.imports``) to a validated
+export, and an ONNX file's parity checked again against its source.
 
-The ONNX work itself is ``gankit.onnx``: ``export.export_generator`` (build, check, land) and
-``validate.check_export`` (the parity gate against a float64 reference).
+Formats (``FORMATS``; ``export_format`` infers one from ``--out``'s suffix): ``onnx`` (``gankit.onnx``:
+``export.export_generator`` builds, checks, lands; ``validate.check_export`` is the parity gate), ``aoti``
+(an AOTInductor ``.pt2``, ``gankit.targets.aoti``), ``executorch`` (a ``.pte`` with the XNNPACK delegate,
+``gankit.targets.executorch``) and ``web`` (a static folder, ``gankit.web``). Every format is held to the same
+parity check against float64 (``gankit.onnx.parity``) and writes its report beside the artifact.
 """
 
 from __future__ import annotations
@@ -21,30 +24,81 @@ from gankit.onnx.parity import ParityReport
 from gankit.onnx.quantize import Int8Options
 from gankit.onnx.validate import check_export
 
+FORMATS = ("onnx", "aoti", "executorch", "web")
+SUFFIXES = {"onnx": ".onnx", "aoti": ".pt2", "executorch": ".pte", "web": ""}  # web: a folder
+DEFAULT_OUT = {
+    "onnx": "exported/generator.onnx",
+    "aoti": "exported/generator.pt2",
+    "executorch": "exported/generator.pte",
+    "web": "exported/web",
+}
+
+
+def export_format(out: str | os.PathLike[str] | None, format: str | None = None) -> tuple[str, Path]:
+    """(format, out path) of an export: ``format`` when given (``out``'s suffix must agree), else the one of
+    ``out``'s suffix (.onnx, .pt2, .pte; none: a folder, web); onnx when neither is given. ``out`` defaults to
+    ``DEFAULT_OUT[format]``."""
+    if format is not None and format not in FORMATS:
+        raise ExportError(f"unknown export format {format!r}; choose from {', '.join(FORMATS)}")
+    if out is None:
+        format = format or "onnx"
+        return format, Path(DEFAULT_OUT[format])
+    out = Path(out)
+    by_suffix = {suffix: name for name, suffix in SUFFIXES.items()}
+    if out.suffix not in by_suffix:
+        raise ExportError(f"--out must end in .onnx, .pt2 or .pte, or name a folder for --format web (got {out})")
+    inferred = by_suffix[out.suffix]
+    if format is not None and format != inferred:
+        wanted = f"end in {SUFFIXES[format]}" if SUFFIXES[format] else "name a folder (no suffix)"
+        raise ExportError(f"--format {format}: --out must {wanted} (got {out})")
+    if inferred != "web" and out.is_dir():
+        raise ExportError(f"--out {out} is a folder; give a file name ending in {out.suffix}")
+    return inferred, out
+
 
 def export(
     checkpoint: str | os.PathLike[str] | None,
     out: str | os.PathLike[str],
     precision: str = "fp32",
     output: str = "float",
-    opset: int = DEFAULT_OPSET,
+    opset: int | None = None,
     log=print,
     int8: Int8Options | None = None,
     import_options: ImportOptions | None = None,
+    format: str | None = None,
 ) -> ExportResult:
-    """Export ``checkpoint`` (default: the bundled generator) to ``out``, validated; see the module doc.
+    """Export ``checkpoint`` (default: the bundled generator) to ``out`` in ``format`` (default: from ``out``'s
+    suffix, see ``export_format``; the web folder is ``gankit.web.export_web``), validated; see the module doc.
 
     ``checkpoint``: any checkpoint ``gankit.imports.load_model`` reads (a foreign state dict is converted
-    with ``import_options``). ``int8``: quantization options when precision is int8 (default: ``Int8Options()``)."""
+    with ``import_options``). ``precision``, ``output``, ``opset`` and ``int8`` are the ONNX graph's options (the
+    other formats are fp32 with float output); ``int8``: quantization options when precision is int8 (default:
+    ``Int8Options()``)."""
     if int8 is not None and precision != "int8":
         raise ExportError("int8 options were given, but the precision is not int8 (add --precision int8)")
-    out = Path(out)
-    if out.suffix != ".onnx":
-        raise ExportError(f"--out must end in .onnx (got {out})")
-    if out.is_dir():
-        raise ExportError(f"--out {out} is a folder; give a file name ending in .onnx")
+    format, out = export_format(out, format)
+    if format == "web":
+        raise ExportError("the web folder is written by gankit.web.export_web (gankit export --format web)")
+    if format != "onnx" and (precision, output, opset, int8) != ("fp32", "float", None, None):
+        raise ExportError(
+            f"--format {format} exports fp32 with float output; --precision, --output, --opset and --int8-* are "
+            "options of --format onnx"
+        )
     source = checkpoint_path(checkpoint)
+    if format != "onnx" and source.suffix == ".onnx":
+        raise ExportError(
+            f"{source} is an ONNX graph: --format {format} is built from a generator's weights; give its checkpoint"
+        )
     generator = load_checkpoint(source, import_options, log)
+    if format == "aoti":
+        from gankit.targets.aoti import export_aoti
+
+        return export_aoti(generator, out, sha256_of(source), log=log)
+    if format == "executorch":
+        from gankit.targets.executorch import export_executorch
+
+        return export_executorch(generator, out, sha256_of(source), log=log)
+    opset = DEFAULT_OPSET if opset is None else opset
     return export_generator(generator, source, out, precision, output, opset, log, int8)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,10 @@ import torch
 
 from gankit.backends.onnxruntime import OnnxRuntimeBackend
 from gankit.checkpoint import save_generator
+from gankit.cli import main
 from gankit.config import GeneratorConfig
 from gankit.errors import BackendError, CheckpointError, ExportError
-from gankit.export import export, validate
+from gankit.export import export, export_format, validate
 from gankit.io import sha256_of
 from gankit.model import Generator
 from gankit.onnx.build import read_metadata
@@ -196,3 +198,73 @@ def test_the_bundled_export_passes_every_time_on_fresh_seeds(tmp_path: Path) -> 
         except ExportError as exc:
             failed.append(str(exc))
     assert not failed, failed
+
+
+# --- --format: onnx, aoti, executorch, web ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("out", "format", "expected"),
+    [
+        (None, None, ("onnx", "exported/generator.onnx")),
+        (None, "aoti", ("aoti", "exported/generator.pt2")),
+        (None, "web", ("web", "exported/web")),
+        ("a/g.onnx", None, ("onnx", "a/g.onnx")),
+        ("a/g.pt2", None, ("aoti", "a/g.pt2")),
+        ("a/g.pte", "executorch", ("executorch", "a/g.pte")),
+        ("a/site", None, ("web", "a/site")),
+    ],
+)
+def test_the_format_comes_from_the_flag_or_the_suffix(out, format, expected) -> None:
+    assert export_format(out, format) == (expected[0], Path(expected[1]))
+
+
+def run_cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_cli_exports_a_pte_from_its_suffix(tmp_path: Path, checkpoint: Path, capsys) -> None:
+    code, out, err = run_cli(capsys, "export", checkpoint, "--out", tmp_path / "g.pte")
+    assert code == 0, err
+    assert "PASSED" in out and (tmp_path / "g.pte").is_file() and (tmp_path / "g.parity.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "aoti", "--out", "{tmp}/g.onnx"], "--format aoti: --out must end in .pt2"),
+        (["--out", "{tmp}/g.bin"], "--out must end in .onnx, .pt2 or .pte"),
+        (["--out", "{tmp}/g.pte", "--precision", "fp16"], "--format executorch exports fp32 with float output"),
+        (["--out", "{tmp}/g.pt2", "--force"], "--force is for --format web"),
+        (["--out", "{tmp}/site", "--output", "uint8"], "--format web exports fp32 with float output"),
+    ],
+)
+def test_cli_bad_format_choices_are_one_line(tmp_path: Path, checkpoint: Path, capsys, args, message) -> None:
+    code, out, err = run_cli(capsys, "export", checkpoint, *(a.format(tmp=tmp_path) for a in args))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert not [p for p in tmp_path.iterdir()]
+
+
+@pytest.mark.parametrize("target", ["g.pt2", "g.pte"])
+def test_cli_an_onnx_graph_to_a_compiled_target_is_one_line(tmp_path: Path, checkpoint: Path, capsys, target) -> None:
+    graph = export(checkpoint, tmp_path / "graph.onnx", **QUIET).path
+    code, out, err = run_cli(capsys, "export", graph, "--out", tmp_path / target)
+    assert code == 2 and "is an ONNX graph" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / target).exists()
+
+
+def test_cli_web_goes_to_gankit_web(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A folder --out (or --format web) calls gankit.web.export_web(model, out_dir, force=...) and prints its
+    report path; the page itself is gankit.web's (tests/test_web.py)."""
+    calls = []
+
+    def export_web(model, out_dir, force=False):
+        calls.append((model, out_dir, force))
+        return out_dir / "parity.json"
+
+    monkeypatch.setitem(sys.modules, "gankit.web", types.SimpleNamespace(export_web=export_web))
+    code, out, err = run_cli(capsys, "export", "conditional", "--out", tmp_path / "site", "--force")
+    assert code == 0, err
+    assert calls == [("conditional", tmp_path / "site", True)] and str(tmp_path / "site" / "parity.json") in out

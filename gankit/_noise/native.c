@@ -13,8 +13,10 @@
  * of 100 a second, against 4.0M for an "avx512f" clone). The groups are split over threads, with the
  * GIL released.
  */
+#ifndef GANKIT_NOISE_NO_PYTHON /* defined by programs that link this file without Python (docs/aoti) */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#endif
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -153,28 +155,19 @@ static void *fill_range(void *arg) {
     return NULL;
 }
 
-/* fill(out, seed, start, count, latent, threads): out is a writable float32 buffer of count * latent. */
-static PyObject *fill(PyObject *self, PyObject *args) {
-    Py_buffer view;
-    unsigned long long seed, start, count, latent;
-    int threads;
-    if (!PyArg_ParseTuple(args, "w*KKKKi", &view, &seed, &start, &count, &latent, &threads)) return NULL;
-    if (latent == 0 || (uint64_t)view.len != count * latent * sizeof(float) || threads < 1 ||
-        threads > MAX_THREADS) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "fill: need latent > 0, len(out) == count * latent floats, 1 <= threads <= 256");
-        return NULL;
-    }
+/* Noise of samples start .. start+count-1 of seed into out (row-major (count, latent) float32), over threads
+ * threads (1..256). Returns 0, or -1 when latent is 0 or threads is out of range. */
+int gankit_noise_fill(float *out, uint64_t seed, uint64_t start, uint64_t count, uint64_t latent, int threads) {
+    if (latent == 0 || threads < 1 || threads > MAX_THREADS) return -1;
     uint64_t per_row = (latent + 3) / 4, groups = count * per_row;
     Work work[MAX_THREADS];
     pthread_t ids[MAX_THREADS];
     uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
     uint64_t share = (groups / (uint64_t)threads + BLOCK - 1) / BLOCK * BLOCK;
     int started = 0, failed = 0;
-    Py_BEGIN_ALLOW_THREADS
     for (int t = 0; t < threads; t++) {
         Work *w = &work[t];
-        w->out = (float *)view.buf;
+        w->out = out;
         w->first_group = start * per_row;
         w->begin = (uint64_t)t * share < groups ? (uint64_t)t * share : groups;
         w->end = w->begin + share < groups ? w->begin + share : groups;
@@ -195,8 +188,30 @@ static PyObject *fill(PyObject *self, PyObject *args) {
     fill_range(&work[0]);
     for (int t = 1; t <= started; t++) pthread_join(ids[t], NULL);
     for (int t = started + 1; failed && t < threads; t++) fill_range(&work[t]); /* no thread: do it here */
+    return 0;
+}
+
+#ifndef GANKIT_NOISE_NO_PYTHON
+/* fill(out, seed, start, count, latent, threads): out is a writable float32 buffer of count * latent. */
+static PyObject *fill(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    unsigned long long seed, start, count, latent;
+    int threads, status;
+    if (!PyArg_ParseTuple(args, "w*KKKKi", &view, &seed, &start, &count, &latent, &threads)) return NULL;
+    if (latent == 0 || (uint64_t)view.len != count * latent * sizeof(float) || threads < 1 ||
+        threads > MAX_THREADS) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "fill: need latent > 0, len(out) == count * latent floats, 1 <= threads <= 256");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    status = gankit_noise_fill((float *)view.buf, seed, start, count, latent, threads);
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&view);
+    if (status != 0) {
+        PyErr_SetString(PyExc_ValueError, "fill: invalid arguments");
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 
@@ -208,3 +223,4 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "gankit._noise._native", NULL, -1, methods};
 
 PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+#endif

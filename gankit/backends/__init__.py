@@ -13,6 +13,8 @@ _MODULES = {
     "onnxruntime": ("gankit.backends.onnxruntime", "OnnxRuntimeBackend"),
     "triton": ("gankit.backends.triton", "TritonBackend"),
     "openvino": ("gankit.backends.openvino", "OpenVinoBackend"),
+    "aoti": ("gankit.backends.aoti", "AotiBackend"),
+    "executorch": ("gankit.backends.executorch", "ExecuTorchBackend"),
 }
 
 

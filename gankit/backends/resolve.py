@@ -2,7 +2,7 @@
 
 The model file may be of any kind ``gankit.imports.load_model`` reads: a gankit checkpoint, a state dict from
 elsewhere (converted once, here, with the ``ImportOptions``), or an ONNX file (a gankit export or a generator
-graph made elsewhere, for the ONNX backends).
+graph made elsewhere, for the ONNX backends); or a compiled export (``.pt2``, ``.pte``: ``PACKAGE_BACKENDS``).
 
 ``open_backend`` is the one place that resolves ``--backend auto`` and ``--precision auto`` and says what it
 picked and why. On a GPU: the whole-generator Triton kernel where it runs, else torch.compile. On a CPU the
@@ -25,6 +25,7 @@ from gankit.model import Generator
 
 T = TypeVar("T")
 ONNX_BACKENDS = ("onnxruntime", "openvino")
+PACKAGE_BACKENDS = {".pt2": "aoti", ".pte": "executorch"}  # compiled exports, each run by its own backend
 
 
 def _here(compute: Callable[[], T]) -> T:
@@ -82,6 +83,11 @@ def open_backend(
     ``import_options``: what a foreign file cannot say (``gankit.imports.ImportOptions``; the seed's defaults).
     """
     path = model_path(model)
+    if path.suffix in PACKAGE_BACKENDS:
+        name = PACKAGE_BACKENDS[path.suffix]
+        if backend not in ("auto", name) or precision not in ("auto", "fp32"):
+            raise BackendError(f"{path} is an {name} export (fp32): it runs on --backend {name} or auto, in fp32")
+        return create_backend(name, path, precision="fp32", device=device)
     on_gpu = resolve_device(device).type == "cuda"
     loaded = load_model(path, import_options, log)
     generator = loaded if isinstance(loaded, Generator) else None

@@ -45,7 +45,7 @@ def generator_digest(generator: Generator) -> str:
     return digest.hexdigest()
 
 
-def _publish(target: Path, make) -> tuple[tempfile.TemporaryDirectory | None, Path]:
+def publish(target: Path, make) -> tuple[tempfile.TemporaryDirectory | None, Path]:
     """``make(path)`` writes a file: land it at ``target`` atomically, or in a temporary folder where the cache
     is unwritable."""
     try:
@@ -78,6 +78,6 @@ def cached_export(
     if target.is_file():
         return None, target
     try:
-        return _publish(target, lambda path: build_onnx(generator, path, precision, "float", DEFAULT_OPSET, "", int8))
+        return publish(target, lambda path: build_onnx(generator, path, precision, "float", DEFAULT_OPSET, "", int8))
     except OSError:
         return temporary_export(generator, precision, int8=int8)
