@@ -40,6 +40,7 @@ SIZES = (100, 256, 512, 784)  # latent, H1, H2, NOUT of the bundled generator (G
 BATCH = 65536  # divisible by 16: the launcher marks B (and B_BUCKET) so, as for any batch divisible by 16
 CLASSES = 10
 PRECISIONS = ("bf16", "tf32", "fp32")  # compiled in this order: the most wanted first
+LAYERS = ((SIZES[0], SIZES[1]), (SIZES[1], SIZES[2]), (SIZES[2], SIZES[3]))  # (K, N) of the three Linears
 
 # H100 SM (sm_90): what bounds how many blocks run on one SM at once (CUDA occupancy calculator, cc 9.0)
 SM_REGISTERS = 65536
@@ -56,7 +57,8 @@ COUNTED_OPS = MMA_OPS + ("FFMA", "FMUL", "FADD", "MUFU", "LDG", "STG", "LDS", "S
 
 
 def variant_id(variant: dict) -> str:
-    """A readable unique name: generator-bf16-z-float-uncond-M64-K32-H32-s2-w8-st2, linear-bf16-L1c-M64-N128-K64-w4-st3."""
+    """A readable unique name, e.g. generator-bf16-z-float-uncond-M64-K32-H32-s2-w8-st2 or
+    linear-bf16-L1c-M64-N128-K64-w4-st3 (layer 1, conditional)."""
     c = variant["config"]
     if variant["kernel"] == "generator":
         bm, bk, bh2, split, warps, stages = c
@@ -71,20 +73,11 @@ def variant_id(variant: dict) -> str:
     return f"linear-{variant['precision']}-{layer}-M{bm}-N{bn}-K{bk}-w{warps}-st{stages}"
 
 
-def generator_config_tuple(config) -> tuple[int, ...]:
-    keys = ("BLOCK_M", "BLOCK_K", "BLOCK_H2", "OUT_SPLIT")
-    return (*(config.kwargs[k] for k in keys), config.num_warps, config.num_stages)
-
-
-def linear_config_tuple(config) -> tuple[int, ...]:
-    keys = ("BLOCK_M", "BLOCK_N", "BLOCK_K")
-    return (*(config.kwargs[k] for k in keys), config.num_warps, config.num_stages)
-
-
 def variants() -> list[dict]:
     """Every (kernel, precision, case, configuration) the launchers can launch for the bundled generator sizes,
     the most wanted first (bf16, then tf32, then fp32; in each, the generator kernel, then the layers)."""
     from kernels import fused_linear, generator
+    from kernels.fused_linear import config_tuple
 
     found = []
     for precision in PRECISIONS:
@@ -99,7 +92,7 @@ def variants() -> list[dict]:
                                 "reads_z": reads_z,
                                 "output": output,
                                 "conditional": conditional,
-                                "config": list(generator_config_tuple(config)),
+                                "config": list(config_tuple(config, generator.CONFIG_KEYS)),
                             }
                         )
         for config in fused_linear.GPU_CONFIGS:
@@ -110,7 +103,7 @@ def variants() -> list[dict]:
                         "precision": precision,
                         "layer": layer,
                         "conditional": conditional,
-                        "config": list(linear_config_tuple(config)),
+                        "config": list(config_tuple(config, fused_linear.CONFIG_KEYS)),
                     }
                 )
     for variant in found:
@@ -119,14 +112,43 @@ def variants() -> list[dict]:
 
 
 def traits(variant: dict) -> set[str]:
-    """The kinds a variant is launched for, as the kernels' NOT_FOR tables name them."""
-    kinds = {variant["precision"]}
-    if variant["conditional"]:
-        kinds.add("conditional")
+    """The kinds of launch a variant stands for, as the kernels' NOT_FOR tables and launch kinds name them."""
+    kinds = {variant["precision"], "conditional" if variant["conditional"] else "unconditional"}
     if variant["kernel"] == "generator":
         kinds.add("uint8" if variant["output"] == "uint8" else "float")
         kinds.add("z" if variant["reads_z"] else "noise")
+    else:
+        kinds.add(f"K{LAYERS[variant['layer'] - 1][0]}")
     return kinds
+
+
+def derive_not_for(rows: list[dict], kernel: str) -> dict[tuple[int, ...], tuple[str, ...]]:
+    """A kernel's NOT_FOR table from compile rows: for each configuration, the fewest and most general entries (a
+    kind, or kinds joined by "+") that rule out every variant that failed (did not compile, spills, or exceeds
+    shared memory) and no variant that fits. Candidates are tried from one kind up, in sorted order."""
+    import itertools
+
+    table = {}
+    by_config: dict[tuple, list[dict]] = {}
+    for row in rows:
+        if row["kernel"] == kernel:
+            by_config.setdefault(tuple(row["config"]), []).append(row)
+    for config, group in sorted(by_config.items()):
+        failed = [traits(r) for r in group if not r.get("fits")]
+        fitting = [traits(r) for r in group if r.get("fits")]
+        if not failed:
+            continue
+        kinds = sorted(set().union(*failed))
+        entries, uncovered = [], list(failed)
+        for size in range(1, len(kinds) + 1):
+            for candidate in itertools.combinations(kinds, size):
+                need = set(candidate)
+                if any(need <= t for t in fitting) or not any(need <= t for t in uncovered):
+                    continue
+                entries.append("+".join(candidate))
+                uncovered = [t for t in uncovered if not need <= t]
+        table[config] = tuple(entries)
+    return table
 
 
 def _pointer(precision: str) -> str:
@@ -194,7 +216,7 @@ def source_and_options(variant: dict):
     else:
         fn = fused_linear_kernel.fn
         bm, bn, bk, warps, stages = variant["config"]
-        k, n = {1: (latent, h1), 2: (h1, h2), 3: (h2, nout)}[variant["layer"]]
+        k, n = LAYERS[variant["layer"] - 1]
         conditional = variant["conditional"]
         pointers = {
             "x_ptr": weights,
@@ -280,7 +302,9 @@ def occupancy(registers: int, shared: int, warps: int) -> dict:
 
 
 # an instruction line of Triton's SASS dump ("--:-:1:-:1\tLDC R1, ...") or of cuobjdump's ("/*0010*/ LDC R1, ...")
-SASS_LINE = re.compile(r"\s*(?:[\w-]+:[\w-]+:[\w-]+:[\w-]+:\d+\s+|/\*[0-9a-f]{4,}\*/\s+)(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)")
+SASS_LINE = re.compile(
+    r"\s*(?:[\w-]+:[\w-]+:[\w-]+:[\w-]+:\d+\s+|/\*[0-9a-f]{4,}\*/\s+)(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_]*)"
+)
 
 
 def instruction_mix(sass: str) -> dict:
@@ -382,7 +406,9 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated variant ids: only these")
     parser.add_argument("--jobs", type=int, default=1, help="compile in this many processes")
     parser.add_argument("--no-sass", action="store_true", help="skip the SASS instruction mix (faster)")
-    parser.add_argument("--resume", action="store_true", help="keep --out's rows whose key is current; compile the rest")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep --out's rows whose key is current; compile the rest"
+    )
     args = parser.parse_args()
     if os.environ.get("TRITON_INTERPRET") == "1":
         sys.exit("TRITON_INTERPRET=1 is set: the kernels would be the interpreter's; unset it to compile for sm_90.")
