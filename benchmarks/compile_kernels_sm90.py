@@ -151,6 +151,29 @@ def derive_not_for(rows: list[dict], kernel: str) -> dict[tuple[int, ...], tuple
     return table
 
 
+def reuse(keys: dict[str, str], rows: list[dict], compile_anyway: set[str] = frozenset()) -> tuple[list[str], dict]:
+    """(ids to compile, {id: recorded row}) for variants whose current cache keys are ``keys``: a recorded row is
+    reused when it was made under the variant's current key (the same kernel source, configuration, signature
+    and Triton), except for the ids in ``compile_anyway``."""
+    by_key = {row["key"]: row for row in rows}
+    reused = {
+        vid: by_key[key]
+        for vid, key in keys.items()
+        if key in by_key and by_key[key]["id"] == vid and vid not in compile_anyway
+    }
+    return [vid for vid in keys if vid not in reused], reused
+
+
+def canaries(rows: list[dict]) -> list[str]:
+    """One fitting variant a (kernel, precision), the first the record holds: compiled on every check and compared
+    with the record, so a record that no longer describes what this Triton compiles is caught."""
+    chosen = {}
+    for row in rows:
+        if row.get("fits"):
+            chosen.setdefault((row["kernel"], row["precision"]), row["id"])
+    return list(chosen.values())
+
+
 def _pointer(precision: str) -> str:
     return "*bf16" if precision == "bf16" else "*fp32"
 
@@ -424,11 +447,10 @@ def main() -> None:
             return
     record = {"kind": "sm90-offline-compile", "environment": environment(), "rows": []}
     if args.resume and args.out.exists():
-        previous = {row["key"]: row for row in json.loads(args.out.read_text())["rows"]}
-        keep = [v for v in chosen if previous.get(cache_key(v), {}).get("id") == v["id"]]
-        record["rows"] = [previous[cache_key(v)] for v in keep]
-        chosen = [v for v in chosen if v not in keep]
-        print(f"resume: {len(keep)} rows kept, {len(chosen)} to compile", flush=True)
+        todo, reused = reuse({v["id"]: cache_key(v) for v in chosen}, json.loads(args.out.read_text())["rows"])
+        record["rows"] = list(reused.values())
+        chosen = [v for v in chosen if v["id"] in todo]
+        print(f"resume: {len(reused)} rows kept, {len(chosen)} to compile", flush=True)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for done, row in enumerate(pool.map(_compile_in_worker, [(v, not args.no_sass) for v in chosen]), 1):
             record["rows"].append(row)

@@ -314,6 +314,12 @@ def measured_beside_predicted(tune_report: dict, prediction: dict) -> list[str]:
     return lines
 
 
+def beside_latest(tune_report: dict, results: Path = RESULTS) -> list[str]:
+    """``measured_beside_predicted`` against the newest committed prediction; no lines when there is none."""
+    path = latest_prediction(results)
+    return measured_beside_predicted(tune_report, json.loads(path.read_text())) if path else []
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", type=Path, help="the compile record (compile_kernels_sm90.py --out)")
