@@ -195,7 +195,7 @@ def fused_linear_kernel(
 # autotuner therefore never runs for them: derived from benchmarks/results/sm90-compile-*.json by
 # benchmarks/compile_kernels_sm90.py (derive_not_for; benchmarks/TUNING.md), checked by tests/test_kernel_sm90.py.
 # Below the kernel: Triton's cache key holds the kernel's first line, which this table must not move.
-NOT_FOR: dict[tuple[int, ...], tuple[str, ...]] = {}
+NOT_FOR: dict[tuple[int, ...], tuple[str, ...]] = {(128, 256, 64, 8, 3): ("conditional", "fp32", "tf32")}
 
 
 def fused_linear(

@@ -219,7 +219,13 @@ def generator_kernel(
 # benchmarks/results/sm90-compile-*.json by benchmarks/compile_kernels_sm90.py (derive_not_for;
 # benchmarks/TUNING.md), checked by tests/test_kernel_sm90.py. Below the kernel: Triton's cache key holds the
 # kernel's first line, which this table must not move.
-NOT_FOR: dict[tuple[int, ...], tuple[str, ...]] = {}
+NOT_FOR: dict[tuple[int, ...], tuple[str, ...]] = {
+    (32, 32, 64, 2, 8, 2): ("fp32", "tf32"),
+    (64, 32, 32, 2, 8, 2): ("fp32", "tf32"),
+    (64, 32, 64, 4, 8, 2): ("fp32", "tf32"),
+    (64, 32, 64, 16, 4, 2): ("conditional", "fp32", "tf32"),
+    (128, 32, 32, 8, 8, 2): ("conditional", "fp32", "tf32"),
+}
 
 
 @dataclass
