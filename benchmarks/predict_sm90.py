@@ -16,8 +16,8 @@ The model, for every compiled variant (``compile_kernels_sm90.py``) and each dev
 - predicted = ``ACHIEVED`` x the smallest ceiling x the wave efficiency (programs over the SM slots
   the occupancy allows, rounded up to whole waves). A variant that spills or exceeds shared memory
   is not launched (its kernel's ``NOT_FOR``): no prediction.
-- The per-layer path (three ``fused_linear`` launches): the same ceilings a layer, the best
-  configuration of each, times added.
+- The per-layer path (three ``fused_linear`` launches): the same ceilings a layer (L2: every program
+  reads its slice of W and its rows of x), the best configuration of each, times added.
 - Eager and torch.compile from their kernels: each cuBLAS GEMM at ``GEMM_EFFICIENCY`` of the peak or
   at the HBM time of its operands, whichever is longer; each elementwise pass reads and writes its
   tensor once at ``HBM_EFFICIENCY``; ``KERNEL_GAP_S`` between kernels. Eager: 3 GEMMs (bias in the
@@ -122,12 +122,16 @@ def predict_layer(row: dict, device: dict) -> dict:
     element = ELEMENT_BYTES[row["precision"]]
     flops = 2 * BATCH * math.ceil(k / bk) * bk * math.ceil(n / bn) * bn
     hbm = BATCH * (k + n) * element + k * n * element + (BATCH * 8 if row["conditional"] else 0)
+    n_blocks = math.ceil(n / bn)
+    # L2: each program reads its (K, BLOCK_N) slice of W and its (BLOCK_M, K) rows of x
+    l2 = math.ceil(BATCH / bm) * n_blocks * k * (bn + bm) * element
     times = {
         "tensor_core": flops / tensor_core_peak(row, device),
+        "l2": l2 / L2_BYTES_PER_S,
         "hbm": hbm / (device["hbm_bytes_per_s"] * HBM_EFFICIENCY),
     }
     binds = max(times, key=times.get)
-    programs = math.ceil(BATCH / bm) * math.ceil(n / bn)
+    programs = math.ceil(BATCH / bm) * n_blocks
     waves = wave_efficiency(programs, device["sms"] * row["blocks_per_sm"])
     return {"binds": binds, "wave_efficiency": waves, "predicted_s": times[binds] / ACHIEVED / waves}
 
