@@ -7,11 +7,10 @@ The candidate configurations beyond the kernel's own (``compile_kernels_sm90.py`
 variant the launchers can launch). Triton's wheel carries ptxas and cuobjdump, so a configuration
 compiles for Hopper (sm_90) on any machine: this is how ``generator_configs.SWEEP`` and ``LATENCY``
 were chosen (at most 64 bytes of stack a thread, shared memory within the H100's 227 KB a block).
-The signature is the one the
-launcher produces for the bundled generator in bf16 (pointers 16-byte aligned; the batch divisible
-by 16, or 1), so the numbers are those of the kernel a GPU run compiles with the same Triton; the
-GPU has Triton 3.6, so treat numbers made with another version as a lead. ``--set grid`` compiles
-the whole candidate grid (slow: about 2 s a point).
+The signature is the one the launcher produces for the bundled generator in bf16 (pointers 16-byte
+aligned; the batch divisible by 16, or 1), so the numbers are those of the kernel a GPU run
+compiles with the same Triton; the GPU has Triton 3.6, so treat numbers made with another version
+as a lead. ``--set grid`` compiles the whole candidate grid (slow: about 2 s a point).
 """
 
 from __future__ import annotations
