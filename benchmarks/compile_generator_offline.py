@@ -3,13 +3,14 @@
     python benchmarks/compile_generator_offline.py --out offline.json [--set sweep|latency|autotune|grid]
         [--case z-float|seed-uint8] [--batch 65536]
 
-Triton's wheel carries ptxas and cuobjdump, so a configuration compiles for Hopper (sm_90) on any
-machine: this is how ``generator_configs.SWEEP`` and ``LATENCY`` were chosen (at most 64 bytes of
-stack a thread, shared memory within the H100's 227 KB a block). The signature is the one the
-launcher produces for the bundled generator in bf16 (pointers 16-byte aligned; the batch divisible
-by 16, or 1), so the numbers are those of the kernel a GPU run compiles with the same Triton; the
-GPU has Triton 3.6, so treat numbers made with another version as a lead. ``--set grid`` compiles
-the whole candidate grid (slow: about 2 s a point).
+The candidate configurations beyond the kernel's own (``compile_kernels_sm90.py`` records every
+variant the launchers can launch). Triton's wheel carries ptxas and cuobjdump, so a configuration
+compiles for Hopper (sm_90) on any machine: this is how ``generator_configs.SWEEP`` and ``LATENCY``
+were chosen (at most 64 bytes of stack a thread, shared memory within the H100's 227 KB a block).
+The signature is the one the launcher produces for the bundled generator in bf16 (pointers 16-byte
+aligned; the batch divisible by 16, or 1), so the numbers are those of the kernel a GPU run
+compiles with the same Triton; the GPU has Triton 3.6, so treat numbers made with another version
+as a lead. ``--set grid`` compiles the whole candidate grid (slow: about 2 s a point).
 """
 
 from __future__ import annotations
@@ -18,15 +19,14 @@ import argparse
 import itertools
 import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import generator_configs as space
+from compile_kernels_sm90 import BLOCK_SHARED_LIMIT as SHARED_LIMIT
+from compile_kernels_sm90 import resources, target
 
-SHARED_LIMIT = 227 * 1024  # bytes of shared memory a block may use on an H100 (sm_90)
 MAX_STACK = 64  # bytes a thread: what GPU_CONFIGS were held to
 
 
@@ -73,25 +73,8 @@ def signature(fn, case: str, batch: int, constexprs: dict) -> tuple[dict, dict]:
     return types, attrs
 
 
-def resources(cubin: bytes) -> dict[str, int]:
-    """REG and STACK a thread, as cuobjdump reports them for the kernel."""
-    import triton
-
-    tool = Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump"
-    with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as handle:
-        handle.write(cubin)
-    try:
-        text = subprocess.run([str(tool), "--dump-resource-usage", handle.name], capture_output=True, text=True).stdout
-    finally:
-        os.unlink(handle.name)
-    line = next(line for line in text.splitlines() if "REG:" in line)
-    fields = dict(item.split(":", 1) for item in line.split())
-    return {"registers": int(fields["REG"]), "stack_bytes": int(fields["STACK"])}
-
-
 def compile_one(config: tuple, case: str, batch: int) -> dict:
     import triton
-    from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
     from kernels.fused_linear import TANH
@@ -112,9 +95,7 @@ def compile_one(config: tuple, case: str, batch: int) -> dict:
     paths = {(fn.arg_names.index(name),): value for name, value in constexprs.items()}
     source = ASTSource(fn, types, constexprs=paths, attrs=attrs)
     begin = time.perf_counter()
-    kernel = triton.compile(
-        source, target=GPUTarget("cuda", 90, 32), options={"num_warps": warps, "num_stages": stages}
-    )
+    kernel = triton.compile(source, target=target(), options={"num_warps": warps, "num_stages": stages})
     row = {"label": space.label(config), "config": list(config), "compile_s": time.perf_counter() - begin}
     row.update(resources(kernel.asm["cubin"]), shared_bytes=kernel.metadata.shared, wgmma="wgmma" in kernel.asm["ptx"])
     row["fits"] = row["stack_bytes"] <= MAX_STACK and row["shared_bytes"] <= SHARED_LIMIT

@@ -26,6 +26,8 @@
 #   tune   warm-cache 60 | baselines 170 | disk 75 | sweep 180 | tune-report 15
 #                                                -> summary-tune.json tune.log baselines.json disk.json tune.json
 #                                                   tune.png tune-notes.md
+#          (tune-report prints each measured rate beside the committed on-paper prediction,
+#          benchmarks/results/sm90-prediction-*.json, into tune.log and tune-notes.md)
 #
 # Every step runs, whatever the ones before it did: its exit status, time and reason go into
 # OUTDIR/summary-STAGE.json (rewritten after each step) and its output into OUTDIR/STAGE.log (and stdout).

@@ -31,7 +31,8 @@ a fraction of every measured ceiling. Configurations past their share of --deadl
 55 %, its best again 70 %, batch 1 the rest) are recorded as left out; the JSON is rewritten after
 every configuration, so a killed run keeps what it measured. --report-only re-evaluates the targets
 and writes the plot and the notes (the "Measured" section for benchmarks/TUNING.md) from an
-existing JSON, with no GPU.
+existing JSON, with no GPU. Every run prints each measured rate beside the newest committed on-paper
+prediction (``predict_sm90.py``, benchmarks/results/sm90-prediction-*.json) and adds it to the notes.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from pathlib import Path
 
 import bench_gpu_kernels as bench
 import generator_configs as space
+import predict_sm90
 import torch
 
 BATCH = 65536
@@ -375,10 +377,12 @@ def main(argv: list[str] | None = None) -> None:
     save(report, args.out)
     for line in report["targets"]:
         print(f"{line['verdict']:<12} {line['what']}: {line['value']} (goal {line['goal']}) {line['note']}")
+    beside = predict_sm90.beside_latest(report)
+    print("\n".join(beside))
     if args.plot is not None:
         plot(report, args.plot)
     if args.notes is not None:
-        args.notes.write_text(notes(report))
+        args.notes.write_text(notes(report) + ("\n```\n" + "\n".join(beside) + "\n```\n" if beside else ""))
 
 
 def plot(report: dict, path: Path) -> None:

@@ -84,6 +84,25 @@ def check_device(device: torch.device) -> None:
     )
 
 
+def precision_kind(dtype: torch.dtype, dot: str) -> str:
+    """A launch's operand kind as NOT_FOR tables name it: "fp32" (IEEE products), "tf32", "fp16" or "bf16"."""
+    if dtype == torch.float32:
+        return "tf32" if dot == "tf32" else "fp32"
+    return {torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
+
+
+def config_tuple(config: triton.Config, keys: tuple[str, ...]) -> tuple[int, ...]:
+    """(the block sizes named by ``keys``, num_warps, num_stages): how a NOT_FOR table names a configuration."""
+    return (*(config.kwargs[k] for k in keys), config.num_warps, config.num_stages)
+
+
+def ruled_out(table: dict, config: tuple[int, ...], kinds: set[str]) -> bool:
+    """True when ``table`` (a kernel's NOT_FOR) keeps ``config`` from a launch of these kinds: an entry is a kind, or
+    kinds joined by "+", all of which the launch has."""
+    return any(set(entry.split("+")) <= kinds for entry in table.get(config, ()))
+
+
+CONFIG_KEYS = ("BLOCK_M", "BLOCK_N", "BLOCK_K")
 GPU_CONFIGS = [
     triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk}, num_warps=warps, num_stages=stages)
     for bm, bn, bk, warps, stages in [
@@ -100,8 +119,17 @@ GPU_CONFIGS = [
 INTERPRETER_CONFIG = triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32})
 
 
+def _keep_compiling_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
+    """Drop the configs NOT_FOR this launch's kinds: its precision, (un)conditional, its K."""
+    kinds = {precision_kind(named_args["x_ptr"].dtype, kwargs["DOT_PRECISION"]), f"K{named_args['K']}"}
+    kinds.add("conditional" if kwargs["CONDITIONAL"] else "unconditional")
+    return [c for c in configs if not ruled_out(NOT_FOR, config_tuple(c, CONFIG_KEYS), kinds)]
+
+
 @triton.autotune(
-    configs=[INTERPRETER_CONFIG] if INTERPRETED else GPU_CONFIGS, key=["M_BUCKET", "N", "K", "DOT_PRECISION"]
+    configs=[INTERPRETER_CONFIG] if INTERPRETED else GPU_CONFIGS,
+    key=["M_BUCKET", "N", "K", "DOT_PRECISION"],
+    prune_configs_by={"early_config_prune": _keep_compiling_configs},
 )
 @triton.jit
 def fused_linear_kernel(
@@ -161,6 +189,13 @@ def fused_linear_kernel(
         y.to(y_ptr.dtype.element_ty),
         mask=row_ok[:, None] & col_ok[None, :],
     )
+
+
+# The configurations (config_tuple) that spill or exceed shared memory on sm_90 for some kinds of launch, which the
+# autotuner therefore never runs for them: derived from benchmarks/results/sm90-compile-*.json by
+# benchmarks/compile_kernels_sm90.py (derive_not_for; benchmarks/TUNING.md), checked by tests/test_kernel_sm90.py.
+# Below the kernel: Triton's cache key holds the kernel's first line, which this table must not move.
+NOT_FOR: dict[tuple[int, ...], tuple[str, ...]] = {(128, 256, 64, 8, 3): ("conditional", "fp32", "tf32")}
 
 
 def fused_linear(

@@ -61,8 +61,11 @@ from kernels.fused_linear import (
     LEAKY_RELU,
     activate,
     check_device,
+    config_tuple,
     dot_acc,
     dot_precision,
+    precision_kind,
+    ruled_out,
 )
 from kernels.noise import latent_noise
 
@@ -82,6 +85,7 @@ def to_uint8(images):
     return tl.minimum(tl.maximum(levels, 0.0), 255.0).to(tl.uint8)
 
 
+CONFIG_KEYS = ("BLOCK_M", "BLOCK_K", "BLOCK_H2", "OUT_SPLIT")
 GPU_CONFIGS = [
     triton.Config(
         {"BLOCK_M": bm, "BLOCK_K": bk, "BLOCK_H2": bh2, "OUT_SPLIT": split}, num_warps=warps, num_stages=stages
@@ -101,9 +105,25 @@ GPU_CONFIGS = [
 INTERPRETER_CONFIG = triton.Config({"BLOCK_M": 64, "BLOCK_K": 32, "BLOCK_H2": 64, "OUT_SPLIT": 1})
 
 
+def launch_kinds(named_args: dict, kwargs: dict) -> set[str]:
+    """The kinds of a launch as NOT_FOR names them: precision, (un)conditional, float/uint8 out, z/noise in."""
+    kinds = {precision_kind(named_args["w1_ptr"].dtype, kwargs["DOT_PRECISION"])}
+    kinds.add("conditional" if kwargs["CONDITIONAL"] else "unconditional")
+    kinds.add("uint8" if kwargs["UINT8"] else "float")
+    kinds.add("noise" if kwargs["NOISE"] else "z")
+    return kinds
+
+
 def _keep_valid_configs(configs: list[triton.Config], named_args: dict, **kwargs) -> list[triton.Config]:
-    """Drop the configs whose output block would be narrower than a dot allows (tiny outputs only)."""
-    return [c for c in configs if kwargs["NOUTP"] // c.kwargs["OUT_SPLIT"] >= MIN_DOT]
+    """Drop the configs whose output block would be narrower than a dot allows (tiny outputs only), and those
+    NOT_FOR this launch's kinds."""
+    kinds = launch_kinds(named_args, kwargs)
+    return [
+        c
+        for c in configs
+        if kwargs["NOUTP"] // c.kwargs["OUT_SPLIT"] >= MIN_DOT
+        and not ruled_out(NOT_FOR, config_tuple(c, CONFIG_KEYS), kinds)
+    ]
 
 
 @triton.autotune(
@@ -192,6 +212,20 @@ def generator_kernel(
         tl.store(pointers, to_uint8(images), mask=mask)
     else:
         tl.store(pointers, images, mask=mask)
+
+
+# The configurations (config_tuple) that spill or exceed shared memory on sm_90 for some kinds of launch
+# (launch_kinds), which the autotuner therefore never runs for them: derived from
+# benchmarks/results/sm90-compile-*.json by benchmarks/compile_kernels_sm90.py (derive_not_for;
+# benchmarks/TUNING.md), checked by tests/test_kernel_sm90.py. Below the kernel: Triton's cache key holds the
+# kernel's first line, which this table must not move.
+NOT_FOR: dict[tuple[int, ...], tuple[str, ...]] = {
+    (32, 32, 64, 2, 8, 2): ("fp32", "tf32"),
+    (64, 32, 32, 2, 8, 2): ("fp32", "tf32"),
+    (64, 32, 64, 4, 8, 2): ("fp32", "tf32"),
+    (64, 32, 64, 16, 4, 2): ("conditional", "fp32", "tf32"),
+    (128, 32, 32, 8, 8, 2): ("conditional", "fp32", "tf32"),
+}
 
 
 @dataclass

@@ -20,7 +20,16 @@ import pytest
 import torch
 from triton.runtime.errors import OutOfResources
 
-from kernels.fused_linear import GPU_CONFIGS, check_device, fused_linear, fused_linear_kernel
+from kernels import fused_linear as module
+from kernels.fused_linear import (
+    CONFIG_KEYS,
+    GPU_CONFIGS,
+    _keep_compiling_configs,
+    check_device,
+    config_tuple,
+    fused_linear,
+    fused_linear_kernel,
+)
 from kernels.reference import fused_linear_reference
 
 ON_GPU = torch.cuda.is_available()
@@ -212,3 +221,16 @@ def test_class_bias_adds_row_labels_m_before_the_activation() -> None:
         fused_linear(x, weight, bias, class_bias=table)
     with pytest.raises(ValueError, match="need class_bias"):
         fused_linear(x, weight, bias, class_bias=table, labels=labels[:3])
+
+
+def test_not_for_keeps_a_config_from_its_kinds_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    first = config_tuple(GPU_CONFIGS[0], CONFIG_KEYS)
+    monkeypatch.setattr(module, "NOT_FOR", {first: ("K512+fp32", "conditional")})
+
+    def kept(dtype: torch.dtype, k: int, dot: str = "ieee", conditional: bool = False) -> list:
+        named = {"x_ptr": torch.empty(1, dtype=dtype), "K": k}
+        return _keep_compiling_configs(GPU_CONFIGS, named, DOT_PRECISION=dot, CONDITIONAL=conditional)
+
+    assert kept(torch.float32, 512) == GPU_CONFIGS[1:]
+    assert kept(torch.float32, 512, dot="tf32") == kept(torch.float32, 256) == GPU_CONFIGS
+    assert kept(torch.bfloat16, 100, dot="tf32", conditional=True) == GPU_CONFIGS[1:]

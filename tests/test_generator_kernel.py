@@ -19,7 +19,10 @@ from triton.runtime.errors import OutOfResources
 from gankit.config import GeneratorConfig
 from gankit.model import Generator
 from gankit.noise import noise
+from kernels import generator as generator_module
+from kernels.fused_linear import config_tuple, dot_precision
 from kernels.generator import (
+    CONFIG_KEYS,
     GPU_CONFIGS,
     PackedGenerator,
     _keep_valid_configs,
@@ -223,8 +226,9 @@ def test_every_autotune_config(seed_generator, small_generator, config, monkeypa
     for generator, dtype in ((seed_generator, torch.bfloat16), (small_generator, torch.float32)):
         packed = pack(generator, dtype)
         nout_pad = max(16, triton.next_power_of_2(packed.sizes[3]))
-        if not _keep_valid_configs([config], {}, NOUTP=nout_pad):
-            continue  # too narrow for this output: the autotuner drops it (see test_config_pruning)
+        launch = {"NOUTP": nout_pad, "NOISE": True, "DOT_PRECISION": dot_precision(dtype, False)}
+        if not kept([config], packed.weights_t[0], **launch):
+            continue  # too narrow for this output, or NOT_FOR it: the autotuner drops it (see test_config_pruning)
         out = poisoned(37, packed.sizes[3])
         try:
             images = generator_forward(packed, count=37, seed=1, start=2, out=out)
@@ -234,10 +238,23 @@ def test_every_autotune_config(seed_generator, small_generator, config, monkeypa
         assert max_error(images, expected) <= TOLERANCE[dtype], (config_id(config), dtype)
 
 
-def test_config_pruning() -> None:
-    assert _keep_valid_configs(GPU_CONFIGS, {}, NOUTP=1024) == GPU_CONFIGS
-    narrow = _keep_valid_configs(GPU_CONFIGS, {}, NOUTP=16)
+def kept(configs, w1: torch.Tensor, **launch) -> list:
+    """``_keep_valid_configs`` for a launch with weights like ``w1`` (bf16, tf32 unless told; z -> float, uncond.)."""
+    launch = {"NOUTP": 1024, "DOT_PRECISION": "tf32", "CONDITIONAL": False, "UINT8": False, "NOISE": False, **launch}
+    return _keep_valid_configs(configs, {"w1_ptr": w1}, **launch)
+
+
+def test_config_pruning(monkeypatch: pytest.MonkeyPatch) -> None:
+    bf16, fp32 = torch.empty(1, dtype=torch.bfloat16), torch.empty(1)
+    monkeypatch.setattr(generator_module, "NOT_FOR", {})
+    assert kept(GPU_CONFIGS, bf16) == GPU_CONFIGS
+    narrow = kept(GPU_CONFIGS, bf16, NOUTP=16)
     assert narrow and all(c.kwargs["OUT_SPLIT"] == 1 for c in narrow)
+    first, second = (config_tuple(c, CONFIG_KEYS) for c in GPU_CONFIGS[:2])
+    monkeypatch.setattr(generator_module, "NOT_FOR", {first: ("conditional+fp32",), second: ("uint8",)})
+    assert kept(GPU_CONFIGS, fp32, DOT_PRECISION="ieee", CONDITIONAL=True) == GPU_CONFIGS[1:]
+    assert kept(GPU_CONFIGS, fp32, CONDITIONAL=True) == GPU_CONFIGS  # tf32 is not fp32
+    assert kept(GPU_CONFIGS, bf16, CONDITIONAL=True, UINT8=True) == GPU_CONFIGS[:1] + GPU_CONFIGS[2:]
 
 
 def test_fit_rule() -> None:
