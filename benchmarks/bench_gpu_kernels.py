@@ -1,6 +1,6 @@
 """GPU benchmark: the Triton kernels against eager, torch.compile and onnxruntime, held to the issue's targets.
 
-    python benchmarks/bench_gpu_kernels.py --out benchmarks/results/gpu-h100-YYYY-MM-DD.json [--plot gpu.png]
+    python -m benchmarks.bench_gpu_kernels --out benchmarks/results/gpu-h100-YYYY-MM-DD.json [--plot gpu.png]
 
 For each precision and batch size, on the bundled generator (or --model), every path is first
 checked against eager fp32 (``gankit.perf.bench.gate``; on its first 65,536 samples and its last
@@ -47,6 +47,8 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.harness import environment, write_results
+
 DATASHEET_H100_SXM = {"bf16": 989.4e12, "fp16": 989.4e12, "tf32": 494.7e12, "fp32": 66.9e12}  # dense FLOP/s
 TARGET = {"precision": "bf16", "batch": 65536, "vs_eager": 3.0, "vs_compile": 1.5, "roofline": 0.5, "latency_s": 10e-6}
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
@@ -74,17 +76,6 @@ def timed(fn: Callable[[], object]) -> dict[str, float]:
 
     median, p20, p80 = do_bench(fn, warmup=25, rep=100, quantiles=[0.5, 0.2, 0.8])
     return {"median_s": median / 1e3, "p20_s": p20 / 1e3, "p80_s": p80 / 1e3}
-
-
-def environment(device: torch.device) -> dict:
-    """``gankit.perf.environment.environment``, with the commit from $GANKIT_COMMIT where git cannot tell (the GPU
-    machine's copy of the repository has no .git)."""
-    from gankit.perf.environment import environment as gankit_environment
-
-    env = gankit_environment(device)
-    if env.get("git_commit", "unknown") == "unknown" and os.environ.get("GANKIT_COMMIT"):
-        env["git_commit"] = os.environ["GANKIT_COMMIT"]
-    return env
 
 
 def selected(name: str, patterns: list[str]) -> bool:
@@ -256,11 +247,8 @@ def load_report(path: Path) -> dict:
 
 
 def save_report(report: dict, path: Path) -> None:
-    from gankit.io import atomic_path
-
     report["targets"] = evaluate_targets(report)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
+    write_results(path, report)
 
 
 def put_row(report: dict, row: dict) -> None:

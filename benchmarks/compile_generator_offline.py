@@ -1,6 +1,6 @@
 """Compile the whole-generator kernel's configurations for sm_90 without a GPU: registers, stack, shared memory.
 
-    python benchmarks/compile_generator_offline.py --out offline.json [--set sweep|latency|autotune|grid]
+    python -m benchmarks.compile_generator_offline --out offline.json [--set sweep|latency|autotune|grid]
         [--case z-float|seed-uint8] [--batch 65536]
 
 The candidate configurations beyond the kernel's own (``compile_kernels_sm90.py`` records every
@@ -23,9 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-import generator_configs as space
-from compile_kernels_sm90 import BLOCK_SHARED_LIMIT as SHARED_LIMIT
-from compile_kernels_sm90 import resources, target
+from benchmarks import generator_configs as space
+from benchmarks.compile_kernels_sm90 import BLOCK_SHARED_LIMIT as SHARED_LIMIT
+from benchmarks.compile_kernels_sm90 import resources, target
 
 MAX_STACK = 64  # bytes a thread: what GPU_CONFIGS were held to
 

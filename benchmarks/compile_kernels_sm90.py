@@ -1,8 +1,8 @@
 """Compile every kernel variant the launchers can launch for sm_90 (H100/H200) without a GPU, and record its resources.
 
-    python benchmarks/compile_kernels_sm90.py --out record.json [--jobs 1] [--no-sass] [--resume]
-    python benchmarks/compile_kernels_sm90.py --keys keys.json          # cache keys only, nothing compiled
-    python benchmarks/compile_kernels_sm90.py --out rows.json --only ID,ID   # these variants (``variant_id``)
+    python -m benchmarks.compile_kernels_sm90 --out record.json [--jobs 1] [--no-sass] [--resume]
+    python -m benchmarks.compile_kernels_sm90 --keys keys.json          # cache keys only, nothing compiled
+    python -m benchmarks.compile_kernels_sm90 --out rows.json --only ID,ID   # these variants (``variant_id``)
 
 A variant is (kernel, precision, case, configuration): the whole-generator kernel
 (``kernels.generator``) for fp32 (IEEE products), tf32 and bf16, float32 or uint8 output, z read from
@@ -35,6 +35,8 @@ import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from benchmarks.harness import write_results
 
 SIZES = (100, 256, 512, 784)  # latent, H1, H2, NOUT of the bundled generator (GeneratorConfig defaults)
 BATCH = 65536  # divisible by 16: the launcher marks B (and B_BUCKET) so, as for any batch divisible by 16
@@ -412,12 +414,6 @@ def environment() -> dict:
     }
 
 
-def write_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def _compile_in_worker(args: tuple[dict, bool]) -> dict:
     return compile_variant(*args)
 
@@ -442,7 +438,7 @@ def main() -> None:
         known = {v["id"] for v in chosen}
         sys.exit(f"unknown variant ids: {sorted(set(args.only.split(',')) - known)}")
     if args.keys:
-        write_atomic(args.keys, {"triton": environment()["triton"], "keys": {v["id"]: cache_key(v) for v in chosen}})
+        write_results(args.keys, {"triton": environment()["triton"], "keys": {v["id"]: cache_key(v) for v in chosen}})
         if not args.out:
             return
     record = {"kind": "sm90-offline-compile", "environment": environment(), "rows": []}
@@ -454,10 +450,10 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         for done, row in enumerate(pool.map(_compile_in_worker, [(v, not args.no_sass) for v in chosen]), 1):
             record["rows"].append(row)
-            write_atomic(args.out, record)
+            write_results(args.out, record)
             summary = {k: row.get(k) for k in ("registers", "stack_bytes", "shared_bytes", "mma_instructions", "fits")}
             print(f"[{done}/{len(chosen)}] {row['id']} {row.get('error') or summary}", flush=True)
-    write_atomic(args.out, record)
+    write_results(args.out, record)
 
 
 if __name__ == "__main__":

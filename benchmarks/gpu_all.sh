@@ -200,7 +200,7 @@ stage_tests() {
   for file in "${gpu_files[@]}"; do ignores+=("--ignore=$file"); done
   if [[ -z $NO_GPU ]] && has_module pytest_timeout; then options+=(--timeout=240); fi
   if [[ -z $NO_GPU ]] && has_module xdist; then options+=(-n 8); fi
-  run_step env "$PY" benchmarks/gpu_all_report.py env --out "$OUTDIR/env-tests.json"
+  run_step env "$PY" -m benchmarks.gpu_all_report env --out "$OUTDIR/env-tests.json"
   if [[ -f setup.py ]]; then
     run_step build-ext "$PY" setup.py build_ext --inplace
   else
@@ -208,17 +208,17 @@ stage_tests() {
   fi
   run_step pytest-gpu "$PY" -m pytest "${options[@]}" --junitxml="$OUTDIR/junit-pytest-gpu.xml" "${gpu_files[@]}"
   run_step pytest-rest "$PY" -m pytest "${options[@]}" --junitxml="$OUTDIR/junit-pytest-rest.xml" "${ignores[@]}"
-  run_step test-report "$PY" benchmarks/gpu_all_report.py tests --log "$LOG" --out "$OUTDIR/failures-tests.txt" \
+  run_step test-report "$PY" -m benchmarks.gpu_all_report tests --log "$LOG" --out "$OUTDIR/failures-tests.txt" \
     --junit "$OUTDIR/junit-pytest-gpu.xml" "$OUTDIR/junit-pytest-rest.xml"
 }
 
 stage_bench() {
   plan warm-cache=80 bench-bf16=165 bench-bf16-max-autotune=105 bench-tf32-fp32=135 bench-report=15
-  local bench=(benchmarks/bench_gpu_kernels.py --out "$OUTDIR/bench.json")
+  local bench=(-m benchmarks.bench_gpu_kernels --out "$OUTDIR/bench.json")
   LEFT_OUT+=("compile-max-autotune only at bf16, batch 65,536: its compile takes a minute or more a shape")
   LEFT_OUT+=("compile-reduce-overhead only in bf16: CUDA graphs cut launch gaps, the kernels are compile-default's")
   LEFT_OUT+=("fp16: not asked for (fp32, tf32, bf16 are); onnxruntime-cuda runs an fp16 export in the bf16 rows")
-  run_step warm-cache "$PY" benchmarks/warm_triton_cache.py --sets autotune,layers --precisions bf16,tf32,fp32 \
+  run_step warm-cache "$PY" -m benchmarks.warm_triton_cache --sets autotune,layers --precisions bf16,tf32,fp32 \
     --batches 1,256 --deadline-s @DEADLINE@
   run_step bench-bf16 "$PY" "${bench[@]}" --precisions bf16 --batches 1,256,65536,1048576 \
     --compile-modes default,reduce-overhead --deadline-s @DEADLINE@
@@ -231,15 +231,15 @@ stage_bench() {
 
 stage_tune() {
   plan warm-cache=60 baselines=170 disk=75 sweep=180 tune-report=15
-  local tune=(benchmarks/tune_generator_kernel.py --out "$OUTDIR/tune.json" --baselines "$OUTDIR/baselines.json")
+  local tune=(-m benchmarks.tune_generator_kernel --out "$OUTDIR/tune.json" --baselines "$OUTDIR/baselines.json")
   tune+=(--disk "$OUTDIR/disk.json")
   LEFT_OUT+=("the sweep and its targets are bf16 at batch 65,536 and batch 1 only (the issue's targets)")
-  run_step warm-cache "$PY" benchmarks/warm_triton_cache.py --sets autotune,sweep,latency --precisions bf16 \
+  run_step warm-cache "$PY" -m benchmarks.warm_triton_cache --sets autotune,sweep,latency --precisions bf16 \
     --batches 256 --deadline-s @DEADLINE@
-  run_step baselines "$PY" benchmarks/bench_gpu_kernels.py --out "$OUTDIR/baselines.json" --precisions bf16 \
+  run_step baselines "$PY" -m benchmarks.bench_gpu_kernels --out "$OUTDIR/baselines.json" --precisions bf16 \
     --batches 65536 --compile-modes default,reduce-overhead,max-autotune \
     --paths 'eager,triton-z,triton-seed-uint8,compile-*' --deadline-s @DEADLINE@
-  run_step disk "$PY" benchmarks/gpu_sampling_to_disk.py --out "$OUTDIR/disk.json" --n 10000000 \
+  run_step disk "$PY" -m benchmarks.gpu_sampling_to_disk --out "$OUTDIR/disk.json" --n 10000000 \
     --deadline-s @DEADLINE@
   run_step sweep "$PY" "${tune[@]}" --deadline-s @DEADLINE@
   run_step tune-report "$PY" "${tune[@]}" --report-only --plot "$OUTDIR/tune.png" --notes "$OUTDIR/tune-notes.md"

@@ -1,7 +1,7 @@
 """Small reports for ``benchmarks/gpu_all.sh``: the machine a stage ran on, and the test run's failures.
 
-    python benchmarks/gpu_all_report.py env --out env.json
-    python benchmarks/gpu_all_report.py tests --junit a.xml b.xml --log tests.log --out failures.txt
+    python -m benchmarks.gpu_all_report env --out env.json
+    python -m benchmarks.gpu_all_report tests --junit a.xml b.xml --log tests.log --out failures.txt
 
 ``env``: gankit's environment record (GPU, driver, versions, commit, date) plus what nvidia-smi
 says of the card's state (clocks, power, temperature, persistence, MIG; read only), onnxruntime's
@@ -35,7 +35,8 @@ LOG_LINE = re.compile(
 
 def environment_record() -> dict:
     import torch
-    from bench_gpu_kernels import environment
+
+    from benchmarks.harness import environment
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     record = {"gankit": environment(device)}

@@ -1,6 +1,6 @@
 """10 M uint8 samples to disk through gankit's sampling engine on a GPU, beside the ceilings that bound it.
 
-    python benchmarks/gpu_sampling_to_disk.py --out disk.json [--n 10000000] [--dir DIR] [--deadline-s 80]
+    python -m benchmarks.gpu_sampling_to_disk --out disk.json [--n 10000000] [--dir DIR] [--deadline-s 80]
 
 The engine (``gankit.sampling.engine.sample``: triton backend, bf16, noise made in the kernel, uint8 .npy
 shards of 65,536 samples, each checksummed (CRC-32) and fsync'd by a writer thread behind the
@@ -101,7 +101,8 @@ def fitted_n(asked: int, rate: float, seconds_left: float) -> int:
 def generation_rates(backend) -> tuple[np.ndarray, dict[str, float]]:
     """One shard of real images (samples 0 .. SHARD-1 of seed 0), and samples/s of the launch and of the copy."""
     import torch
-    from bench_gpu_kernels import timed
+
+    from benchmarks.bench_gpu_kernels import timed
 
     images = backend.generate_seeded(0, 0, SHARD, output="uint8")  # autotunes the kernel for this shape
     host = torch.empty(images.shape, dtype=torch.uint8, pin_memory=True)
@@ -123,11 +124,9 @@ def main() -> None:
 
     if not torch.cuda.is_available():
         sys.exit("gpu_sampling_to_disk.py needs a CUDA GPU and found none.")
-    from bench_gpu_kernels import environment
-
+    from benchmarks.harness import environment, write_results
     from gankit.backends.triton import TritonBackend
     from gankit.checkpoint import load_generator
-    from gankit.io import atomic_path
     from gankit.sampling.engine import sample
     from gankit.sampling.job import SampleJob
 
@@ -169,8 +168,7 @@ def main() -> None:
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        with atomic_path(args.out) as tmp:
-            tmp.write_text(json.dumps(report, indent=2))
+        write_results(args.out, report)
     print(json.dumps({k: v for k, v in report.items() if k != "environment"}, indent=1))
 
 

@@ -1,8 +1,8 @@
 """Predict samples/s at batch 65,536 on an H100 SXM (and H200) from the offline sm_90 compile record: a prediction.
 
-    python benchmarks/predict_sm90.py --record benchmarks/results/sm90-compile-triton-3.8.0-DATE.json \\
+    python -m benchmarks.predict_sm90 --record benchmarks/results/sm90-compile-triton-3.8.0-DATE.json \\
         --out benchmarks/results/sm90-prediction-DATE.json       # also writes the .md beside it
-    python benchmarks/predict_sm90.py --compare tune.json        # measured (gpu_all.sh tune) beside predicted
+    python -m benchmarks.predict_sm90 --compare tune.json        # measured (gpu_all.sh tune) beside predicted
 
 The model, for every compiled variant (``compile_kernels_sm90.py``) and each device of ``DEVICES``:
 
@@ -35,12 +35,12 @@ import argparse
 import glob
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
-import generator_configs as space
-from bench_gpu_kernels import DATASHEET_H100_SXM
+from benchmarks import generator_configs as space
+from benchmarks.bench_gpu_kernels import DATASHEET_H100_SXM
+from benchmarks.harness import write_results
 
 BATCH = 65536
 SIZES = space.SIZES
@@ -340,13 +340,7 @@ def main() -> None:
     if not (args.record and args.out):
         parser.error("give --record and --out, or --compare")
     prediction = predict(json.loads(args.record.read_text()))
-    for path, text in (
-        (args.out, json.dumps(prediction, indent=1) + "\n"),
-        (args.out.with_suffix(".md"), markdown(prediction)),
-    ):
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+    write_results(args.out, prediction, markdown(prediction))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,15 @@
 """Put the latest benchmark result's table into docs/benchmarks.md (between the bench markers). Never hand-edit it.
 
-python benchmarks/readme_table.py benchmarks/results/NAME.json
+python -m benchmarks.readme_table benchmarks/results/NAME.json
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
+from benchmarks.harness import put_block
 from gankit.perf.bench import BenchReport, Measurement
 from gankit.perf.ceilings import Ceilings
 from gankit.perf.report import markdown_table
@@ -37,7 +37,6 @@ def section(path: Path) -> str:
     )
     return "\n".join(
         [
-            START,
             f"Latest run: `{path.as_posix()}` on **{device}**, torch {env['torch']}, onnxruntime "
             f"{env['onnxruntime']}, {env['torch_threads']} threads, commit `{env['git_commit'][:12]}`, {env['date']}.",
             f"Ceilings measured in that run: {ceilings}.",
@@ -45,20 +44,14 @@ def section(path: Path) -> str:
             markdown_table(report),
             "",
             f"![samples/s vs batch size](../{path.with_suffix('.png').as_posix()})",
-            END,
         ]
     )
 
 
 def main() -> None:
     path = Path(sys.argv[1])
-    text = PAGE.read_text()
     block = section(path.resolve().relative_to(ROOT) if path.is_absolute() else path)
-    if START in text:
-        text = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
-    else:
-        raise SystemExit(f"{PAGE} has no {START} ... {END} markers")
-    PAGE.write_text(text)
+    put_block(PAGE, (START, END), block.split("\n"))
     print(f"{PAGE.relative_to(ROOT)} table updated from {path}")
 
 

@@ -1,7 +1,7 @@
 """Ablation of gankit train's recipe options: each alone and combinations, same seed and epoch budget.
 
-    python benchmarks/run_ablation.py --runs runs/ablation --epochs 150 --out benchmarks/results/ablation-DATE.json
-    python benchmarks/run_ablation.py ... --only base,pack2      # some runs; finished ones are read back
+    python -m benchmarks.run_ablation --runs runs/ablation --epochs 150 --out benchmarks/results/ablation-DATE.json
+    python -m benchmarks.run_ablation ... --only base,pack2      # some runs; finished ones are read back
 
 Every run starts from BASE (the bundled generator's old recipe: Adam beta1 0.5, EMA 0.999), measures
 quality every 5 epochs and keeps the best epoch (``--keep-best``). Both the last and the best
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.harness import write_results
 from gankit.checkpoint import load_generator, read_generator_file
 from gankit.data import load_bundled
 from gankit.io import atomic_path
@@ -230,10 +231,7 @@ def main() -> None:
         )
     finished = [json.loads(f.read_text()) for f in sorted(args.runs.glob("*/result.json"))] + finals
     env = environment(torch.device("cpu"))
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps({"environment": env, "base": BASE, "runs": finished}, indent=2))
-    with atomic_path(args.out.with_suffix(".md")) as tmp:
-        tmp.write_text(markdown_table(finished))
+    write_results(args.out, {"environment": env, "base": BASE, "runs": finished}, markdown_table(finished))
     print(f"wrote {args.out} and its table {args.out.with_suffix('.md')}")
 
 

@@ -1,6 +1,6 @@
 """Every CPU sampling path side by side in one run: speed, error and MNIST-FID, held to issue 10's targets.
 
-    python benchmarks/run_cpu_paths.py --out benchmarks/results/cpu-paths-NAME-YYYY-MM-DD
+    python -m benchmarks.run_cpu_paths --out benchmarks/results/cpu-paths-NAME-YYYY-MM-DD
 
 Paths: eager fp32/bf16, torch.compile fp32/bf16, onnxruntime fp32 (with gankit's settings, and exactly as a
 user gets it: ``onnxruntime.InferenceSession(path)``), onnxruntime int8 in every ``gankit.onnx.quantize``
@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.harness import write_results
 from gankit.backends import Backend, create_backend
 from gankit.checkpoint import PRETRAINED, load_generator
 from gankit.cpu import cpu_info
 from gankit.errors import GankitError
-from gankit.io import atomic_path
 from gankit.noise import noise
 from gankit.onnx.build import DEFAULT_OPSET, build_onnx
 from gankit.onnx.quantize import Int8Options
@@ -345,11 +345,7 @@ def main() -> None:
         "results": rows,
     }
     report["targets"] = evaluate_targets(rows)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out.with_suffix(".json")) as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
-    with atomic_path(args.out.with_suffix(".md")) as tmp:
-        tmp.write_text(markdown(report))
+    write_results(args.out.with_suffix(".json"), report, markdown(report))
     print(markdown(report))
 
 

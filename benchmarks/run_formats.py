@@ -1,6 +1,6 @@
 """Samples/s to disk for every shard format and every engine, and what binds each format.
 
-    python benchmarks/run_formats.py [--n 1000000] [--path auto|BACKEND:PRECISION] [--workdir DIR] [--note TEXT]
+    python -m benchmarks.run_formats [--n 1000000] [--path auto|BACKEND:PRECISION] [--workdir DIR] [--note TEXT]
 
 For npy, webdataset and parquet (uint8, the bundled generator, shards of 65,536), three engines, each a whole
 ``gankit sample`` process (``--quiet``):
@@ -42,17 +42,16 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.harness import write_results
+from benchmarks.run_sampling import ROOT, run_process, slug, timed
 from gankit.backends import create_backend
 from gankit.checkpoint import PRETRAINED, load_generator
-from gankit.io import atomic_path, sha256_of
+from gankit.io import sha256_of
 from gankit.perf.environment import environment
 from gankit.pixels import png_bytes
 from gankit.sampling.formats import parquet_shard, webdataset_shard
 from gankit.sampling.lanes import open_lanes
 from gankit.sampling.writer import write_file, write_shard
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_sampling import ROOT, run_process, slug, timed  # noqa: E402  (the sampling benchmark's harness)
 
 FORMATS = ("npy", "webdataset", "parquet")
 ENGINES = ("one process", "torchrun 2 ranks", "ray 2 workers")
@@ -261,11 +260,8 @@ def main() -> None:
     }
     date = datetime.date.today().isoformat()
     out = args.out or ROOT / "benchmarks" / "results" / f"formats-{slug()}-{date}.json"
-    with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(result, indent=2))
     lines = markdown(result)
-    with atomic_path(out.with_suffix(".md")) as tmp:
-        tmp.write_text("\n".join(["# Shard formats and engines, samples/s to disk", "", *lines, ""]))
+    write_results(out, result, "\n".join(["# Shard formats and engines, samples/s to disk", "", *lines]))
     print("\n".join(lines))
     print(f"wrote {out} and {out.with_suffix('.md')}")
 

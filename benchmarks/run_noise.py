@@ -1,6 +1,6 @@
 """Latent vectors a second from every way of making gankit's noise, side by side in one run.
 
-    python benchmarks/run_noise.py --out benchmarks/results/noise-NAME-YYYY-MM-DD.json
+    python -m benchmarks.run_noise --out benchmarks/results/noise-NAME-YYYY-MM-DD.json
 
 Candidates (latent 100, float32, CPU): v1 (the mapping before v2: gankit/noise.py of commit V1_COMMIT,
 read with ``git show``), and the v2 mapping from NumPy, the C extension on 1 and 2 threads (into a
@@ -227,7 +227,7 @@ STARTUP_SNIPPETS = {
     "capture_output=True, text=True).stdout; m = types.ModuleType('v1'); exec(src, m.__dict__); "
     "mark(); m.noise(0, 0, 64, 100)",
     "v2 gankit.noise": "from gankit.noise import noise; mark(); noise(0, 0, 64, 100)",
-    "v2 numba": "import sys; sys.path.insert(0, 'benchmarks'); import run_noise; m = run_noise.load_numba(); "
+    "v2 numba": "from benchmarks import run_noise; m = run_noise.load_numba(); "
     "import numpy as np; out = np.empty((64, 100), np.float32); mark(); "
     "m.fill(out, run_noise.numba_keys(0), 0, 25, 100)",
 }

@@ -1,7 +1,7 @@
 """Do the export and speed paths keep quality? MNIST-FID of every backend/precision vs eager fp32.
 
-    TRITON_INTERPRET=1 python benchmarks/run_quality.py --out benchmarks/results/quality-cpu-YYYY-MM-DD.json
-    TRITON_INTERPRET=1 python benchmarks/run_quality.py --model conditional --out ...   # balanced labels
+    TRITON_INTERPRET=1 python -m benchmarks.run_quality --out benchmarks/results/quality-cpu-YYYY-MM-DD.json
+    TRITON_INTERPRET=1 python -m benchmarks.run_quality --model conditional --out ...   # balanced labels
 
 Same model, seed and indices for every path; on a CPU the triton path runs under the interpreter.
 """
@@ -9,16 +9,15 @@ Same model, seed and indices for every path; on a CPU the triton path runs under
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
+from benchmarks.harness import write_results
 from gankit.errors import GankitError
 from gankit.evaluate import evaluate
-from gankit.io import atomic_path
 from gankit.perf.environment import environment
 
 PATHS = [
@@ -71,8 +70,7 @@ def main() -> None:
         )
     env = environment(torch.device("cpu"))
     env["triton_interpret"] = os.environ.get("TRITON_INTERPRET")
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(json.dumps({"environment": env, "results": rows}, indent=2))
+    write_results(args.out, {"environment": env, "results": rows})
     print(f"wrote {args.out}")
 
 

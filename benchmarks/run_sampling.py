@@ -1,6 +1,6 @@
 """Sampling to disk on this machine, every rate side by side in one run, and which stage binds.
 
-    python benchmarks/run_sampling.py [--n 2000000] [--path auto|BACKEND:PRECISION] [--workdir DIR] [--runs 5]
+    python -m benchmarks.run_sampling [--n 2000000] [--path auto|BACKEND:PRECISION] [--workdir DIR] [--runs 5]
 
 For one path (default: the one ``--precision auto`` picks: the fastest whose quality is within tolerance):
 
@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.harness import put_block
 from gankit.backends import create_backend
 from gankit.checkpoint import PRETRAINED, load_generator
 from gankit.cpu import cpu_info
@@ -375,12 +376,8 @@ def markdown(result: dict) -> list[str]:
 
 
 def put_in_docs(lines: list[str], source: Path) -> None:
-    page = ROOT / "docs" / "sampling.md"
-    text = page.read_text()
-    start, end = text.index(DOCS_MARKERS[0]), text.index(DOCS_MARKERS[1])
-    block = [DOCS_MARKERS[0], f"Latest run: `{source.resolve().relative_to(ROOT).as_posix()}`.", "", *lines, ""]
-    with atomic_path(page) as tmp:
-        tmp.write_text(text[:start] + "\n".join(block) + text[end:])
+    latest = f"Latest run: `{source.resolve().relative_to(ROOT).as_posix()}`."
+    put_block(ROOT / "docs" / "sampling.md", DOCS_MARKERS, [latest, "", *lines, ""])
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Tune the whole-generator kernel on a GPU at bf16 with explicit configurations, held to the issue's targets.
 
-    python benchmarks/tune_generator_kernel.py --out tune.json [--baselines bench.json] [--deadline-s 170]
-    python benchmarks/tune_generator_kernel.py --out tune.json --report-only [--baselines bench.json]
+    python -m benchmarks.tune_generator_kernel --out tune.json [--baselines bench.json] [--deadline-s 170]
+    python -m benchmarks.tune_generator_kernel --out tune.json --report-only [--baselines bench.json]
         [--disk disk.json] [--plot tune.png] [--notes tune-notes.md]
 
 Measured in one process (``benchmarks/gpu_all.sh tune`` runs it after the baselines and the disk):
@@ -48,10 +48,11 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
-import bench_gpu_kernels as bench
-import generator_configs as space
-import predict_sm90
 import torch
+
+from benchmarks import bench_gpu_kernels as bench
+from benchmarks import generator_configs as space
+from benchmarks import predict_sm90
 
 BATCH = 65536
 TOP = 6

@@ -1,7 +1,7 @@
 """Compile the Triton kernels' configurations in parallel processes before a benchmark autotunes them.
 
-    python benchmarks/warm_triton_cache.py --sets autotune,layers --precisions bf16,tf32,fp32 --batches 1,256
-    python benchmarks/warm_triton_cache.py --sets autotune,sweep,latency --precisions bf16 --batches 256
+    python -m benchmarks.warm_triton_cache --sets autotune,layers --precisions bf16,tf32,fp32 --batches 1,256
+    python -m benchmarks.warm_triton_cache --sets autotune,sweep,latency --precisions bf16 --batches 256
 
 Triton's autotuner compiles its configurations one after another in the process that launches the
 kernel, about 2 s each for the whole-generator kernel: the benchmark's 4 kernel variants x 9
@@ -31,8 +31,8 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-import generator_configs as space
-from bench_gpu_kernels import first_line
+from benchmarks import generator_configs as space
+from benchmarks.bench_gpu_kernels import first_line
 
 VARIANTS = [(reads_z, output) for reads_z in (True, False) for output in ("float", "uint8")]
 _STATE: dict = {}  # a worker's generator, packed once per precision

@@ -36,10 +36,8 @@ INTERPRETER_ONLY = pytest.mark.skipif(ON_GPU, reason="checks the CPU interpreter
 
 
 def load(name: str):
-    """A script of benchmarks/ as a module (they import each other by name, as when run from there)."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    return importlib.import_module(name)
+    """A script of benchmarks/ as a module of the benchmarks package."""
+    return importlib.import_module(f"benchmarks.{name}")
 
 
 @pytest.fixture(scope="module")

@@ -117,7 +117,7 @@ def test_the_tests_stage_runs_the_gpu_files_then_the_others(fake_python) -> None
 
 def test_a_failing_step_is_recorded_and_the_next_ones_still_run(fake_python) -> None:
     python, out, calls = fake_python
-    result = run_stage("tune", out, python, **fake_env(out, calls, FAKE_FAIL="warm_triton_cache.py"))
+    result = run_stage("tune", out, python, **fake_env(out, calls, FAKE_FAIL="benchmarks.warm_triton_cache"))
     assert result.returncode == 1
     steps = summary(out, "tune")["steps"]
     assert (steps[0]["name"], steps[0]["status"], steps[0]["exit_code"]) == ("warm-cache", "failed", 3)
@@ -184,11 +184,8 @@ tests/test_c.py::test_three ERROR                                 [100%]
 
 
 def report_module():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        import gpu_all_report
-    finally:
-        sys.path.pop(0)
+    from benchmarks import gpu_all_report
+
     return gpu_all_report
 
 

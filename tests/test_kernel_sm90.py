@@ -23,6 +23,7 @@ import pytest
 import torch
 import triton
 
+from benchmarks import compile_kernels_sm90 as offline
 from kernels import fused_linear, generator
 from kernels.fused_linear import ruled_out
 
@@ -34,10 +35,6 @@ TABLES = {"generator": generator.NOT_FOR, "fused_linear": fused_linear.NOT_FOR}
 pytestmark = pytest.mark.skipif(
     torch.cuda.is_available(), reason="a CUDA machine runs the kernels themselves (tests/test_generator_kernel.py)"
 )
-
-if str(BENCHMARKS) not in sys.path:
-    sys.path.insert(0, str(BENCHMARKS))
-import compile_kernels_sm90 as offline  # noqa: E402
 
 
 def record_path() -> Path | None:
@@ -128,7 +125,7 @@ def test_cache_keys_do_not_depend_on_the_checkout_path_or_the_cache_dir(checked,
     some = [v["id"] for v in offline.variants()][::50]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(PYTHONPATH=str(elsewhere), TRITON_CACHE_DIR=str(tmp_path / "another-cache"))
-    command = [sys.executable, "benchmarks/compile_kernels_sm90.py", "--keys", "keys.json", "--only", ",".join(some)]
+    command = [sys.executable, "-m", "benchmarks.compile_kernels_sm90", "--keys", "keys.json", "--only", ",".join(some)]
     done = subprocess.run(command, cwd=elsewhere, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     there = json.loads((elsewhere / "keys.json").read_text())["keys"]

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 
+from benchmarks import compile_kernels_sm90 as offline
+from benchmarks import predict_sm90 as model
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-if str(BENCHMARKS) not in sys.path:
-    sys.path.insert(0, str(BENCHMARKS))
-import compile_kernels_sm90 as offline  # noqa: E402
-import predict_sm90 as model  # noqa: E402
 
 H100 = model.DEVICES["H100 SXM"]
 
