@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from gankit.config import OUTPUT_ACTIVATIONS
 from gankit.errors import ConfigError, GankitError
+from gankit.io import dumps_json
 
+FORCE_HELP = "replace what --out already holds (without it an existing result is refused; docs/sampling-safety.md)"
 FOREIGN_FILES = (
     "a gankit .safetensors, a state dict from elsewhere (torch.save .pt/.pth or .safetensors, converted on the "
     "fly: gankit import saves the conversion), or 'conditional' (the bundled class-conditional generator)"
@@ -113,6 +117,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue the run saved in --out with its saved recipe; only --epochs (a new total) may change",
     )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress bar (also off when stdout is not a terminal)")
     c = p.add_argument_group("class-conditional generator")
     c.add_argument(
         "--num-classes",
@@ -202,8 +208,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from gankit.training.augment import parse_augment
     from gankit.training.presets import build_config
 
+    progress = not args.quiet and sys.stdout.isatty()
     if args.resume:
-        result = resume(args.out, epochs=args.epochs)
+        result = resume(args.out, epochs=args.epochs, progress=progress)
     else:
         options = {
             name: getattr(args, name)
@@ -218,9 +225,9 @@ def _run_train(args: argparse.Namespace) -> int:
         options["g_hidden"] = tuple(args.g_hidden) if args.g_hidden else None
         options["d_hidden"] = tuple(args.d_hidden) if args.d_hidden else None
         options["augment"] = parse_augment(args.augment) if args.augment is not None else None
-        result = train(build_config(args.preset, **options), args.out)
+        result = train(build_config(args.preset, **options), args.out, progress=progress, force=args.force)
     state = "interrupted, saved" if result.interrupted else "done"
-    print(f"{state}: {result.epochs_done} epochs; generator {result.generator_path}, state {result.state_path}")
+    print(f"{state}: {result.describe()}; generator {result.generator_path}, state {result.state_path}")
     if result.best is not None:
         print(f"best MNIST-FID {result.best.fid:.2f} at epoch {result.best.epoch}")
     if result.interrupted:
@@ -281,6 +288,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=int, default=65536, help="samples per shard [%(default)s]")
     p.add_argument("--out", default="samples.png", help="folder (npy, png) or .png file (grid) [%(default)s]")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--force", action="store_true", help="--format grid: " + FORCE_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [%(default)s]")
     p.add_argument(
         "--compile-mode", default="default", choices=COMPILE_MODES, help="for --backend compile [%(default)s]"
@@ -327,6 +335,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         device=args.device,
         compile_mode=args.compile_mode,
         resume=args.resume,
+        force=args.force,
         import_options=import_options_from(args),
         labels=from_options(args.digit, args.labels),
     )
@@ -359,7 +368,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
     info = model_info(model_path(args.path), import_options_from(args), log=_stderr)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(dumps_json(info))
         return 0
     for key, value in info.items():
         print(f"{key:>17}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
@@ -382,7 +391,8 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
         "passes; the report is written beside it as NAME.parity.json.",
     )
     p.add_argument("checkpoint", nargs="?", default=None, help=f"{FOREIGN_FILES} (default: the bundled generator)")
-    p.add_argument("--out", default="exported/generator.onnx", help="[%(default)s]")
+    p.add_argument("--out", default="generator.onnx", help="[%(default)s, in the working folder]")
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="[%(default)s]")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="[%(default)s]")
     p.add_argument("--output", default="float", choices=OUTPUTS, help="image output type [%(default)s]")
@@ -430,6 +440,7 @@ def _run_export(args: argparse.Namespace) -> int:
         opset=args.opset,
         int8=int8_options_from(args),
         import_options=import_options_from(args),
+        force=args.force,
     )
     print(f"wrote {result.path} and {result.report_path}")
     return 0
@@ -568,9 +579,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from gankit.errors import SamplingError
     from gankit.evaluate import evaluate, format_report, report_json, write_report
+    from gankit.io import check_writable
 
     if args.n < 20:
         raise SamplingError(f"--n must be at least 20 for a covariance estimate, got {args.n}")
+    if args.out:
+        check_writable(args.out)  # before the work, not after it
     report = evaluate(
         args.model,
         backend=args.backend,
@@ -580,7 +594,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         import_options=import_options_from(args),
         log=_stderr,
     )
-    print(json.dumps(report_json(report), indent=2) if args.json else format_report(report))
+    print(dumps_json(report_json(report)) if args.json else format_report(report))
     if args.out:
         written = write_report(report, Path(args.out))
         if not args.json:
@@ -608,7 +622,9 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _run_import(args: argparse.Namespace) -> int:
     from gankit.imports import import_file
+    from gankit.io import check_writable
 
+    check_writable(args.out)
     result = import_file(args.src, args.out, import_options_from(args))
     config = result.generator.config
     print(f"imported {args.src} ({result.description}) -> {result.out}")
@@ -655,14 +671,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    """One line for a failure of the outside world: what failed, on which file."""
+    where = " ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    return f"{exc.strerror or exc}{f': {where}' if where else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except GankitError as exc:
+    except BrokenPipeError:  # the reader went away (| head): nothing more to say, and nowhere to say it
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 2
+    except (GankitError, OSError, MemoryError) as exc:
         if args.debug:
             raise
-        print(f"gankit {args.command}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, MemoryError):
+            message = "out of memory; lower --n, --batch-size or --shard-size"
+        else:
+            message = _os_error(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"gankit {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gankit {args.command}: interrupted", file=sys.stderr)

@@ -43,3 +43,11 @@ class SamplingError(GankitError):
 
 class ConversionError(GankitError):
     """A generator made elsewhere (a module, a state dict, an ONNX graph) cannot become a gankit generator."""
+
+
+class OutputError(GankitError):
+    """An output cannot be written (read-only, not a folder, no space), or exists and is not replaced without --force."""
+
+
+class ResourceError(GankitError):
+    """A job needs more memory or disk than the machine has, or a size beyond what gankit supports."""

@@ -14,7 +14,7 @@ from gankit.checkpoint import PRETRAINED
 from gankit.checkpoint import model_path as checkpoint_path  # validate() has a model_path argument
 from gankit.errors import ExportError
 from gankit.imports import ImportOptions, load_checkpoint
-from gankit.io import sha256_of
+from gankit.io import check_writable, refuse_overwrite, sha256_of
 from gankit.onnx.build import DEFAULT_OPSET, read_metadata
 from gankit.onnx.export import ExportResult, export_generator
 from gankit.onnx.parity import ParityReport
@@ -31,8 +31,10 @@ def export(
     log=print,
     int8: Int8Options | None = None,
     import_options: ImportOptions | None = None,
+    force: bool = False,
 ) -> ExportResult:
     """Export ``checkpoint`` (default: the bundled generator) to ``out``, validated; see the module doc.
+    An existing ``out`` is replaced only with ``force`` (``gankit.io.refuse_overwrite``).
 
     ``checkpoint``: any checkpoint ``gankit.imports.load_model`` reads (a foreign state dict is converted
     with ``import_options``). ``int8``: quantization options when precision is int8 (default: ``Int8Options()``)."""
@@ -43,6 +45,8 @@ def export(
         raise ExportError(f"--out must end in .onnx (got {out})")
     if out.is_dir():
         raise ExportError(f"--out {out} is a folder; give a file name ending in .onnx")
+    refuse_overwrite(out, force, "an ONNX export")
+    check_writable(out)
     source = checkpoint_path(checkpoint)
     generator = load_checkpoint(source, import_options, log)
     return export_generator(generator, source, out, precision, output, opset, log, int8)

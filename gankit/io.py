@@ -8,11 +8,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from gankit.errors import OutputError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import: os.umask can only be read by setting it, which is not thread-safe
@@ -56,11 +60,67 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def crc32_of(*paths: str | os.PathLike[str]) -> str:
+    """Hex CRC-32 (zlib, 8 digits) of the files' bytes one after the other, read in 1 MiB blocks."""
+    value = 0
+    for path in paths:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                value = zlib.crc32(block, value)
+    return f"{value:08x}"
+
+
+def finite_json(payload: Any) -> Any:
+    """``payload`` with every NaN or infinite float replaced by None: JSON has no NaN (``json.dumps`` would write
+    ``NaN``, which JSON readers refuse)."""
+    if isinstance(payload, float):
+        return payload if math.isfinite(payload) else None
+    if isinstance(payload, dict):
+        return {key: finite_json(value) for key, value in payload.items()}
+    if isinstance(payload, (list, tuple)):
+        return [finite_json(value) for value in payload]
+    return payload
+
+
+def dumps_json(payload: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """Valid JSON of ``payload`` (non-finite floats as null; see ``finite_json``)."""
+    return json.dumps(finite_json(payload), indent=indent, sort_keys=sort_keys, allow_nan=False)
+
+
 def write_json(path: str | os.PathLike[str], payload: Any, indent: int | None = 2, sort_keys: bool = False) -> Path:
-    """Write ``payload`` as JSON to ``path`` atomically (see ``atomic_path``)."""
+    """Write ``payload`` as valid JSON (``dumps_json``) to ``path`` atomically (see ``atomic_path``)."""
+    text = dumps_json(payload, indent=indent, sort_keys=sort_keys)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=indent, sort_keys=sort_keys))
+        tmp.write_text(text)
     return Path(path)
+
+
+def existing_ancestor(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "--out") -> None:
+    """OutputError unless ``path`` (a file or folder, existing or not) could be created or written: the check a
+    command makes before its work, so that work is not lost to an output it cannot write."""
+    target = Path(path)
+    if target.is_dir() or target.is_file():
+        folder = target if target.is_dir() else target.parent
+    else:
+        folder = existing_ancestor(target)
+        if not folder.is_dir():
+            raise OutputError(f"cannot write {what} {target}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {what} {target}: {folder} is not writable")
+
+
+def refuse_overwrite(path: str | os.PathLike[str], force: bool, what: str = "result") -> None:
+    """The one overwrite rule: a result already at ``path`` is replaced only when asked (``force``, the CLI's
+    --force); commands that can continue a run offer --resume too (their own message)."""
+    if not force and Path(path).exists():
+        raise OutputError(f"{path} already exists ({what}); add --force to replace it, or choose another --out")
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

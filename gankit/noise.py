@@ -58,6 +58,14 @@ def check_seed(seed: int) -> int:
     return seed
 
 
+def check_range(start: int, count: int, latent_dim: int) -> None:
+    """NoiseError unless samples start .. start+count-1 of latent ``latent_dim`` lie inside the contract."""
+    if start < 0 or count < 0 or latent_dim <= 0:
+        raise NoiseError(f"need start >= 0, count >= 0, latent_dim > 0 (got {start}, {count}, {latent_dim})")
+    if (start + count) * -(-latent_dim // 4) > 2**63:
+        raise NoiseError(f"samples up to {start + count} of latent {latent_dim} pass the 2**63 Philox counters")
+
+
 def noise(
     seed: int,
     start: int,
@@ -67,10 +75,7 @@ def noise(
 ) -> torch.Tensor:
     """Latent vectors of samples start .. start+count-1 of ``seed``: (count, latent_dim) float32 on ``device``."""
     seed = check_seed(seed)
-    if start < 0 or count < 0 or latent_dim <= 0:
-        raise NoiseError(f"need start >= 0, count >= 0, latent_dim > 0 (got {start}, {count}, {latent_dim})")
-    if (start + count) * -(-latent_dim // 4) > 2**63:
-        raise NoiseError(f"samples up to {start + count} of latent {latent_dim} pass the 2**63 Philox counters")
+    check_range(start, count, latent_dim)
     if torch.device(device).type != "cpu":
         return noise_torch(seed, start, count, latent_dim, torch.device(device))
     if _native is None:

@@ -20,6 +20,7 @@ import csv
 import json
 import math
 import signal
+import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ from gankit.checkpoint import load_state, save_generator, save_state
 from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
 from gankit.data import load_bundled, load_images
 from gankit.device import resolve_device
-from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
-from gankit.io import atomic_path
+from gankit.errors import CheckpointError, ConfigError, DataError, OutputError, TrainingError
+from gankit.io import atomic_path, check_writable
 from gankit.model import Discriminator, Generator
 from gankit.noise import noise
 from gankit.pixels import from_uint8, plot_losses, save_grid
@@ -59,6 +60,14 @@ class TrainResult:
     interrupted: bool
     last_losses: tuple[float, float] | None
     best: EpochQuality | None = None
+    steps_into_epoch: int = 0  # an interrupted run: the steps of the unfinished epoch it saved
+
+    def describe(self) -> str:
+        """``3 epochs`` or ``1 epoch and 2 steps``: what the saved state holds."""
+        text = f"{self.epochs_done} epoch{'' if self.epochs_done == 1 else 's'}"
+        if self.steps_into_epoch:
+            text += f" and {self.steps_into_epoch} step{'' if self.steps_into_epoch == 1 else 's'}"
+        return text
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
@@ -362,13 +371,28 @@ class Trainer:
             plot_losses(list(steps), list(d), list(g), self.out_dir / "losses.png", quality=curves)
         last = (self.history[-1][2], self.history[-1][3]) if self.history else None
         return TrainResult(
-            self.out_dir / GENERATOR_FILE, self.out_dir / STATE_FILE, self.epoch, interrupted, last, self.best
+            self.out_dir / GENERATOR_FILE, self.out_dir / STATE_FILE, self.epoch, interrupted, last, self.best, self.step
         )
 
 
-def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> TrainResult:
-    """Start a new run in ``out_dir``."""
-    return Trainer(config, out_dir).run(progress=progress)
+RUN_FILES = (GENERATOR_FILE, BEST_FILE, STATE_FILE, "losses.csv", "losses.png", "samples")
+
+
+def train(config: TrainConfig, out_dir: str | Path, progress: bool = True, force: bool = False) -> TrainResult:
+    """Start a new run in ``out_dir``. A folder holding a run (finished or not) is refused unless ``force``, which
+    first removes that run's files (so the folder never mixes two runs); ``resume`` continues one."""
+    out = Path(out_dir)
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found and not force:
+        raise OutputError(
+            f"{out} already holds a training run ({', '.join(found)}): add --resume to continue it, --force to "
+            "replace it, or choose another --out"
+        )
+    check_writable(out)
+    trainer = Trainer(config, out)
+    for name in found:
+        shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    return trainer.run(progress=progress)
 
 
 def resume(out_dir: str | Path, epochs: int | None = None, progress: bool = True) -> TrainResult:

@@ -400,6 +400,7 @@ def test_a_grid_imports_only_what_it_needs(tmp_path: Path) -> None:
     env = {**os.environ, "GANKIT_CACHE_DIR": str(tmp_path / "cache")}
     command = [sys.executable, "-c", GRID_IMPORTS, str(tmp_path / "grid.png")]
     subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)  # warms: export, auto's choice
+    command[-1] = str(tmp_path / "warm.png")  # a grid is not replaced without --force
     warm = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     assert warm.stdout.strip().endswith("imported:"), warm.stdout
-    assert (tmp_path / "grid.png").is_file()
+    assert (tmp_path / "grid.png").is_file() and (tmp_path / "warm.png").is_file()

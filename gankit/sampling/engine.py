@@ -22,9 +22,12 @@ a label when n is a multiple of K with balanced labels (n = 100, K = 10: row d h
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +36,13 @@ import torch
 from gankit.backends import Backend
 from gankit.backends.resolve import open_backend
 from gankit.errors import GankitError, SamplingError
-from gankit.io import sha256_of
+from gankit.io import check_writable, refuse_overwrite, sha256_of
 from gankit.labels import LabelSpec, resolve
+from gankit.limits import require_disk, require_memory
+from gankit.noise import check_range
 from gankit.pixels import save_grid
 from gankit.sampling.job import SampleJob, SampleResult, ShardRecord, shard_name, shards_of
-from gankit.sampling.lanes import open_lanes, plan_lanes, runs_in_lanes
+from gankit.sampling.lanes import DTYPES, open_lanes, plan_lanes, runs_in_lanes
 from gankit.sampling.manifest import (
     JOURNALS,
     MANIFEST,
@@ -47,9 +52,9 @@ from gankit.sampling.manifest import (
     recorded_shards,
     write_manifest,
 )
-from gankit.sampling.pipeline import PendingShard, ShardMaker
+from gankit.sampling.pipeline import IN_FLIGHT, PendingShard, ShardMaker
 from gankit.sampling.ranks import Ranks
-from gankit.sampling.writer import ShardWriter
+from gankit.sampling.writer import QUEUED, ShardWriter
 
 
 def _open(job: SampleJob, log: Callable[[str], None], ranks: Ranks | None = None) -> Backend:
@@ -95,13 +100,17 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     ranks = Ranks.from_environment()
     say = log if ranks.rank == 0 else (lambda message: None)
     backend = _open(job, say, ranks)
+    check_range(job.start, job.n, backend.config.latent_dim)
+    sample_bytes = math.prod(backend.config.image_shape) * DTYPES[job.dtype].itemsize
+    # Shard buffers alive at once: being made, queued for the writer, and the one it writes.
+    held = (IN_FLIGHT + QUEUED + 1) * min(job.shard_size, job.n) * sample_bytes
+    require_memory(f"--shard-size {job.shard_size} ({IN_FLIGHT + QUEUED + 1} shards in memory at once)", held)
     labels = resolve(job.labels, backend.num_classes)
     header = job_header(job, backend, sha256_of(job.model_path), labels)
-    done = ranks.broadcast(_prepare_folder(job, header) if ranks.rank == 0 else None)
+    done = ranks.broadcast(_prepare_folder(job, header, sample_bytes, say) if ranks.rank == 0 else None)
     if isinstance(done, GankitError):
         raise done
-    pending_shards = [s for s in shards_of(job) if shard_name(job, s[0]) not in done]
-    mine = pending_shards[ranks.rank :: ranks.world]
+    total = sum(count for _, _, count in _my_shards(job, done, ranks))
     run_id = ranks.broadcast(uuid.uuid4().hex[:8])
     journal = job.out / JOURNALS / f"{run_id}-rank{ranks.rank}.json"
 
@@ -115,7 +124,6 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     warmup = getattr(backend, "warmup", lambda: 0.0)()
     if warmup:
         say(f"warm-up (compile) took {warmup:.1f} s; not counted in the throughput")
-    total = sum(count for _, _, count in mine)
     bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress or ranks.rank != 0)
     writer = ShardWriter(job.out, journal)
 
@@ -128,7 +136,7 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
 
     begin = time.perf_counter()
     try:
-        interrupted = maker.make(job.seed, mine, deliver)
+        interrupted = maker.make(job.seed, _my_shards(job, done, ranks), deliver)
         writer.close()
     except BaseException:
         if ranks.world == 1:  # keep the manifest in step with what is on disk, then report the failure
@@ -149,12 +157,24 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
         if complete:
             for stale in (job.out / JOURNALS).glob("*.json"):
                 stale.unlink()
+            with contextlib.suppress(OSError):  # a complete run leaves no empty journal folder
+                (job.out / JOURNALS).rmdir()
     written = sum(r.count for r in writer.records)
     return SampleResult(job.out, backend.describe(), written, seconds, warmup, interrupted, writer.records)
 
 
-def _prepare_folder(job: SampleJob, header: dict[str, Any]) -> dict[str, ShardRecord] | GankitError:
-    """Create or check the output folder on rank 0: the shards already done, or the error to raise."""
+def _my_shards(job: SampleJob, done: dict[str, ShardRecord], ranks: Ranks) -> Iterator[tuple[int, int, int]]:
+    """This rank's share of the shards not done, planned lazily: a range of many shards is never a list."""
+    pending = (s for s in shards_of(job) if shard_name(job, s[0]) not in done)
+    return itertools.islice(pending, ranks.rank, None, ranks.world)
+
+
+def _prepare_folder(
+    job: SampleJob, header: dict[str, Any], sample_bytes: int, log: Callable[[str], None]
+) -> dict[str, ShardRecord] | GankitError:
+    """Create or check the output folder on rank 0: the shards already done (each verified against its recorded
+    size and checksum; those that fail are said and made again), or the error to raise. Nothing is written
+    before every check passed."""
     try:
         manifest_path = job.out / MANIFEST
         if manifest_path.exists():
@@ -164,9 +184,13 @@ def _prepare_folder(job: SampleJob, header: dict[str, Any]) -> dict[str, ShardRe
                 )
             manifest = read_record(manifest_path)
             check_resumable(manifest, header, job.out)
-            return recorded_shards(job.out, manifest)
+            done = recorded_shards(job.out, manifest, log)
+            left = job.n - sum(record.count for record in done.values())
+            require_disk(f"the {left:,} samples left", left * sample_bytes, job.out)
+            return done
         if job.out.exists() and not job.out.is_dir():
             raise SamplingError(f"{job.out} is a file; --out must be a folder for --format {job.format}")
+        require_disk(f"--n {job.n:,} ({sample_bytes:,} bytes a sample)", job.n * sample_bytes, job.out)
         job.out.mkdir(parents=True, exist_ok=True)
         (job.out / JOURNALS).mkdir(exist_ok=True)
         write_manifest(job.out, header, [], "running")
@@ -180,6 +204,8 @@ def _prepare_folder(job: SampleJob, header: dict[str, Any]) -> dict[str, ShardRe
 def _sample_grid(job: SampleJob, log: Callable[[str], None]) -> SampleResult:
     if job.out.suffix != ".png":
         raise SamplingError(f"--format grid writes one PNG: --out must end in .png (got {job.out})")
+    refuse_overwrite(job.out, job.force, "a grid")
+    check_writable(job.out)
     backend = _open(job, log)
     labels = resolve(job.labels, backend.num_classes)
     begin = time.perf_counter()

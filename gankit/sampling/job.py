@@ -19,6 +19,8 @@ FORMATS = ("npy", "png", "grid")
 DTYPES = ("uint8", "float16")
 MAX_GRID = 4096
 MAX_PNG = 100_000
+MAX_SHARDS = 1_000_000  # the manifest lists every shard and is rewritten whole: a bound on its size
+MAX_INDEX = 2**63  # the noise contract's Philox counters (gankit.noise; a latent above 4 lowers it further)
 
 
 @dataclass
@@ -39,6 +41,7 @@ class SampleJob:
     device: str = "auto"
     compile_mode: str = "default"
     resume: bool = False
+    force: bool = False  # a grid: replace an existing --out (gankit.io.refuse_overwrite)
     import_options: ImportOptions | None = None  # what a foreign model file cannot say (gankit.imports)
     labels: LabelSpec | None = None  # a class-conditional generator's labels (None: balanced); gankit.labels
 
@@ -53,6 +56,19 @@ class SampleJob:
             raise SamplingError(
                 f"--batch-size and --shard-size must be positive ({self.batch_size}, {self.shard_size})"
             )
+        if self.start + self.n > MAX_INDEX:
+            raise SamplingError(
+                f"samples {self.start} .. {self.start + self.n - 1} pass the last index the noise defines "
+                f"({MAX_INDEX - 1}); lower --start or --n"
+            )
+        shards = -(-self.n // self.shard_size)
+        if self.format != "grid" and shards > MAX_SHARDS:
+            raise SamplingError(
+                f"--n {self.n} at --shard-size {self.shard_size} is {shards:,} shards; at most {MAX_SHARDS:,}: "
+                "raise --shard-size"
+            )
+        # A batch never spans two shards, so a larger one makes the same images and only costs memory.
+        self.batch_size = min(self.batch_size, self.n, self.shard_size if self.format != "grid" else self.n)
         if self.format not in FORMATS:
             raise SamplingError(f"unknown --format {self.format!r}; choose from {', '.join(FORMATS)}")
         if self.dtype not in DTYPES:
