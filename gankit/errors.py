@@ -46,7 +46,7 @@ class ConversionError(GankitError):
 
 
 class OutputError(GankitError):
-    """An output cannot be written (read-only, not a folder, no space), or exists and is not replaced without --force."""
+    """An output cannot be written (read-only, not a folder, no space), or exists and --force was not given."""
 
 
 class ResourceError(GankitError):

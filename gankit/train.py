@@ -19,8 +19,8 @@ import copy
 import csv
 import json
 import math
-import signal
 import shutil
+import signal
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -370,9 +370,8 @@ class Trainer:
             curves = [(q.epoch * per_epoch, q.fid, q.min_share) for q in self.quality]
             plot_losses(list(steps), list(d), list(g), self.out_dir / "losses.png", quality=curves)
         last = (self.history[-1][2], self.history[-1][3]) if self.history else None
-        return TrainResult(
-            self.out_dir / GENERATOR_FILE, self.out_dir / STATE_FILE, self.epoch, interrupted, last, self.best, self.step
-        )
+        files = self.out_dir / GENERATOR_FILE, self.out_dir / STATE_FILE
+        return TrainResult(*files, self.epoch, interrupted, last, self.best, self.step)
 
 
 RUN_FILES = (GENERATOR_FILE, BEST_FILE, STATE_FILE, "losses.csv", "losses.png", "samples")
