@@ -349,6 +349,29 @@ def _run_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check a sampling run folder against its manifest (sizes and checksums), without the model",
+        description="Reads every shard the manifest lists and compares its size and checksum with the record; "
+        "exit 0 when every sample of the job is there as written, 1 naming each bad or missing shard (rerun the "
+        "sampling command with --resume to make them again), 2 when the folder is not a run.",
+    )
+    p.add_argument("folder", metavar="RUN", help="a folder written by gankit sample --format npy or png")
+    p.set_defaults(run=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from gankit.sampling.manifest import verify_run
+
+    problems = verify_run(Path(args.folder))
+    for problem in problems:
+        print(f"{args.folder}: {problem}")
+    if not problems:
+        print(f"{args.folder}: every shard holds its recorded bytes")
+    return 1 if problems else 0
+
+
 def _add_info(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="show a generator's config, parameter count and metadata")
     p.add_argument(
@@ -651,6 +674,7 @@ COMMANDS = (
     _add_train,
     _add_import,
     _add_sample,
+    _add_verify,
     _add_info,
     _add_export,
     _add_validate,
