@@ -704,10 +704,13 @@ def _os_error(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
-    except BrokenPipeError:  # the reader went away (| head): nothing more to say, and nowhere to say it
-        with contextlib.suppress(OSError):
+        code = args.run(args)
+        sys.stdout.flush()  # here, not at exit: a reader gone early (| head) is a broken pipe this handler sees
+        return code
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):  # stdout is gone: the interpreter's last flush must not fail again
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"gankit {args.command}: error: the output was closed before it was all written", file=sys.stderr)
         return 2
     except (GankitError, OSError, MemoryError) as exc:
         if args.debug:

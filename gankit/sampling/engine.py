@@ -141,7 +141,8 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     except BaseException:
         if ranks.world == 1:  # keep the manifest in step with what is on disk, then report the failure
             writer.close(raise_error=False)
-            write_manifest(job.out, header, list(done.values()) + writer.records, "partial")
+            with contextlib.suppress(OSError):  # a full disk: the journal still lists them; report the cause
+                write_manifest(job.out, header, list(done.values()) + writer.records, "partial")
         raise
     finally:
         maker.close()
