@@ -18,7 +18,7 @@ from gankit.backends.base import Backend, check_latent_batch
 from gankit.errors import BackendError
 from gankit.model import Generator
 from gankit.onnx.graph import OnnxGraph, read_graph
-from gankit.pixels import to_uint8
+from gankit.pixels import check_finite, to_uint8
 
 OPTIMIZATION_LEVELS = ("disable", "basic", "extended", "all")
 
@@ -81,7 +81,11 @@ class OnnxRuntimeBackend(Backend):
                 "the installed onnxruntime has no CUDA execution provider: install onnxruntime-gpu, or use --device cpu"
             )
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
-        self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as exc:  # onnxruntime's own types (Fail, InvalidGraph, NotImplemented...) for a foreign graph
+            first = (str(exc).strip().splitlines() or ["no detail"])[0]
+            raise BackendError(f"onnxruntime cannot load {self.path}: {first}") from exc
         self.device = torch.device("cuda" if cuda else "cpu")
 
     def _check(self, z: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None) -> None:
@@ -129,10 +133,12 @@ class OnnxRuntimeBackend(Backend):
 
     def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         images = self._run(z, labels)
+        check_finite(images)
         return images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images
 
     def generate(self, z: torch.Tensor, output: str = "float", labels: torch.Tensor | None = None) -> torch.Tensor:
         images = self._run(z, labels)
+        check_finite(images)
         if output == "uint8":
             return images if images.dtype == torch.uint8 else to_uint8(images)
         return images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images

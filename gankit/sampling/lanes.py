@@ -41,7 +41,7 @@ from gankit.backends import Backend, create_backend
 from gankit.backends.openvino import compile_openvino
 from gankit.labels import LabelSpec, resolve
 from gankit.noise import noise
-from gankit.pixels import to_uint8_into
+from gankit.pixels import check_finite, to_uint8_into
 
 RUNTIMES = ("onnxruntime", "openvino")
 MEASURE_SECONDS = 0.5
@@ -86,6 +86,7 @@ class RuntimeLane:
         if self.labels is not None:
             given += (self.labels.labels(seed, first, out.shape[0], self.num_classes).numpy(),)
         images = self.run(*given)
+        check_finite(images, first)
         if out.dtype == torch.uint8:
             to_uint8_into(images, out.numpy())
         else:
