@@ -36,6 +36,7 @@ from gankit.data import load_bundled, load_images
 from gankit.device import resolve_device
 from gankit.errors import CheckpointError, ConfigError, DataError, OutputError, TrainingError
 from gankit.io import atomic_path, check_writable
+from gankit.limits import require_memory
 from gankit.model import Discriminator, Generator
 from gankit.noise import noise
 from gankit.pixels import from_uint8, plot_losses, save_grid
@@ -143,6 +144,9 @@ class Trainer:
                 f"batch size {config.batch_size} is not a multiple of the pack size {discriminator_config.pack}"
             )
         self.config.generator, self.config.discriminator = generator_config, discriminator_config
+        weights = generator_config.parameter_count + sum(i * o + o for i, o in discriminator_config.layer_sizes)
+        # float32 weights, gradients and Adam's two moments of both models, plus G's EMA copy: before allocating.
+        require_memory("the generator and discriminator (weights, gradients, Adam)", 4 * (4 * weights + weights))
         self.data = from_uint8(images).to(self.device)
         self.labels = labels.to(self.device) if labels is not None else None
         torch.manual_seed(config.seed)

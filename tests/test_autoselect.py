@@ -175,7 +175,19 @@ def test_sample_cli_precision_auto(tmp_path: Path, monkeypatch, capsys) -> None:
 # ----------------------------------------------------------------------------- the CLI and torchrun
 
 
-@pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16", "bf16", "int8"])
+def test_tf32_on_a_cpu_is_refused_in_one_line(tmp_path: Path, capsys, small_generator) -> None:
+    """Issue 22, 11: --precision tf32 on a CPU ran fp32 silently (tf32 is a mode of GPU tensor cores)."""
+    from gankit.cli import main
+
+    model = save_generator(tmp_path / "g.safetensors", small_generator)
+    args = ["sample", str(model), "--precision", "tf32", "--device", "cpu", "--out", str(tmp_path / "out")]
+    assert main([*args, "--backend", "eager"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit sample: error: --precision tf32 is a GPU mode") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "bf16", "int8"])
 def test_sample_cli_any_precision_with_backend_auto(tmp_path: Path, monkeypatch, capsys, small_generator, precision):
     """``gankit sample --precision P`` (--backend auto): a backend that has P, and shards made with it."""
     from gankit.backends import backend_class
