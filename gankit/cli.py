@@ -267,7 +267,10 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--backend",
         default="auto",
         choices=["auto", *backend_names()],
-        help="auto picks the fastest available and says which [%(default)s]",
+        help="auto picks the fastest available and says which and why; on a CPU it is measured (the best of "
+        "interleaved rounds) and cached with the load it was measured under in $GANKIT_CACHE_DIR/auto-backend.json, "
+        "measured again when that was a busy moment; delete the auto-backend*.json files to measure anew "
+        "[%(default)s]",
     )
     p.add_argument(
         "--precision",
