@@ -95,7 +95,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         + " [%(default)s]",
     )
     p.add_argument("--data", default=None, help=f"training images: {SOURCES_HELP} [mnist-5k]")
-    p.add_argument("--data-dir", default=None, help="folder holding (or to download) torchvision data sets")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding (or to download) torchvision sets [$GANKIT_CACHE_DIR/data, else ~/.cache/gankit/data]",
+    )
     p.add_argument(
         "--epochs",
         type=int,
