@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import socket
 import tempfile
 import zlib
 from collections.abc import Iterator
@@ -126,3 +127,62 @@ def refuse_overwrite(path: str | os.PathLike[str], force: bool, what: str = "res
 def read_json(path: str | os.PathLike[str]) -> Any:
     """The JSON in ``path``; OSError or ValueError (json.JSONDecodeError) as the file is missing or malformed."""
     return json.loads(Path(path).read_text())
+
+
+LOCK = ".lock"
+
+
+def _lock_owner(lock: Path) -> dict[str, Any] | None:
+    try:
+        owner = json.loads(lock.read_text())
+        return owner if isinstance(owner, dict) else {}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # being written by its owner this instant, or damaged: not taken over
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def acquire_lock(folder: str | os.PathLike[str]) -> Path:
+    """Make this process the one writer of ``folder``: ``folder/.lock`` holds its pid and host. A lock held by a
+    live process refuses with OutputError; one left by a process that is gone (same host, no such pid) is taken
+    over. Give it back with ``release_lock``."""
+    lock = Path(folder) / LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666 & ~_UMASK)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is None:
+                continue  # released meanwhile
+            gone = owner.get("host") == me["host"] and isinstance(owner.get("pid"), int) and not _alive(owner["pid"])
+            if not gone:
+                raise OutputError(
+                    f"{folder} is being written by process {owner.get('pid', '?')} on {owner.get('host', '?')}; wait "
+                    f"for it to finish (or, if that process is gone, remove {lock})"
+                ) from None
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock)
+            continue
+        with os.fdopen(fd, "w") as handle:
+            handle.write(json.dumps(me))
+        return lock
+    raise OutputError(f"{folder}: could not take {lock} (another process keeps taking it); try again")
+
+
+def release_lock(lock: Path) -> None:
+    """Remove ``lock`` if this process holds it."""
+    owner = _lock_owner(lock)
+    if owner and owner.get("pid") == os.getpid() and owner.get("host") == socket.gethostname():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(lock)

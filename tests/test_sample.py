@@ -516,3 +516,26 @@ def test_a_grid_is_not_replaced_without_force(tmp_path: Path, model_file: Path) 
     assert grid.read_bytes() == b"someone else's picture"
     run_job(grid, model_file, n=16, format="grid", force=True)
     assert grid.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_run_folder_has_one_writer_and_a_dead_owner_is_taken_over(tmp_path: Path, model_file: Path) -> None:
+    """Issue 22, 13: two `--resume` on one folder at once both redid all the work. A live owner's lock refuses the
+    second writer in one line; one left by a killed process is taken over; a finished run leaves none."""
+    from gankit.errors import OutputError
+
+    run_job(tmp_path / "out", model_file, n=40)
+    lock = tmp_path / "out" / ".lock"
+    assert not lock.exists()
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    (tmp_path / "out" / MANIFEST).write_text(
+        json.dumps(dict(manifest, status="partial", shards=manifest["shards"][:1]))
+    )
+    import socket
+
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))  # alive: pytest's parent
+    with pytest.raises(OutputError, match=f"being written by process {os.getppid()}"):
+        run_job(tmp_path / "out", model_file, n=40, resume=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))  # killed, lock left
+    assert run_job(tmp_path / "out", model_file, n=40, resume=True).samples_written == 8
+    assert not lock.exists()

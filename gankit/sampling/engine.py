@@ -36,7 +36,7 @@ import torch
 from gankit.backends import Backend
 from gankit.backends.resolve import open_backend
 from gankit.errors import GankitError, SamplingError
-from gankit.io import check_writable, refuse_overwrite, sha256_of
+from gankit.io import LOCK, acquire_lock, check_writable, refuse_overwrite, release_lock, sha256_of
 from gankit.labels import LabelSpec, resolve
 from gankit.limits import require_disk, require_memory
 from gankit.noise import check_range
@@ -110,6 +110,25 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     done = ranks.broadcast(_prepare_folder(job, header, sample_bytes, say) if ranks.rank == 0 else None)
     if isinstance(done, GankitError):
         raise done
+    try:
+        return _write_shards(job, backend, ranks, header, labels, done, progress, say, tqdm)
+    finally:
+        if ranks.rank == 0:
+            release_lock(job.out / LOCK)
+
+
+def _write_shards(
+    job: SampleJob,
+    backend: Backend,
+    ranks: Ranks,
+    header: dict[str, Any],
+    labels: LabelSpec | None,
+    done: dict[str, ShardRecord],
+    progress: bool,
+    say: Callable[[str], None],
+    tqdm: Any,
+) -> SampleResult:
+    """The shards not ``done`` of this rank, made and written; the manifest updated (rank 0)."""
     total = sum(count for _, _, count in _my_shards(job, done, ranks))
     run_id = ranks.broadcast(uuid.uuid4().hex[:8])
     journal = job.out / JOURNALS / f"{run_id}-rank{ranks.rank}.json"
@@ -185,6 +204,7 @@ def _prepare_folder(
                 )
             manifest = read_record(manifest_path)
             check_resumable(manifest, header, job.out)
+            acquire_lock(job.out)  # one writer at a time: a second --resume refuses
             done = recorded_shards(job.out, manifest, log)
             left = job.n - sum(record.count for record in done.values())
             require_disk(f"the {left:,} samples left", left * sample_bytes, job.out)
@@ -193,12 +213,15 @@ def _prepare_folder(
             raise SamplingError(f"{job.out} is a file; --out must be a folder for --format {job.format}")
         require_disk(f"--n {job.n:,} ({sample_bytes:,} bytes a sample)", job.n * sample_bytes, job.out)
         job.out.mkdir(parents=True, exist_ok=True)
+        acquire_lock(job.out)
         (job.out / JOURNALS).mkdir(exist_ok=True)
         write_manifest(job.out, header, [], "running")
         return {}
     except GankitError as exc:
+        release_lock(job.out / LOCK)
         return exc
     except OSError as exc:
+        release_lock(job.out / LOCK)
         return SamplingError(f"cannot write to {job.out} ({exc.strerror or exc}); choose a writable --out")
 
 
