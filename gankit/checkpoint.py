@@ -90,8 +90,11 @@ def read_generator_file(
         config = GeneratorConfig.from_json(metadata["config"])
     except (KeyError, ConfigError) as exc:
         raise CheckpointError(f"{path}: missing or invalid generator config in metadata: {exc}") from exc
-    with torch.device("meta"):  # the shapes the config claims, without allocating them
-        expected = Generator(config).state_dict()
+    try:
+        with torch.device("meta"):  # the shapes the config claims, without allocating them
+            expected = Generator(config).state_dict()
+    except (RuntimeError, ValueError, OverflowError) as exc:  # sizes whose byte count overflows
+        raise CheckpointError(f"{path}: its config ({config.describe()}) claims layers no model can have") from exc
     if set(tensors) != set(expected):
         raise CheckpointError(f"{path}: tensor names {sorted(tensors)} do not match the config's {sorted(expected)}")
     for name, tensor in tensors.items():
