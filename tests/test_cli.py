@@ -71,7 +71,7 @@ def test_subcommand_help(command: str, option: str) -> None:
 def test_train_one_epoch(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, result = trained
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.startswith("done: 1 epochs")
+    assert result.stdout.startswith("done: 1 epoch; ")
     assert "Traceback" not in result.stderr
     generator = load_generator(out / "generator.safetensors")
     assert generator.config.image_shape == (1, 28, 28)
@@ -222,7 +222,7 @@ def test_resume_without_epochs_keeps_the_saved_total(tiny_data: Path, tmp_path: 
     before = (out / "generator.safetensors").read_bytes()
     result = gankit("train", "--out", str(out), "--resume")
     assert result.returncode == 0, result.stderr
-    assert "done: 1 epochs" in result.stdout
+    assert "done: 1 epoch; " in result.stdout
     assert (out / "generator.safetensors").read_bytes() == before
 
 
