@@ -539,3 +539,27 @@ def test_a_run_folder_has_one_writer_and_a_dead_owner_is_taken_over(tmp_path: Pa
     lock.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))  # killed, lock left
     assert run_job(tmp_path / "out", model_file, n=40, resume=True).samples_written == 8
     assert not lock.exists()
+
+
+def test_resume_on_a_completely_full_disk_is_one_line(tmp_path: Path, model_file: Path, monkeypatch, capsys) -> None:
+    """Issue 22, 8: --resume on a full disk (no shard, no journal, no manifest can be written) ended in three
+    chained tracebacks; now one line, exit 2, and the manifest on disk is still the last good one."""
+    import gankit.io
+    import gankit.sampling.writer as writer
+    from gankit.cli import main
+
+    run_job(tmp_path / "out", model_file)
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    (tmp_path / "out" / MANIFEST).write_text(json.dumps(dict(manifest, status="partial", shards=[])))
+    before = (tmp_path / "out" / MANIFEST).read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.os, "write", full)
+    monkeypatch.setattr(gankit.io.tempfile, "mkstemp", full)  # no journal, no manifest either
+    args = ["sample", str(model_file), "--n", "100", "--seed", "7", "--batch-size", "16", "--shard-size", "32"]
+    assert main([*args, "--backend", "eager", "--out", str(tmp_path / "out"), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit sample: error: ") and "No space left on device" in err and err.count("\n") == 1
+    assert (tmp_path / "out" / MANIFEST).read_bytes() == before
