@@ -19,6 +19,7 @@ FORMATS = ("npy", "png", "grid")
 DTYPES = ("uint8", "float16")
 MAX_GRID = 4096
 MAX_PNG = 100_000
+BATCH = 4096  # the default --batch-size
 MAX_SHARDS = 1_000_000  # the manifest lists every shard and is rewritten whole: a bound on its size
 MAX_INDEX = 2**63  # the noise contract's Philox counters (gankit.noise; a latent above 4 lowers it further)
 
@@ -34,7 +35,7 @@ class SampleJob:
     start: int = 0
     backend: str = "auto"
     precision: str = "fp32"
-    batch_size: int = 4096
+    batch_size: int = BATCH
     format: str = "npy"
     dtype: str = "uint8"
     shard_size: int = 65536
@@ -67,8 +68,11 @@ class SampleJob:
                 f"--n {self.n} at --shard-size {self.shard_size} is {shards:,} shards; at most {MAX_SHARDS:,}: "
                 "raise --shard-size"
             )
-        # A batch never spans two shards, so a larger one makes the same images and only costs memory.
-        self.batch_size = min(self.batch_size, self.n, self.shard_size if self.format != "grid" else self.n)
+        # A batch never spans two shards (nor passes n), so a larger one makes the same images and only costs
+        # memory; above BATCH it is lowered to what the job can use (a small job keeps BATCH: the batch size keys
+        # the cached lanes measurement).
+        usable = max(BATCH, min(self.n, self.shard_size if self.format != "grid" else self.n))
+        self.batch_size = min(self.batch_size, usable)
         if self.format not in FORMATS:
             raise SamplingError(f"unknown --format {self.format!r}; choose from {', '.join(FORMATS)}")
         if self.dtype not in DTYPES:
