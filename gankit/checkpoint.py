@@ -44,6 +44,18 @@ def model_path(model: str | os.PathLike[str] | None = None) -> Path:
     return BUNDLED[text] if text in BUNDLED and not Path(text).exists() else Path(text)
 
 
+def require_file(path: str | os.PathLike[str], what: str = "checkpoint") -> Path:
+    """``path`` when it is a regular file; CheckpointError saying what it is otherwise (missing, a folder, a FIFO
+    or a device: nothing gankit reads a model from)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such {what} file")
+    kind = "a folder" if path.is_dir() else "not a regular file (a pipe, socket or device)"
+    raise CheckpointError(f"{path}: {kind}; give a {what} file")
+
+
 def save_generator(path: str | os.PathLike[str], generator: Generator, training: dict[str, Any] | None = None) -> Path:
     """Write ``generator`` (weights as float32) and its config to ``path`` atomically."""
     tensors = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in generator.state_dict().items()}
@@ -63,9 +75,7 @@ def read_generator_file(
     path: str | os.PathLike[str],
 ) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, str]]:
     """Read and check a generator file: (config, float32 tensors, raw metadata). Raises CheckpointError."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    path = require_file(path, "checkpoint")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -80,7 +90,11 @@ def read_generator_file(
         config = GeneratorConfig.from_json(metadata["config"])
     except (KeyError, ConfigError) as exc:
         raise CheckpointError(f"{path}: missing or invalid generator config in metadata: {exc}") from exc
-    expected = Generator(config).state_dict()
+    try:
+        with torch.device("meta"):  # the shapes the config claims, without allocating them
+            expected = Generator(config).state_dict()
+    except (RuntimeError, ValueError, OverflowError) as exc:  # sizes whose byte count overflows
+        raise CheckpointError(f"{path}: its config ({config.describe()}) claims layers no model can have") from exc
     if set(tensors) != set(expected):
         raise CheckpointError(f"{path}: tensor names {sorted(tensors)} do not match the config's {sorted(expected)}")
     for name, tensor in tensors.items():
@@ -88,6 +102,8 @@ def read_generator_file(
             raise CheckpointError(
                 f"{path}: tensor {name} has shape {tuple(tensor.shape)}, the config needs {tuple(expected[name].shape)}"
             )
+        if not tensor.is_floating_point():
+            raise CheckpointError(f"{path}: tensor {name} is {tensor.dtype}, not floating-point weights")
         if not torch.isfinite(tensor).all():
             raise CheckpointError(f"{path}: tensor {name} holds NaN or inf values")
     return config, tensors, metadata

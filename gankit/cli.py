@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from gankit.config import OUTPUT_ACTIVATIONS
 from gankit.errors import ConfigError, ExportError, GankitError
+from gankit.io import dumps_json
 
+FORCE_HELP = "replace what --out already holds (without it an existing result is refused; docs/sampling-safety.md)"
 FOREIGN_FILES = (
     "a gankit .safetensors, a state dict from elsewhere (torch.save .pt/.pth or .safetensors, converted on the "
     "fly: gankit import saves the conversion), or 'conditional' (the bundled class-conditional generator)"
@@ -103,7 +107,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         + " [%(default)s]",
     )
     p.add_argument("--data", default=None, help=f"training images: {SOURCES_HELP} [{_default('data')}]")
-    p.add_argument("--data-dir", default=None, help="folder holding (or to download) torchvision data sets")
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="folder holding (or to download) torchvision sets [$GANKIT_CACHE_DIR/data, else ~/.cache/gankit/data]",
+    )
     p.add_argument(
         "--epochs",
         type=int,
@@ -139,6 +147,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="continue the run saved in --out with its saved recipe; only --epochs (a new total) may change",
     )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
+    p.add_argument("--quiet", action="store_true", help="no progress bar (also off when stdout is not a terminal)")
     c = p.add_argument_group("class-conditional generator")
     c.add_argument(
         "--num-classes",
@@ -255,8 +265,9 @@ def _run_train(args: argparse.Namespace) -> int:
     from gankit.training.augment import parse_augment
     from gankit.training.presets import build_config
 
+    progress = not args.quiet and sys.stdout.isatty()
     if args.resume:
-        result = resume(args.out, epochs=args.epochs)
+        result = resume(args.out, epochs=args.epochs, progress=progress)
     else:
         options = {
             name: getattr(args, name)
@@ -271,9 +282,9 @@ def _run_train(args: argparse.Namespace) -> int:
         options["g_hidden"] = tuple(args.g_hidden) if args.g_hidden else None
         options["d_hidden"] = tuple(args.d_hidden) if args.d_hidden else None
         options["augment"] = parse_augment(args.augment) if args.augment is not None else None
-        result = train(build_config(args.preset, **options), args.out)
+        result = train(build_config(args.preset, **options), args.out, progress=progress, force=args.force)
     state = "interrupted, saved" if result.interrupted else "done"
-    print(f"{state}: {result.epochs_done} epochs; generator {result.generator_path}, state {result.state_path}")
+    print(f"{state}: {result.describe()}; generator {result.generator_path}, state {result.state_path}")
     if result.best is not None:
         print(f"best MNIST-FID {result.best.fid:.2f} at epoch {result.best.epoch}")
     if result.interrupted:
@@ -316,7 +327,10 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--backend",
         default="auto",
         choices=["auto", *backend_names()],
-        help="auto picks the fastest available and says which [%(default)s]",
+        help="auto picks the fastest available and says which and why; on a CPU it is measured (the best of "
+        "interleaved rounds) and cached with the load it was measured under in $GANKIT_CACHE_DIR/auto-backend.json, "
+        "measured again when that was a busy moment; delete the auto-backend*.json files to measure anew "
+        "[%(default)s]",
     )
     p.add_argument(
         "--precision",
@@ -340,6 +354,7 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
         "--out", default="samples.png", help="folder (npy, png, webdataset, parquet) or .png file (grid) [%(default)s]"
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    p.add_argument("--force", action="store_true", help="--format grid: " + FORCE_HELP)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [%(default)s]")
     p.add_argument(
         "--compile-mode", default="default", choices=COMPILE_MODES, help="for --backend compile [%(default)s]"
@@ -399,6 +414,7 @@ def _run_sample(args: argparse.Namespace) -> int:
         device=args.device,
         compile_mode=args.compile_mode,
         resume=args.resume,
+        force=args.force,
         import_options=import_options_from(args),
         labels=from_options(args.digit, args.labels),
         engine=args.engine,
@@ -413,6 +429,29 @@ def _run_sample(args: argparse.Namespace) -> int:
         print("continue with the same command plus --resume")
         return 130
     return 0
+
+
+def _add_verify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check a sampling run folder against its manifest (sizes and checksums), without the model",
+        description="Reads every shard the manifest lists and compares its size and checksum with the record; "
+        "exit 0 when every sample of the job is there as written, 1 naming each bad or missing shard (rerun the "
+        "sampling command with --resume to make them again), 2 when the folder is not a run.",
+    )
+    p.add_argument("folder", metavar="RUN", help="a folder written by gankit sample --format npy or png")
+    p.set_defaults(run=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from gankit.sampling.manifest import verify_run
+
+    problems = verify_run(Path(args.folder))
+    for problem in problems:
+        print(f"{args.folder}: {problem}")
+    if not problems:
+        print(f"{args.folder}: every shard holds its recorded bytes")
+    return 1 if problems else 0
 
 
 def _add_info(sub: argparse._SubParsersAction) -> None:
@@ -434,7 +473,7 @@ def _run_info(args: argparse.Namespace) -> int:
 
     info = model_info(model_path(args.path), import_options_from(args), log=_stderr)
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(dumps_json(info))
         return 0
     for key, value in info.items():
         print(f"{key:>17}: {json.dumps(value) if isinstance(value, (dict, list)) else value}")
@@ -462,8 +501,10 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", nargs="?", default=None, help=f"{FOREIGN_FILES} (default: the bundled generator)")
     p.add_argument("--format", default=None, choices=FORMATS, help="[from --out's suffix; onnx without --out]")
-    p.add_argument("--out", default=None, help="[exported/generator.onnx, .pt2, .pte, or exported/web]")
-    p.add_argument("--force", action="store_true", help="--format web: replace an existing folder")
+    p.add_argument(
+        "--out", default=None, help="[generator.onnx, .pt2, .pte, or the folder generator-web, in the working folder]"
+    )
+    p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--opset", type=int, default=None, help=f"onnx [{DEFAULT_OPSET}]")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="[%(default)s]")
     p.add_argument("--output", default="float", choices=OUTPUTS, help="image output type [%(default)s]")
@@ -504,8 +545,6 @@ def _run_export(args: argparse.Namespace) -> int:
     from gankit.export import export, export_format
 
     format, out = export_format(args.out, args.format)
-    if args.force and format != "web":
-        raise ExportError("--force is for --format web (a file export is replaced only once its parity passed)")
     if format == "web":
         from gankit.imports import ImportOptions
 
@@ -529,6 +568,7 @@ def _run_export(args: argparse.Namespace) -> int:
         int8=int8_options_from(args),
         import_options=import_options_from(args),
         format=format,
+        force=args.force,
     )
     print(f"wrote {result.path} and {result.report_path}")
     return 0
@@ -667,9 +707,12 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     from gankit.errors import SamplingError
     from gankit.evaluate import evaluate, format_report, report_json, write_report
+    from gankit.io import check_writable
 
     if args.n < 20:
         raise SamplingError(f"--n must be at least 20 for a covariance estimate, got {args.n}")
+    if args.out:
+        check_writable(args.out)  # before the work, not after it
     report = evaluate(
         args.model,
         backend=args.backend,
@@ -679,7 +722,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         import_options=import_options_from(args),
         log=_stderr,
     )
-    print(json.dumps(report_json(report), indent=2) if args.json else format_report(report))
+    print(dumps_json(report_json(report)) if args.json else format_report(report))
     if args.out:
         written = write_report(report, Path(args.out))
         if not args.json:
@@ -707,7 +750,9 @@ def _add_import(sub: argparse._SubParsersAction) -> None:
 
 def _run_import(args: argparse.Namespace) -> int:
     from gankit.imports import import_file
+    from gankit.io import check_writable
 
+    check_writable(args.out)
     result = import_file(args.src, args.out, import_options_from(args))
     config = result.generator.config
     print(f"imported {args.src} ({result.description}) -> {result.out}")
@@ -734,6 +779,7 @@ COMMANDS = (
     _add_train,
     _add_import,
     _add_sample,
+    _add_verify,
     _add_info,
     _add_export,
     _add_validate,
@@ -754,17 +800,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    """One line for a failure of the outside world: what failed, on which file."""
+    where = " ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    return f"{exc.strerror or exc}{f': {where}' if where else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     args = build_parser().parse_args([a for a in argv if a != "--debug"])
     args.debug = debug
     try:
-        return args.run(args)
-    except GankitError as exc:
+        code = args.run(args)
+        sys.stdout.flush()  # here, not at exit: a reader gone early (| head) is a broken pipe this handler sees
+        return code
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):  # stdout is gone: the interpreter's last flush must not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"gankit {args.command}: error: the output was closed before it was all written", file=sys.stderr)
+        return 2
+    except (GankitError, OSError, MemoryError) as exc:
         if args.debug:
             raise
-        print(f"gankit {args.command}: error: {exc}", file=sys.stderr)
+        if isinstance(exc, MemoryError):
+            message = "out of memory; lower --n, --batch-size or --shard-size"
+        else:
+            message = _os_error(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"gankit {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"gankit {args.command}: interrupted", file=sys.stderr)

@@ -22,16 +22,17 @@ def run_demo(out: Path, epochs: int = 3, quick: bool = False) -> None:
     """Train briefly; export, sample and benchmark the bundled pretrained generator; files land under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     _step(f"1. train {epochs} epoch(s) on the bundled 5,000 MNIST digits (the seed's recipe)")
-    result = train(TrainConfig(epochs=epochs), out / "train")
+    # The demo's folder is its own: each run replaces what the last one wrote (the shards resume).
+    result = train(TrainConfig(epochs=epochs), out / "train", force=True)
     run = out / "train"
     print(f"generator: {result.generator_path}; grids: {run / 'samples'}; losses: {run / 'losses.png'}")
 
     _step("2. export the bundled pretrained generator to ONNX and check its parity against float64")
-    exported = export(None, out / "generator.onnx")
+    exported = export(None, out / "generator.onnx", force=True)
     print(f"ONNX model: {exported.path}; parity report: {exported.report_path}")
 
     _step("3. sample the bundled pretrained generator with the fastest path that keeps quality")
-    grid = sample(SampleJob(out / "pretrained_grid.png", n=64, format="grid"))
+    grid = sample(SampleJob(out / "pretrained_grid.png", n=64, format="grid", force=True))
     print(f"grid of samples 0..63 of seed 0: {grid.out}")
     count = 20_000 if quick else 200_000
     # precision auto: every backend and precision this machine has, timed and checked for MNIST-FID once (cached)

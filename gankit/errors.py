@@ -43,3 +43,22 @@ class SamplingError(GankitError):
 
 class ConversionError(GankitError):
     """A generator made elsewhere (a module, a state dict, an ONNX graph) cannot become a gankit generator."""
+
+
+class OutputError(GankitError):
+    """An output cannot be written (read-only, not a folder, no space), or exists and --force was not given."""
+
+
+class ResourceError(GankitError):
+    """A job needs more memory or disk than the machine has, or a size beyond what gankit supports."""
+
+
+class NonFiniteError(GankitError):
+    """A model made NaN or inf: no such image is written as data. ``index``: the first bad sample's."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        super().__init__(
+            f"sample {index} is not a finite image (the model made NaN or inf); stopped, and nothing of it was "
+            "written: check the model (gankit info) or its --output-range"
+        )

@@ -34,6 +34,7 @@ from gankit.errors import ConfigError
 from gankit.imports import ImportOptions
 from gankit.io import write_json
 from gankit.labels import BALANCED
+from gankit.limits import require_memory
 from gankit.quality.classifier import load_classifier
 from gankit.quality.metrics import (
     HALF,
@@ -77,6 +78,9 @@ class EvalReport:
 
 
 DIGIT_SHAPE = (1, 28, 28)
+# What eval holds a sample: its float32 image and the copying check's flat copy, its float64 features and
+# their centred copy in the covariance.
+EVAL_BYTES_A_SAMPLE = 2 * 4 * 784 + 2 * 8 * 128
 
 
 def evaluate(
@@ -91,6 +95,7 @@ def evaluate(
     """Generate ``n`` samples (seed, indices 0..n-1) through ``backend`` and score them against real digits.
 
     ``import_options``: what a foreign file cannot say; ``log``: gets the line saying a file was converted."""
+    require_memory(f"eval --n {n:,}", n * EVAL_BYTES_A_SAMPLE)  # before generating any; distances go in blocks
     engine = open_backend(model, backend, precision, log=log, import_options=import_options)
     if tuple(engine.config.image_shape) != DIGIT_SHAPE:
         shape = "x".join(map(str, engine.config.image_shape))

@@ -17,7 +17,7 @@ from gankit.checkpoint import PRETRAINED
 from gankit.checkpoint import model_path as checkpoint_path  # validate() has a model_path argument
 from gankit.errors import ExportError
 from gankit.imports import ImportOptions, load_checkpoint
-from gankit.io import sha256_of
+from gankit.io import check_writable, refuse_overwrite, sha256_of
 from gankit.onnx.build import DEFAULT_OPSET, read_metadata
 from gankit.onnx.export import ExportResult, export_generator
 from gankit.onnx.parity import ParityReport
@@ -26,11 +26,11 @@ from gankit.onnx.validate import check_export
 
 FORMATS = ("onnx", "aoti", "executorch", "web")
 SUFFIXES = {"onnx": ".onnx", "aoti": ".pt2", "executorch": ".pte", "web": ""}  # web: a folder
-DEFAULT_OUT = {
-    "onnx": "exported/generator.onnx",
-    "aoti": "exported/generator.pt2",
-    "executorch": "exported/generator.pte",
-    "web": "exported/web",
+DEFAULT_OUT = {  # in the working folder: a default never lands on the shipped exports of a checkout
+    "onnx": "generator.onnx",
+    "aoti": "generator.pt2",
+    "executorch": "generator.pte",
+    "web": "generator-web",
 }
 
 
@@ -66,9 +66,11 @@ def export(
     int8: Int8Options | None = None,
     import_options: ImportOptions | None = None,
     format: str | None = None,
+    force: bool = False,
 ) -> ExportResult:
     """Export ``checkpoint`` (default: the bundled generator) to ``out`` in ``format`` (default: from ``out``'s
     suffix, see ``export_format``; the web folder is ``gankit.web.export_web``), validated; see the module doc.
+    An existing ``out`` is replaced only with ``force`` (``gankit.io.refuse_overwrite``).
 
     ``checkpoint``: any checkpoint ``gankit.imports.load_model`` reads (a foreign state dict is converted
     with ``import_options``). ``precision``, ``output``, ``opset`` and ``int8`` are the ONNX graph's options (the
@@ -84,6 +86,8 @@ def export(
             f"--format {format} exports fp32 with float output; --precision, --output, --opset and --int8-* are "
             "options of --format onnx"
         )
+    refuse_overwrite(out, force, f"an {format} export")
+    check_writable(out)
     source = checkpoint_path(checkpoint)
     if format != "onnx" and source.suffix == ".onnx":
         raise ExportError(

@@ -63,19 +63,19 @@ def check_seed(seed: int) -> int:
     return seed
 
 
-def _check(seed: int, start: int, count: int, latent_dim: int) -> int:
-    seed = check_seed(seed)
+def check_range(start: int, count: int, latent_dim: int) -> None:
+    """NoiseError unless samples start .. start+count-1 of latent ``latent_dim`` lie inside the contract."""
     if start < 0 or count < 0 or latent_dim <= 0:
         raise NoiseError(f"need start >= 0, count >= 0, latent_dim > 0 (got {start}, {count}, {latent_dim})")
     if (start + count) * -(-latent_dim // 4) > 2**63:
         raise NoiseError(f"samples up to {start + count} of latent {latent_dim} pass the 2**63 Philox counters")
-    return seed
 
 
 def noise_array(seed: int, start: int, count: int, latent_dim: int) -> np.ndarray:
     """Latent vectors of samples start .. start+count-1 of ``seed``: a (count, latent_dim) float32 array, made on
     the CPU without torch."""
-    seed = _check(seed, start, count, latent_dim)
+    seed = check_seed(seed)
+    check_range(start, count, latent_dim)
     if _native is None:
         return noise_numpy(seed, start, count, latent_dim)
     out = np.empty((count, latent_dim), dtype=np.float32)
@@ -97,5 +97,7 @@ def noise(
     if torch.device(device).type != "cpu":
         from gankit._noise.torch_impl import noise_torch
 
-        return noise_torch(_check(seed, start, count, latent_dim), start, count, latent_dim, torch.device(device))
+        seed = check_seed(seed)
+        check_range(start, count, latent_dim)
+        return noise_torch(seed, start, count, latent_dim, torch.device(device))
     return torch.from_numpy(noise_array(seed, start, count, latent_dim))

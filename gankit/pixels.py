@@ -15,12 +15,31 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gankit.errors import NonFiniteError
 from gankit.io import atomic_path
 
 if TYPE_CHECKING:
     import torch
 
 LEVELS_PER_UNIT = 127.5  # uint8 levels per unit of the [-1, 1] range: one level is 1 / 127.5 = 7.8e-3
+
+
+def check_finite(images: torch.Tensor | np.ndarray, first: int = 0) -> None:
+    """NonFiniteError naming the first sample (``first`` + its row) holding NaN or inf; ``images``: (B, ...) float.
+
+    One sum first (a reduction, cheap beside the model): finite pixels in [-1, 1] cannot sum to inf or NaN, so
+    the per-pixel test runs only when the sum is not finite (or a foreign model's huge finite values overflow it)."""
+    if str(images.dtype).endswith("uint8") or len(images) == 0:
+        return
+    if math.isfinite(float(images.sum())):
+        return
+    if isinstance(images, torch.Tensor):
+        bad = (~torch.isfinite(images)).reshape(len(images), -1).any(1).nonzero()
+        rows = bad[:, 0].tolist()
+    else:
+        rows = np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(1)).tolist()
+    if rows:
+        raise NonFiniteError(first + rows[0])
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

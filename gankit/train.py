@@ -19,6 +19,7 @@ import copy
 import csv
 import json
 import math
+import shutil
 import signal
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -33,8 +34,9 @@ from gankit.checkpoint import load_state, save_generator, save_state
 from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
 from gankit.data import load_bundled, load_images
 from gankit.device import resolve_device
-from gankit.errors import CheckpointError, ConfigError, DataError, TrainingError
-from gankit.io import atomic_path
+from gankit.errors import CheckpointError, ConfigError, DataError, OutputError, TrainingError
+from gankit.io import atomic_path, check_writable
+from gankit.limits import require_memory
 from gankit.model import Discriminator, Generator
 from gankit.noise import noise
 from gankit.pixels import from_uint8, save_grid
@@ -72,6 +74,14 @@ class TrainResult:
     interrupted: bool
     last_losses: tuple[float, float] | None
     best: EpochQuality | None = None
+    steps_into_epoch: int = 0  # an interrupted run: the steps of the unfinished epoch it saved
+
+    def describe(self) -> str:
+        """``3 epochs`` or ``1 epoch and 2 steps``: what the saved state holds."""
+        text = f"{self.epochs_done} epoch{'' if self.epochs_done == 1 else 's'}"
+        if self.steps_into_epoch:
+            text += f" and {self.steps_into_epoch} step{'' if self.steps_into_epoch == 1 else 's'}"
+        return text
 
 
 def config_to_dict(config: TrainConfig) -> dict[str, Any]:
@@ -147,6 +157,9 @@ class Trainer:
             )
         # a copy: the caller's config is left as it was given
         self.config = replace(config, generator=generator_config, discriminator=discriminator_config)
+        weights = generator_config.parameter_count + sum(i * o + o for i, o in discriminator_config.layer_sizes)
+        # float32 weights, gradients and Adam's two moments of both models, plus G's EMA copy: before allocating.
+        require_memory("the generator and discriminator (weights, gradients, Adam)", 4 * (4 * weights + weights))
         self.data = from_uint8(images).to(self.device)
         self.labels = labels.to(self.device) if labels is not None else None
         torch.manual_seed(config.seed)
@@ -376,14 +389,28 @@ class Trainer:
             curves = [(q.epoch * self.steps_per_epoch, q.fid, q.min_share) for q in self.quality]
             plot_losses(steps, d, g, self.out_dir / "losses.png", quality=curves)
         last = (self.history[-1].d_loss, self.history[-1].g_loss) if self.history else None
-        return TrainResult(
-            self.out_dir / GENERATOR_FILE, self.out_dir / STATE_FILE, self.epoch, interrupted, last, self.best
+        files = self.out_dir / GENERATOR_FILE, self.out_dir / STATE_FILE
+        return TrainResult(*files, self.epoch, interrupted, last, self.best, self.step)
+
+
+RUN_FILES = (GENERATOR_FILE, BEST_FILE, STATE_FILE, "losses.csv", "losses.png", "samples")
+
+
+def train(config: TrainConfig, out_dir: str | Path, progress: bool = True, force: bool = False) -> TrainResult:
+    """Start a new run in ``out_dir``. A folder holding a run (finished or not) is refused unless ``force``, which
+    first removes that run's files (so the folder never mixes two runs); ``resume`` continues one."""
+    out = Path(out_dir)
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if found and not force:
+        raise OutputError(
+            f"{out} already holds a training run ({', '.join(found)}): add --resume to continue it, --force to "
+            "replace it, or choose another --out"
         )
-
-
-def train(config: TrainConfig, out_dir: str | Path, progress: bool = True) -> TrainResult:
-    """Start a new run in ``out_dir``."""
-    return Trainer(config, out_dir).run(progress=progress)
+    check_writable(out)
+    trainer = Trainer(config, out)
+    for name in found:
+        shutil.rmtree(out / name) if (out / name).is_dir() else (out / name).unlink()
+    return trainer.run(progress=progress)
 
 
 def resume(out_dir: str | Path, epochs: int | None = None, progress: bool = True) -> TrainResult:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,7 +143,7 @@ BAD_CHECKPOINTS = {
     "missing_tensor": "tensor names .* do not match",
     "extra_tensor": "tensor names .* do not match",
     "nan_weights": "layers.1.bias holds NaN",
-    "directory": "no such checkpoint file",
+    "directory": "a folder; give a checkpoint file",
 }
 
 
@@ -336,3 +338,62 @@ def test_pretrained_generator_loads_with_the_default_config() -> None:
     with torch.no_grad():
         images = generator(torch.randn(4, 100))
     assert images.shape == (4, 1, 28, 28) and torch.isfinite(images).all()
+
+
+def test_a_header_claiming_huge_layers_is_refused_before_allocating(tmp_path: Path) -> None:
+    """Issue 22, 4: a small file whose header claims hidden [256, 25000, 25000] once built that model (3.1 GB)
+    before comparing shapes; the claimed shapes are now checked on the meta device, nothing allocated."""
+    small = Generator(GeneratorConfig(hidden=(8, 8, 8)))
+    claim = GeneratorConfig(hidden=(256, 25000, 25000)).to_json()
+    path = tmp_path / "liar.safetensors"
+    tensors = {name: t.contiguous() for name, t in small.state_dict().items()}
+    save_file(tensors, str(path), metadata={"format": FORMAT, "config": claim})
+    with pytest.raises(CheckpointError, match="has shape .* the config needs"):
+        read_generator_file(path)
+    # The peak memory of a fresh process that reads it: torch's allocations are invisible to tracemalloc.
+    script = (
+        "import resource, sys\n"
+        "from gankit.checkpoint import read_generator_file\n"
+        "try:\n    read_generator_file(sys.argv[1])\nexcept Exception as exc:\n    print(type(exc).__name__)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=root, capture_output=True, text=True)
+    kind, peak = done.stdout.split()
+    # The claimed model alone is about 2.6 GB of float32; importing torch and reading 2 KB of tensors is far below 1 GB.
+    assert kind == "CheckpointError" and int(peak) < 2**30, done.stderr
+
+
+def test_integer_tensors_in_a_gankit_file_are_refused(tmp_path: Path) -> None:
+    """Issue 22, 11: int64 tensors in a gankit file loaded and gave saturated images (a foreign one is refused)."""
+
+    config = GeneratorConfig(hidden=(8,))
+    tensors = {name: t.to(torch.int64).contiguous() for name, t in Generator(config).state_dict().items()}
+    save_file(tensors, str(tmp_path / "int.safetensors"), metadata={"format": FORMAT, "config": config.to_json()})
+    with pytest.raises(CheckpointError, match="is torch.int64, not floating-point weights"):
+        read_generator_file(tmp_path / "int.safetensors")
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo"])
+def test_a_model_that_is_not_a_file_says_what_it_is(tmp_path: Path, kind: str) -> None:
+    """Issue 22, 13: a folder or a FIFO given as a model said "no such checkpoint file"."""
+    from gankit.imports.files import read_tensors
+
+    path = tmp_path / "m.pth"
+    path.mkdir() if kind == "folder" else os.mkfifo(path)
+    said = "a folder" if kind == "folder" else "not a regular file"
+    with pytest.raises(CheckpointError, match=said):
+        read_generator_file(path)
+    with pytest.raises(CheckpointError, match=said):
+        read_tensors(path)
+
+
+def test_random_bytes_as_pth_are_not_called_code(tmp_path: Path) -> None:
+    """Issue 22, 13: random bytes as .pth said "asks to run code"; the file is just not a checkpoint."""
+    from gankit.imports.files import read_tensors
+
+    path = tmp_path / "r.pth"
+    path.write_bytes(bytes(range(256)) * 8)
+    with pytest.raises(CheckpointError, match="not a readable torch.save file") as caught:
+        read_tensors(path)
+    assert "run code" not in str(caught.value)

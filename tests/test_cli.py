@@ -71,7 +71,7 @@ def test_subcommand_help(command: str, option: str) -> None:
 def test_train_one_epoch(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, result = trained
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.startswith("done: 1 epochs")
+    assert result.stdout.startswith("done: 1 epoch; ")
     assert "Traceback" not in result.stderr
     generator = load_generator(out / "generator.safetensors")
     assert generator.config.image_shape == (1, 28, 28)
@@ -222,5 +222,82 @@ def test_resume_without_epochs_keeps_the_saved_total(tiny_data: Path, tmp_path: 
     before = (out / "generator.safetensors").read_bytes()
     result = gankit("train", "--out", str(out), "--resume")
     assert result.returncode == 0, result.stderr
-    assert "done: 1 epochs" in result.stdout
+    assert "done: 1 epoch; " in result.stdout
     assert (out / "generator.safetensors").read_bytes() == before
+
+
+def test_info_json_is_valid_json_even_with_nan_in_the_metadata(tmp_path: Path, capsys) -> None:
+    """Issue 22, 12: a NaN in the training metadata made `gankit info --json` print NaN (invalid JSON)."""
+    from gankit.checkpoint import save_generator
+    from gankit.config import GeneratorConfig
+    from gankit.model import Generator
+
+    path = save_generator(tmp_path / "g.safetensors", Generator(GeneratorConfig(hidden=(8,))), {"fid": float("nan")})
+    assert main(["info", str(path), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "NaN" not in out and json.loads(out)["training"]["fid"] is None
+
+
+def test_a_reader_that_goes_away_is_one_line_not_a_traceback() -> None:
+    """Issue 22, 12: `gankit info --json | head` ended in BrokenPipeError; the pipe's reader is closed at once."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "gankit", "info", "--json"],
+            cwd=ROOT,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        os.close(write)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["gankit info: error: the output was closed before it was all written"]
+
+
+def test_outputs_that_cannot_be_written_are_one_line_before_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22, 8: eval, import and export with --out under a regular file (as on a read-only file system) ended
+    in a traceback, eval after all its work; now one line, exit 2, before any work."""
+    import gankit.evaluate
+
+    (tmp_path / "file").write_text("x")
+    monkeypatch.setattr(gankit.evaluate, "evaluate", lambda *a, **k: pytest.fail("eval worked before the check"))
+    for args in (
+        ["eval", "--n", "20", "--out", str(tmp_path / "file" / "r.json")],
+        ["import", "conditional", "--out", str(tmp_path / "file" / "g.safetensors")],
+        ["export", "--out", str(tmp_path / "file" / "g.onnx")],
+    ):
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith(f"gankit {args[0]}: error: cannot write --out") and err.count("\n") == 1, err
+
+
+def test_an_os_error_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Issue 22, 8: one handler for every failure of the outside world (here a full disk in the middle of info)."""
+    import errno
+
+    import gankit.imports
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "/somewhere/file")
+
+    monkeypatch.setattr(gankit.imports, "model_info", full)
+    assert main(["info"]) == 2
+    err = capsys.readouterr().err
+    assert err == "gankit info: error: No space left on device: /somewhere/file\n"
+
+
+def test_export_without_out_writes_into_the_working_folder_and_never_replaces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22, 13: export with no --out replaced exported/generator.onnx of the working folder (in a checkout,
+    the tracked file); now ./generator.onnx, refused when it exists unless --force."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "generator.onnx").write_bytes(b"mine")
+    assert main(["export"]) == 2
+    assert "already exists" in capsys.readouterr().err and (tmp_path / "generator.onnx").read_bytes() == b"mine"
+    assert main(["export", "--force"]) == 0
+    assert (tmp_path / "generator.onnx").read_bytes() != b"mine" and not (tmp_path / "exported").exists()

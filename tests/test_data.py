@@ -202,6 +202,21 @@ def test_torchvision_set_read_from_data_dir_without_network(tmp_path: Path, monk
     assert np.array_equal(images[:, 0].numpy(), pixels)
 
 
+def test_torchvision_sets_live_in_the_gankit_cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22, 13: --data mnist without --data-dir ignored $GANKIT_CACHE_DIR (it used ~/.cache/gankit)."""
+    import torchvision.datasets.mnist
+
+    monkeypatch.setattr(torchvision.datasets.mnist, "download_and_extract_archive", _offline)
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path))
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    pixels = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
+    _write_idx(raw / "train-images-idx3-ubyte", pixels)
+    _write_idx(raw / "train-labels-idx1-ubyte", np.array([1, 2]))
+    _write_idx(raw / "t10k-images-idx3-ubyte", pixels[:1])
+    _write_idx(raw / "t10k-labels-idx1-ubyte", np.array([4]))
+    assert np.array_equal(load_images("mnist")[:, 0].numpy(), pixels)
+
+
 def test_to_model_range_and_back_is_exact() -> None:
     pixels = torch.arange(256, dtype=torch.uint8).reshape(4, 1, 8, 8)
     scaled = from_uint8(pixels)

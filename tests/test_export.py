@@ -17,7 +17,7 @@ from gankit.backends.onnxruntime import OnnxRuntimeBackend
 from gankit.checkpoint import save_generator
 from gankit.cli import main
 from gankit.config import GeneratorConfig
-from gankit.errors import BackendError, CheckpointError, ExportError
+from gankit.errors import BackendError, CheckpointError, ExportError, OutputError
 from gankit.export import export, export_format, validate
 from gankit.io import sha256_of
 from gankit.model import Generator
@@ -139,8 +139,13 @@ def test_bad_inputs(tmp_path: Path, checkpoint: Path) -> None:
         export(checkpoint, tmp_path / "g.bin", **QUIET)
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(ExportError, match="cannot write"):
+    with pytest.raises(OutputError, match="cannot write --out .*is a file, not a folder"):  # before the work
         export(checkpoint, blocker / "g.onnx", **QUIET)
+    existing = tmp_path / "there.onnx"
+    existing.write_bytes(b"someone's model")
+    with pytest.raises(OutputError, match="already exists .*--force"):  # issue 22, 13: one overwrite rule
+        export(checkpoint, existing, **QUIET)
+    assert existing.read_bytes() == b"someone's model"
     with pytest.raises(ExportError, match="not a readable ONNX"):
         read_metadata(corrupt)
 

@@ -299,3 +299,34 @@ def test_flags_a_file_does_not_take_are_refused(other_onnx: Path, tmp_path: Path
         code = main([*args, "--out", str(tmp_path / "x.png")])
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_a_foreign_graph_that_makes_nan_stops_sampling_and_eval_in_one_line(
+    sigmoid_module: nn.Sequential, tmp_path: Path, capsys
+) -> None:
+    """Issue 22, 7: a foreign ONNX whose output is NaN wrote all-black images with exit 0, and eval of it ended in
+    a LinAlgError traceback. Now both stop in one line naming the first bad sample; no shard is recorded."""
+    broken = copy.deepcopy(sigmoid_module).float()  # another test may have left the shared module in float64
+    with torch.no_grad():
+        broken[2].weight[0, 0] = float("nan")
+    path = mlp_graph(broken, tmp_path / "nan.onnx")
+    out = tmp_path / "out"
+    args = ["sample", str(path), "--n", "40", "--start", "5", "--shard-size", "20", "--out", str(out), "--quiet"]
+    assert main([*args, "--backend", "onnxruntime"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit sample: error: sample 5 is not a finite image") and err.count("\n") == 1
+    assert json.loads((out / "manifest.json").read_text())["shards"] == [] and not list(out.glob("shard_*"))
+    assert main(["eval", str(path), "--n", "20", "--backend", "onnxruntime"]) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after eval's own "running ..." notice
+    assert last.startswith("gankit eval: error: sample 0 is not a finite image")
+
+
+def test_a_graph_onnxruntime_cannot_load_is_one_line(sigmoid_module: nn.Sequential, tmp_path: Path, capsys) -> None:
+    """Issue 22, 8: onnxruntime failing to load a foreign graph (here opset 99) ended in a traceback."""
+    path = mlp_graph(copy.deepcopy(sigmoid_module).float(), tmp_path / "g.onnx")  # loads at opset 17
+    model = onnx.load(str(path))
+    model.opset_import[0].version = 99
+    onnx.save(model, str(path))
+    assert main(["sample", str(path), "--n", "4", "--out", str(tmp_path / "o"), "--backend", "onnxruntime"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit sample: error: onnxruntime cannot load") and err.count("\n") == 1

@@ -400,6 +400,169 @@ def test_a_grid_imports_only_what_it_needs(tmp_path: Path) -> None:
     env = {**os.environ, "GANKIT_CACHE_DIR": str(tmp_path / "cache")}
     command = [sys.executable, "-c", GRID_IMPORTS, str(tmp_path / "grid.png")]
     subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)  # warms: export, auto's choice
+    command[-1] = str(tmp_path / "warm.png")  # a grid is not replaced without --force
     warm = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     assert warm.stdout.strip().endswith("imported:"), warm.stdout
-    assert (tmp_path / "grid.png").is_file()
+    assert (tmp_path / "grid.png").is_file() and (tmp_path / "warm.png").is_file()
+
+
+def test_a_huge_n_is_refused_before_any_plan_or_folder(tmp_path: Path, model_file: Path) -> None:
+    """Issue 22, 1 and 10: --n 2**62 (once a list of every shard, 23 GB) and --start 2**63 are refused in one
+    line, with nothing written."""
+    with pytest.raises(SamplingError, match="shards; at most"):
+        run_job(tmp_path / "n", model_file, n=2**62, shard_size=65536)
+    with pytest.raises(SamplingError, match="pass the last index the noise defines"):
+        run_job(tmp_path / "s", model_file, start=2**63)
+    assert not (tmp_path / "n").exists() and not (tmp_path / "s").exists()
+
+
+def test_a_job_larger_than_the_disk_or_memory_is_refused_with_nothing_written(
+    tmp_path: Path, model_file: Path, monkeypatch
+) -> None:
+    """The bound names the need and the limit; the refusal leaves no folder and no manifest."""
+    from gankit.errors import ResourceError
+
+    monkeypatch.setattr("gankit.limits.free_disk", lambda path: 1000)
+    with pytest.raises(ResourceError, match=r"--n 100 \(100 bytes a sample\) needs .* on disk; .* is free"):
+        run_job(tmp_path / "out", model_file)
+    assert not (tmp_path / "out").exists()
+    monkeypatch.setattr("gankit.limits.available_memory", lambda: 10_000)
+    with pytest.raises(ResourceError, match="needs .* of memory; .* is available"):
+        run_job(tmp_path / "out", model_file)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_huge_batch_size_allocates_no_more_than_the_job_needs() -> None:
+    """Issue 22, 5: a batch never spans two shards, so --batch-size 2**40 is lowered to what the job can use (the
+    default 4096 at least): the same images, buffers of a bounded size."""
+    assert SampleJob(Path("o"), 10, batch_size=2**40).batch_size == 4096
+    assert SampleJob(Path("o"), 10**6, batch_size=2**40, shard_size=10_000).batch_size == 10_000
+    assert SampleJob(Path("o"), 10**6, batch_size=2**40, shard_size=1000).batch_size == 4096
+    assert SampleJob(Path("o"), 10, batch_size=16).batch_size == 16
+
+
+def test_a_complete_run_leaves_no_empty_journal(tmp_path: Path, model_file: Path) -> None:
+    run_job(tmp_path / "out", model_file)
+    assert not (tmp_path / "out" / ".journal").exists()
+
+
+def test_resume_remakes_a_deleted_png_shard(tmp_path: Path, model_file: Path) -> None:
+    """Issue 22, 3: a PNG shard folder removed after the run is made again by --resume (it was trusted)."""
+    run_job(tmp_path / "p", model_file, n=60, shard_size=20, format="png")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "p" / "shard_00001").iterdir()}
+    for path in (tmp_path / "p" / "shard_00001").iterdir():
+        path.unlink()
+    (tmp_path / "p" / "shard_00001").rmdir()
+    said = []
+    result = sample(
+        SampleJob(tmp_path / "p", n=60, model=model_file, seed=7, batch_size=16, shard_size=20, format="png",
+                  backend="eager", resume=True),
+        progress=False,
+        log=said.append,
+    )  # fmt: skip
+    assert result.samples_written == 20 and any("shard_00001/: missing; made again" in line for line in said)
+    assert {p.name: p.read_bytes() for p in (tmp_path / "p" / "shard_00001").iterdir()} == before
+    (tmp_path / "p" / "shard_00002" / "000000045.png").unlink()  # one file of a folder shard
+    assert run_job(tmp_path / "p", model_file, n=60, shard_size=20, format="png", resume=True).samples_written == 20
+
+
+def test_resume_remakes_a_shard_whose_checksum_fails(tmp_path: Path, model_file: Path) -> None:
+    """Issue 22, 6: a bit flip that keeps a shard's size is found by its CRC-32 on --resume and made again."""
+    run_job(tmp_path / "out", model_file)
+    shard = tmp_path / "out" / "shard_00001.npy"
+    good = shard.read_bytes()
+    flipped = bytearray(good)
+    flipped[-5] ^= 0x01
+    shard.write_bytes(bytes(flipped))
+    said = []
+    result = sample(
+        SampleJob(tmp_path / "out", n=100, model=model_file, seed=7, batch_size=16, shard_size=32, backend="eager",
+                  resume=True),
+        progress=False,
+        log=said.append,
+    )  # fmt: skip
+    assert result.samples_written == 32 and shard.read_bytes() == good
+    assert any(line.startswith("shard_00001.npy: crc32 ") and "made again" in line for line in said)
+
+
+def test_verify_names_every_bad_or_missing_shard(tmp_path: Path, model_file: Path) -> None:
+    """gankit verify RUN: exit 0 on a whole run; 1 naming a flipped shard, a missing one and a missing labels
+    range; 2 on a folder that is no run. Without the model."""
+    from gankit.cli import main
+
+    run_job(tmp_path / "out", model_file)
+    assert main(["verify", str(tmp_path / "out")]) == 0
+    flipped = bytearray((tmp_path / "out" / "shard_00000.npy").read_bytes())
+    flipped[-1] ^= 0x80
+    (tmp_path / "out" / "shard_00000.npy").write_bytes(bytes(flipped))
+    (tmp_path / "out" / "shard_00003.npy").unlink()
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    del manifest["shards"][2]
+    (tmp_path / "out" / MANIFEST).write_text(json.dumps(manifest))
+    from gankit.sampling.manifest import verify_run
+
+    problems = verify_run(tmp_path / "out")
+    assert problems[0].startswith("shard_00000.npy: crc32 ") and problems[1] == "shard_00003.npy: missing"
+    assert problems[2] == "samples 64 .. 95: in no shard" and len(problems) == 3
+    assert main(["verify", str(tmp_path / "out")]) == 1
+    assert main(["verify", str(tmp_path)]) == 2
+
+
+def test_a_grid_is_not_replaced_without_force(tmp_path: Path, model_file: Path) -> None:
+    """Issue 22, 13: one overwrite rule; a grid onto an existing file is refused, --force replaces it."""
+    from gankit.errors import OutputError
+
+    grid = tmp_path / "g.png"
+    grid.write_bytes(b"someone else's picture")
+    with pytest.raises(OutputError, match="already exists .*--force"):
+        run_job(grid, model_file, n=16, format="grid")
+    assert grid.read_bytes() == b"someone else's picture"
+    run_job(grid, model_file, n=16, format="grid", force=True)
+    assert grid.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_run_folder_has_one_writer_and_a_dead_owner_is_taken_over(tmp_path: Path, model_file: Path) -> None:
+    """Issue 22, 13: two `--resume` on one folder at once both redid all the work. A live owner's lock refuses the
+    second writer in one line; one left by a killed process is taken over; a finished run leaves none."""
+    from gankit.errors import OutputError
+
+    run_job(tmp_path / "out", model_file, n=40)
+    lock = tmp_path / "out" / ".lock"
+    assert not lock.exists()
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    (tmp_path / "out" / MANIFEST).write_text(
+        json.dumps(dict(manifest, status="partial", shards=manifest["shards"][:1]))
+    )
+    import socket
+
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname()}))  # alive: pytest's parent
+    with pytest.raises(OutputError, match=f"being written by process {os.getppid()}"):
+        run_job(tmp_path / "out", model_file, n=40, resume=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname()}))  # killed, lock left
+    assert run_job(tmp_path / "out", model_file, n=40, resume=True).samples_written == 8
+    assert not lock.exists()
+
+
+def test_resume_on_a_completely_full_disk_is_one_line(tmp_path: Path, model_file: Path, monkeypatch, capsys) -> None:
+    """Issue 22, 8: --resume on a full disk (no shard, no journal, no manifest can be written) ended in three
+    chained tracebacks; now one line, exit 2, and the manifest on disk is still the last good one."""
+    import gankit.io
+    import gankit.sampling.writer as writer
+    from gankit.cli import main
+
+    run_job(tmp_path / "out", model_file)
+    manifest = json.loads((tmp_path / "out" / MANIFEST).read_text())
+    (tmp_path / "out" / MANIFEST).write_text(json.dumps(dict(manifest, status="partial", shards=[])))
+    before = (tmp_path / "out" / MANIFEST).read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.os, "write", full)
+    monkeypatch.setattr(gankit.io.tempfile, "mkstemp", full)  # no journal, no manifest either
+    args = ["sample", str(model_file), "--n", "100", "--seed", "7", "--batch-size", "16", "--shard-size", "32"]
+    assert main([*args, "--backend", "eager", "--out", str(tmp_path / "out"), "--resume", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit sample: error: ") and "No space left on device" in err and err.count("\n") == 1
+    assert (tmp_path / "out" / MANIFEST).read_bytes() == before

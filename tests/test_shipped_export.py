@@ -27,7 +27,8 @@ def test_shipped_export_is_of_the_shipped_checkpoint(kind: str) -> None:
     export, checkpoint = PAIRS[kind]
     props = read_metadata(export)
     assert props["gankit_source_sha256"] == sha256_of(checkpoint), (
-        f"re-export: gankit export {'conditional ' if kind == 'conditional' else ''}--out exported/{export.name}"
+        f"re-export: gankit export {'conditional ' if kind == 'conditional' else ''}--force "
+        f"--out exported/{export.name}"
     )
     assert props["gankit_precision"] == "fp32" and props["gankit_output"] == "float"
     assert read_graph(export).config == read_generator_file(checkpoint)[0]

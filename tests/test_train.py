@@ -533,3 +533,52 @@ def test_trainer_leaves_the_callers_config_as_given(tmp_path):
     trainer = Trainer(config, tmp_path / "run")
     assert config == given
     assert trainer.config.discriminator.num_classes == 10 and config.discriminator.num_classes == 0
+
+
+def test_train_into_a_finished_run_is_refused_and_force_replaces_it_whole(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22, 2: train without --resume into a finished run once replaced its files silently and kept its old
+    grids; now it is refused in one line (nothing touched), and --force leaves only the new run's files."""
+    train(_config(tiny_data, 2), tmp_path, progress=False)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    base = ["train", "--out", str(tmp_path), "--data", str(tiny_data), "--device", "cpu", "--batch-size", "64"]
+    assert main([*base, "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit train: error: ") and "already holds a training run" in err and "--force" in err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    assert main([*base, "--epochs", "1", "--force"]) == 0
+    assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["epoch_0001.png"]
+    assert load_state(tmp_path / STATE_FILE)["epoch"] == 1
+    assert capsys.readouterr().out.startswith("done: 1 epoch; ")
+
+
+def test_an_interruption_mid_epoch_says_what_was_saved(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 22, 13: 'interrupted, saved: 0 epochs' after a mid-epoch save; now the steps are said too."""
+    _interrupt_after(monkeypatch, 2)
+    result = train(_config(tiny_data, 1), tmp_path, progress=False)
+    assert result.interrupted and result.describe() == "0 epochs and 2 steps"
+
+
+def test_train_quiet_and_not_a_terminal_draw_no_progress_bar(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22, 13: train's bars flooded logs when stdout is not a terminal (pytest's capture is not one)."""
+    base = ["train", "--data", str(tiny_data), "--device", "cpu", "--epochs", "1"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "step/s" not in captured.err and "it/s" not in captured.err and "%|" not in captured.err
+
+
+def test_train_out_under_a_regular_file_is_one_line(
+    tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22, 8: --out under a regular file (as on a read-only file system) was a traceback with exit 1."""
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "run"
+    assert main(["train", "--out", str(out), "--data", str(tiny_data), "--device", "cpu", "--epochs", "1"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gankit train: error: cannot write --out") and err.count("\n") == 1

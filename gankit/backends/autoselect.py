@@ -4,7 +4,10 @@ The choice depends on the CPU (its cores, AVX-512/VNNI/bf16), the library versio
 is measured rather than guessed: each candidate generates batches of ``CALIBRATION_BATCH`` samples (the
 throughput regime of sampling at scale) for a fraction of a second, and the fastest wins. The result is
 cached in ``$GANKIT_CACHE_DIR`` (default ``~/.cache/gankit``) under a key made of all of those, so every
-later run on this machine and model, at any batch size, decides at once.
+later run on this machine and model, at any batch size, decides at once. The candidates are timed in
+``ROUNDS`` interleaved rounds, the best of each kept, and the load the measurement was taken under is recorded
+with it: one taken while other work held the cores is taken again once the machine is quieter (``cached``).
+Delete ``$GANKIT_CACHE_DIR/auto-backend*.json`` to measure again.
 
 With ``--precision auto`` the candidates are (backend, precision) paths, lower precisions included
 (bf16 only where the CPU has native bf16, ``gankit.cpu``), and a path must first keep quality: its
@@ -17,7 +20,9 @@ be within ``AUTO_MEAN_LEVELS`` instead.
 from __future__ import annotations
 
 import json
+import os
 import statistics
+import time
 from pathlib import Path
 
 import torch
@@ -38,6 +43,8 @@ CPU_CANDIDATES = ("eager", "onnxruntime", "openvino")
 LOW_PRECISIONS = ("fp32", "bf16", "int8")  # tf32 is a GPU mode; fp16 has no fast CPU kernels
 CALIBRATION_BATCH = 4096
 QUALITY_SAMPLES = 2500
+ROUNDS = 3  # interleaved timing rounds of every candidate; the best of each counts
+BUSY_CORES = 0.5  # load beyond this process's threads that makes a measurement worth taking again when it is gone
 
 
 def cache_file() -> Path:
@@ -60,20 +67,64 @@ def _candidates(precision: str) -> list[str]:
     return names
 
 
+def conditions_file() -> Path:
+    return cache_dir() / "auto-backend.conditions.json"
+
+
+def busy_cores() -> float:
+    """The 1-minute load average less the cores this process may use: above 0, others compete for the cores."""
+    return os.getloadavg()[0] - torch.get_num_threads() if hasattr(os, "getloadavg") else 0.0
+
+
+def _stale(condition: dict[str, float] | None) -> bool:
+    """A measurement is taken again when nothing says how busy the machine was, or when it was taken while
+    other work held cores (``BUSY_CORES``) and the machine is quieter now: load that comes and goes is what
+    flips a ranking, and steady load slows every candidate alike."""
+    if condition is None:
+        return True
+    return condition["busy_cores"] > BUSY_CORES and busy_cores() < condition["busy_cores"] - BUSY_CORES
+
+
 def cached(key: str, measure) -> object:
-    """``cache[key]``, measuring it with ``measure()`` and saving it (atomically) the first time."""
-    path = cache_file()
+    """``cache[key]``, measuring it with ``measure()`` and saving it (atomically) the first time, and again when
+    it went stale (``_stale``). Beside the cache, ``auto-backend.conditions.json`` records the load each entry was
+    measured under. Delete both (in ``$GANKIT_CACHE_DIR``) to measure everything again."""
+    path, conditions_path = cache_file(), conditions_file()
     try:
         cache = read_json(path)
     except (OSError, ValueError):
         cache = {}
-    if key not in cache:
+    try:
+        conditions = read_json(conditions_path)
+    except (OSError, ValueError):
+        conditions = {}
+    if key not in cache or _stale(conditions.get(key)):
+        busy = busy_cores()
         cache[key] = measure()
+        conditions[key] = {"busy_cores": max(busy, busy_cores()), "measured": time.time()}
         try:
             write_json(path, cache, indent=1)
+            write_json(conditions_path, conditions, indent=1)
         except OSError:
             pass  # an unwritable cache only costs a re-measurement next time
     return cache[key]
+
+
+def _best_rates(runs: dict[str, tuple[str, str]], generator: Generator) -> dict[str, float]:
+    """label -> samples/s of each (backend, precision) in ``runs``: ``ROUNDS`` rounds, each timing every candidate
+    once in turn, and the best of each kept, so a moment of load slows one round of all rather than one candidate."""
+    rates: dict[str, float] = {}
+    failed: set[str] = set()
+    for _ in range(ROUNDS):
+        for label, (name, precision) in runs.items():
+            if label in failed:
+                continue
+            try:
+                rates[label] = max(rates.get(label, 0.0), _rate(name, generator, precision))
+            except GankitError:
+                failed.add(label)
+                rates.pop(label, None)
+    return rates
 
 
 def _rate(name: str, generator: Generator, precision: str) -> float:
@@ -100,13 +151,7 @@ def choose_cpu_backend(generator: Generator, model_sha: str, precision: str) -> 
     key = json.dumps([*machine_key(), model_sha, precision, CALIBRATION_BATCH, candidates], sort_keys=True)
 
     def measure() -> dict[str, float]:
-        rates = {}
-        for name in candidates:
-            try:
-                rates[name] = _rate(name, generator, precision)
-            except GankitError:
-                continue
-        return rates
+        return _best_rates({name: (name, precision) for name in candidates}, generator)
 
     rates = cached(key, measure)
     if not rates:
@@ -192,12 +237,11 @@ def choose_cpu_path(generator: Generator, model_sha: str) -> tuple[str, str, str
                 images = (
                     reference if (name, precision) == ("eager", "fp32") else _seeded_images(name, generator, precision)
                 )
-                entry = _quality(images, reference, reference_quality)
-                entry["rate"] = _rate(name, generator, precision)
+                measured[f"{name}/{precision}"] = _quality(images, reference, reference_quality)
             except GankitError:
                 continue
-            measured[f"{name}/{precision}"] = entry
-        return measured
+        rates = _best_rates({label: tuple(label.split("/")) for label in measured}, generator)
+        return {label: {**entry, "rate": rates[label]} for label, entry in measured.items() if label in rates}
 
     measured = cached(key, measure)
     good = {label: entry for label, entry in measured.items() if quality_ok(entry)}

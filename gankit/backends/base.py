@@ -8,10 +8,10 @@ from typing import ClassVar
 import torch
 
 from gankit.config import GeneratorConfig, OnnxGeneratorConfig
-from gankit.errors import BackendError
+from gankit.errors import BackendError, NonFiniteError
 from gankit.labels import LabelSpec, check_labels, num_classes_of, resolve
 from gankit.noise import noise
-from gankit.pixels import to_uint8
+from gankit.pixels import check_finite, to_uint8
 
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 
@@ -72,6 +72,7 @@ class Backend(ABC):
         """z: (B, latent_dim) float32 [, labels (B,) int64] -> (B, C, H, W) float32 in [-1, 1], or uint8 when
         output='uint8'."""
         images = self.generate_float(z, labels)
+        check_finite(images)
         return to_uint8(images) if output == "uint8" else images
 
     def generate_seeded(
@@ -80,7 +81,10 @@ class Backend(ABC):
         """Images of samples start .. start+count-1 of ``seed`` (noise from ``gankit.noise``; labels from the
         spec ``labels``, None: balanced for a conditional generator)."""
         z = noise(seed, start, count, self.config.latent_dim, device=self.noise_device)
-        return self.generate(z, output=output, labels=self.seeded_labels(labels, seed, start, count))
+        try:
+            return self.generate(z, output=output, labels=self.seeded_labels(labels, seed, start, count))
+        except NonFiniteError as exc:  # named by its index in the seed's range, not in the batch
+            raise NonFiniteError(start + exc.index) from None
 
     def generate_range(
         self,

@@ -18,7 +18,7 @@ from gankit.backends.base import Backend, check_latent_batch
 from gankit.errors import BackendError
 from gankit.model import Generator
 from gankit.onnx.graph import OnnxGraph, read_graph
-from gankit.pixels import to_uint8
+from gankit.pixels import check_finite, to_uint8
 from gankit.runtime import OPTIMIZATION_LEVELS, cuda_provider_available, feeds, onnxruntime_session
 
 
@@ -107,10 +107,12 @@ class OnnxRuntimeBackend(Backend):
 
     def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         images = self._run(z, labels)
+        check_finite(images)
         return images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images
 
     def generate(self, z: torch.Tensor, output: str = "float", labels: torch.Tensor | None = None) -> torch.Tensor:
         images = self._run(z, labels)
+        check_finite(images)
         if output == "uint8":
             return images if images.dtype == torch.uint8 else to_uint8(images)
         return images.float() / 127.5 - 1.0 if images.dtype == torch.uint8 else images

@@ -89,6 +89,8 @@ def open_backend(
             raise BackendError(f"{path} is an {name} export (fp32): it runs on --backend {name} or auto, in fp32")
         return create_backend(name, path, precision="fp32", device=device)
     on_gpu = resolve_device(device).type == "cuda"
+    if precision == "tf32" and not on_gpu:
+        raise BackendError("--precision tf32 is a GPU mode (TF32 tensor cores); a CPU runs fp32: use --precision fp32")
     loaded = load_model(path, import_options, log)
     generator = loaded if isinstance(loaded, Generator) else None
     model_sha = sha256_of(path)

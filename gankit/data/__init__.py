@@ -11,10 +11,17 @@ import numpy as np
 import torch
 
 from gankit.errors import DataError
+from gankit.io import cache_dir
 
 BUNDLED = Path(__file__).with_name("mnist_5k.npz")
 TORCHVISION_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-DEFAULT_DATA_DIR = Path.home() / ".cache" / "gankit" / "data"
+
+
+def default_data_dir() -> Path:
+    """Where torchvision's sets are kept without --data-dir: ``data`` in gankit's cache (``$GANKIT_CACHE_DIR``)."""
+    return cache_dir() / "data"
+
+
 SOURCES_HELP = "mnist-5k (bundled), mnist, fashion-mnist, or a path to .npz/.npy/a folder of PNGs"
 
 
@@ -110,7 +117,7 @@ def load_images(source: str = "mnist-5k", data_dir: str | Path | None = None) ->
     if source == "mnist-5k":
         return load_bundled()[0]
     if source in TORCHVISION_SETS:
-        return _load_torchvision(source, Path(data_dir) if data_dir else DEFAULT_DATA_DIR)
+        return _load_torchvision(source, Path(data_dir) if data_dir else default_data_dir())
     path = Path(source)
     if source and path.is_dir():  # Path("") is the working directory, not a choice anyone made
         return _load_png_folder(path)

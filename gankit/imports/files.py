@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from safetensors import SafetensorError, safe_open
 
-from gankit.checkpoint import FORMAT, generator_info, load_generator, read_generator_file, save_generator
+from gankit.checkpoint import FORMAT, generator_info, load_generator, read_generator_file, require_file, save_generator
 from gankit.config import SEED_IMAGE_SHAPE
 from gankit.errors import CheckpointError, ConfigError, ConversionError
 from gankit.imports.chain import build_generator, summary
@@ -78,6 +78,8 @@ def _refusal(path: Path, exc: pickle.UnpicklingError) -> str:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))  # scans, runs nothing
     except Exception:  # the legacy (non-zip) format: the error names the first global it met
         names = re.findall(r"GLOBAL ([\w.]+)", str(exc))
+        if not names:  # nothing asked for: the bytes are no pickle at all (random, truncated, another format)
+            return f"{path}: not a readable torch.save file (truncated, corrupt or not a checkpoint)"
     if any(name.startswith("torch.nn.modules.") for name in names):
         return (
             f"{path}: a whole pickled module (torch.save(model)), which only loads by running code; refused, nothing "
@@ -104,8 +106,7 @@ def _torch_load(path: Path) -> object:
 
 def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     """(tensor name -> tensor, kind) of a state-dict file; CheckpointError with one line for anything else."""
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+    require_file(path)
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty (0 bytes)")
     if path.suffix == ".safetensors":

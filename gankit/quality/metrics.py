@@ -63,18 +63,32 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
+DISTANCE_BLOCK_BYTES = 64 << 20  # one block of a distance matrix: any number of samples in bounded memory
+
+
+def _row_blocks(rows: int, columns: int) -> range:
+    """Starts of row blocks of a (rows, columns) float64 distance matrix, each at most DISTANCE_BLOCK_BYTES."""
+    return range(0, rows, max(1, DISTANCE_BLOCK_BYTES // (8 * max(columns, 1))))
+
+
 def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
-    distances = torch.cdist(x, x)
-    return distances.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
+    step = _row_blocks(len(x), len(x)).step
+    # +1: the point itself is at distance 0
+    return torch.cat([torch.cdist(x[i : i + step], x).kthvalue(k + 1, dim=1).values for i in range(0, len(x), step)])
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = K_NEAREST) -> tuple[float, float]:
+    """The (fake, real) distances a block of fake rows at a time: memory bounded whatever the number of samples."""
     r, f = torch.from_numpy(real), torch.from_numpy(fake)
     real_radii, fake_radii = _knn_radii(r, k), _knn_radii(f, k)
-    cross = torch.cdist(f, r)  # (fake, real)
-    precision = (cross <= real_radii[None, :]).any(1).double().mean().item()
-    recall = (cross.T <= fake_radii[None, :]).any(1).double().mean().item()
-    return precision, recall
+    inside_real = torch.zeros(len(f), dtype=torch.bool)
+    inside_fake = torch.zeros(len(r), dtype=torch.bool)
+    blocks = _row_blocks(len(f), len(r))
+    for i in blocks:
+        cross = torch.cdist(f[i : i + blocks.step], r)  # (fake block, real)
+        inside_real[i : i + blocks.step] = (cross <= real_radii[None, :]).any(1)
+        inside_fake |= (cross <= fake_radii[i : i + blocks.step, None]).any(0)
+    return inside_real.double().mean().item(), inside_fake.double().mean().item()
 
 
 def quality(real: tuple[np.ndarray, np.ndarray], fake: tuple[np.ndarray, np.ndarray]) -> Quality:

@@ -25,9 +25,12 @@ a label when n is a multiple of K with balanced labels (n = 100, K = 10: row d h
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +39,14 @@ import torch
 from gankit.backends import Backend
 from gankit.backends.resolve import open_backend
 from gankit.errors import GankitError, SamplingError
-from gankit.io import sha256_of
+from gankit.io import LOCK, acquire_lock, check_writable, refuse_overwrite, release_lock, sha256_of
 from gankit.labels import LabelSpec, resolve
+from gankit.limits import require_disk, require_memory
+from gankit.noise import check_range
 from gankit.pixels import save_grid
 from gankit.sampling.formats import sample_meta
 from gankit.sampling.job import SampleJob, SampleResult, ShardRecord, shard_name, shards_of
-from gankit.sampling.lanes import open_lanes, plan_lanes, runs_in_lanes
+from gankit.sampling.lanes import DTYPES, open_lanes, plan_lanes, runs_in_lanes
 from gankit.sampling.manifest import (
     JOURNALS,
     MANIFEST,
@@ -51,9 +56,9 @@ from gankit.sampling.manifest import (
     recorded_shards,
     write_manifest,
 )
-from gankit.sampling.pipeline import PendingShard, ShardMaker
+from gankit.sampling.pipeline import IN_FLIGHT, PendingShard, ShardMaker
 from gankit.sampling.ranks import Ranks
-from gankit.sampling.writer import ShardWriter
+from gankit.sampling.writer import QUEUED, ShardWriter
 
 
 def _open(job: SampleJob, log: Callable[[str], None], ranks: Ranks | None = None) -> Backend:
@@ -105,32 +110,56 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
         reachable(job.address)  # before the folder is touched
     say = log if ranks.rank == 0 else (lambda message: None)
     backend = _open(job, say, ranks)
+    check_range(job.start, job.n, backend.config.latent_dim)
+    sample_bytes = math.prod(backend.config.image_shape) * DTYPES[job.dtype].itemsize
+    # Shard buffers alive at once: being made, queued for the writer, and the one it writes.
+    held = (IN_FLIGHT + QUEUED + 1) * min(job.shard_size, job.n) * sample_bytes
+    require_memory(f"--shard-size {job.shard_size} ({IN_FLIGHT + QUEUED + 1} shards in memory at once)", held)
     labels = resolve(job.labels, backend.num_classes)
     header = job_header(job, backend, sha256_of(job.model_path), labels)
-    done = ranks.broadcast(_prepare_folder(job, header) if ranks.rank == 0 else None)
+    done = ranks.broadcast(_prepare_folder(job, header, sample_bytes, say) if ranks.rank == 0 else None)
     if isinstance(done, GankitError):
         raise done
-    pending_shards = [s for s in shards_of(job) if shard_name(job, s[0]) not in done]
-    mine = pending_shards[ranks.rank :: ranks.world]
+    try:
+        return _write_shards(job, backend, ranks, header, labels, done, progress, say, tqdm)
+    finally:
+        if ranks.rank == 0:
+            release_lock(job.out / LOCK)
+
+
+def _write_shards(
+    job: SampleJob,
+    backend: Backend,
+    ranks: Ranks,
+    header: dict[str, Any],
+    labels: LabelSpec | None,
+    done: dict[str, ShardRecord],
+    progress: bool,
+    say: Callable[[str], None],
+    tqdm: Any,
+) -> SampleResult:
+    """The shards not ``done`` of this rank, made and written (here, or as Ray tasks); the manifest updated
+    (rank 0)."""
+    total = sum(count for _, _, count in _my_shards(job, done, ranks))
     run_id = ranks.broadcast(uuid.uuid4().hex[:8])
     journal = job.out / JOURNALS / f"{run_id}-rank{ranks.rank}.json"
     records: list[ShardRecord] = []  # this process's finished shards, as they are written
-
-    total = sum(count for _, _, count in mine)
     bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress or ranks.rank != 0)
     try:
         if job.engine == "ray":
             from gankit.sampling.ray_engine import write_shards
 
             warmup, begin = 0.0, time.perf_counter()
+            mine = list(_my_shards(job, done, ranks))  # bounded: gankit.limits caps a job's shards
             interrupted = write_shards(job, backend, header, mine, journal, records, bar.update, say)
         else:
             warmup, begin, interrupted = _write_here(
-                job, backend, labels, header, mine, journal, records, ranks, bar, say
+                job, backend, labels, header, _my_shards(job, done, ranks), journal, records, ranks, bar, say
             )
     except BaseException:
         if ranks.world == 1:  # keep the manifest in step with what is on disk, then report the failure
-            write_manifest(job.out, header, list(done.values()) + records, "partial")
+            with contextlib.suppress(OSError):  # a full disk: the journal still lists them; report the cause
+                write_manifest(job.out, header, list(done.values()) + records, "partial")
         raise
     finally:
         bar.close()
@@ -145,6 +174,8 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
         if complete:
             for stale in (job.out / JOURNALS).glob("*.json"):
                 stale.unlink()
+            with contextlib.suppress(OSError):  # a complete run leaves no empty journal folder
+                (job.out / JOURNALS).rmdir()
     written = sum(r.count for r in records)
     return SampleResult(job.out, backend.describe(), written, seconds, warmup, interrupted, records)
 
@@ -154,7 +185,7 @@ def _write_here(
     backend: Backend,
     labels: LabelSpec | None,
     header: dict[str, Any],
-    mine: list[tuple[int, int, int]],
+    mine: Iterator[tuple[int, int, int]],
     journal: Path,
     records: list[ShardRecord],
     ranks: Ranks,
@@ -194,8 +225,18 @@ def _write_here(
     return warmup, begin, interrupted
 
 
-def _prepare_folder(job: SampleJob, header: dict[str, Any]) -> dict[str, ShardRecord] | GankitError:
-    """Create or check the output folder on rank 0: the shards already done, or the error to raise."""
+def _my_shards(job: SampleJob, done: dict[str, ShardRecord], ranks: Ranks) -> Iterator[tuple[int, int, int]]:
+    """This rank's share of the shards not done, planned lazily: a range of many shards is never a list."""
+    pending = (s for s in shards_of(job) if shard_name(job, s[0]) not in done)
+    return itertools.islice(pending, ranks.rank, None, ranks.world)
+
+
+def _prepare_folder(
+    job: SampleJob, header: dict[str, Any], sample_bytes: int, log: Callable[[str], None]
+) -> dict[str, ShardRecord] | GankitError:
+    """Create or check the output folder on rank 0: the shards already done (each verified against its recorded
+    size and checksum; those that fail are said and made again), or the error to raise. Nothing is written
+    before every check passed."""
     try:
         manifest_path = job.out / MANIFEST
         if manifest_path.exists():
@@ -205,22 +246,32 @@ def _prepare_folder(job: SampleJob, header: dict[str, Any]) -> dict[str, ShardRe
                 )
             manifest = read_record(manifest_path)
             check_resumable(manifest, header, job.out)
-            return recorded_shards(job.out, manifest)
+            acquire_lock(job.out)  # one writer at a time: a second --resume refuses
+            done = recorded_shards(job.out, manifest, log)
+            left = job.n - sum(record.count for record in done.values())
+            require_disk(f"the {left:,} samples left", left * sample_bytes, job.out)
+            return done
         if job.out.exists() and not job.out.is_dir():
             raise SamplingError(f"{job.out} is a file; --out must be a folder for --format {job.format}")
+        require_disk(f"--n {job.n:,} ({sample_bytes:,} bytes a sample)", job.n * sample_bytes, job.out)
         job.out.mkdir(parents=True, exist_ok=True)
+        acquire_lock(job.out)
         (job.out / JOURNALS).mkdir(exist_ok=True)
         write_manifest(job.out, header, [], "running")
         return {}
     except GankitError as exc:
+        release_lock(job.out / LOCK)
         return exc
     except OSError as exc:
+        release_lock(job.out / LOCK)
         return SamplingError(f"cannot write to {job.out} ({exc.strerror or exc}); choose a writable --out")
 
 
 def _sample_grid(job: SampleJob, log: Callable[[str], None]) -> SampleResult:
     if job.out.suffix != ".png":
         raise SamplingError(f"--format grid writes one PNG: --out must end in .png (got {job.out})")
+    refuse_overwrite(job.out, job.force, "a grid")
+    check_writable(job.out)
     backend = _open(job, log)
     labels = resolve(job.labels, backend.num_classes)
     begin = time.perf_counter()

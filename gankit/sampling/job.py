@@ -21,6 +21,9 @@ ENGINES = ("local", "ray")
 DTYPES = ("uint8", "float16")
 MAX_GRID = 4096
 MAX_PNG = 100_000
+BATCH = 4096  # the default --batch-size
+MAX_SHARDS = 1_000_000  # the manifest lists every shard and is rewritten whole: a bound on its size
+MAX_INDEX = 2**63  # the noise contract's Philox counters (gankit.noise; a latent above 4 lowers it further)
 
 
 @dataclass
@@ -37,13 +40,14 @@ class SampleJob:
     start: int = 0
     backend: str = "auto"
     precision: str = "fp32"
-    batch_size: int = 4096
+    batch_size: int = BATCH
     format: str = "npy"
     dtype: str = "uint8"
     shard_size: int = 65536
     device: str = "auto"
     compile_mode: str = "default"
     resume: bool = False
+    force: bool = False  # a grid: replace an existing --out (gankit.io.refuse_overwrite)
     import_options: ImportOptions | None = None  # what a foreign model file cannot say (gankit.imports)
     labels: LabelSpec | None = None  # a class-conditional generator's labels (None: balanced); gankit.labels
     engine: str = "local"
@@ -61,6 +65,22 @@ class SampleJob:
             raise SamplingError(
                 f"--batch-size and --shard-size must be positive ({self.batch_size}, {self.shard_size})"
             )
+        if self.start + self.n > MAX_INDEX:
+            raise SamplingError(
+                f"samples {self.start} .. {self.start + self.n - 1} pass the last index the noise defines "
+                f"({MAX_INDEX - 1}); lower --start or --n"
+            )
+        shards = -(-self.n // self.shard_size)
+        if self.format != "grid" and shards > MAX_SHARDS:
+            raise SamplingError(
+                f"--n {self.n} at --shard-size {self.shard_size} is {shards:,} shards; at most {MAX_SHARDS:,}: "
+                "raise --shard-size"
+            )
+        # A batch never spans two shards (nor passes n), so a larger one makes the same images and only costs
+        # memory; above BATCH it is lowered to what the job can use (a small job keeps BATCH: the batch size keys
+        # the cached lanes measurement).
+        usable = max(BATCH, min(self.n, self.shard_size if self.format != "grid" else self.n))
+        self.batch_size = min(self.batch_size, usable)
         if self.format not in FORMATS:
             raise SamplingError(f"unknown --format {self.format!r}; choose from {', '.join(FORMATS)}")
         if self.dtype not in DTYPES:

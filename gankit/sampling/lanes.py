@@ -40,7 +40,7 @@ import torch
 from gankit.backends import Backend
 from gankit.labels import LabelSpec, resolve
 from gankit.noise import noise
-from gankit.pixels import to_uint8_into
+from gankit.pixels import check_finite, to_uint8_into
 from gankit.runtime import compile_openvino, feeds, onnxruntime_session
 
 RUNTIMES = ("onnxruntime", "openvino")
@@ -86,6 +86,7 @@ class RuntimeLane:
         if self.labels is not None:
             given += (self.labels.labels(seed, first, out.shape[0], self.num_classes).numpy(),)
         images = self.run(*given)
+        check_finite(images, first)
         if out.dtype == torch.uint8:
             to_uint8_into(images, out.numpy())
         else:

@@ -3,21 +3,24 @@
 A journal ``.journal/<run>-rank<r>.json`` lists the shards one rank of one run finished (rewritten
 atomically after each); rank 0 merges them into the manifest at the end (and on Ctrl-C). Resuming
 trusts a shard only when it is recorded and its file (and its labels file, for a class-conditional generator)
-still has the recorded size, and refuses a folder made with other options (the label spec among them) or
+still has the recorded size and checksum (``verify_record``: whatever the format; a folder shard by its files),
+and refuses a folder made with other options (the label spec among them) or
 another version of the noise (``gankit.noise``'s ``NOISE_VERSION``; runs
 recorded before versions were written are version 1): the same index would give another image.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gankit.backends import Backend
 from gankit.errors import SamplingError
-from gankit.io import read_json, write_json
+from gankit.io import crc32_of, read_json, write_json
 from gankit.labels import LabelSpec
 from gankit.noise import NOISE_NAME, NOISE_VERSION
 from gankit.sampling.job import SampleJob, ShardRecord
@@ -91,23 +94,98 @@ def check_resumable(existing: dict[str, Any], header: dict[str, Any], out: Path)
             )
 
 
-def recorded_shards(out: Path, manifest: dict[str, Any]) -> dict[str, ShardRecord]:
-    """Shards listed in the manifest or any journal whose file is still there with the recorded size."""
-    found: dict[str, ShardRecord] = {}
+def _files_of(target: Path) -> list[Path] | None:
+    """A shard's files in the order their bytes were checksummed: the file itself, or a folder shard's files by
+    name (hidden temporary files aside); None when it is neither."""
+    if target.is_file():
+        return [target]
+    if target.is_dir():
+        return sorted(p for p in target.iterdir() if p.is_file() and not p.name.startswith("."))
+    return None
+
+
+def _check(target: Path, size: int, algorithm: str, checksum: str) -> str | None:
+    files = _files_of(target)
+    if files is None:
+        return "missing"
+    found = sum(p.stat().st_size for p in files)
+    if found != size:
+        return f"{found} bytes, recorded {size}"
+    if algorithm == "crc32":
+        actual = crc32_of(*files)
+    else:
+        digest = hashlib.new(algorithm)
+        for path in files:
+            digest.update(path.read_bytes())
+        actual = digest.hexdigest()
+    return None if actual == checksum else f"{algorithm} {actual}, recorded {checksum}"
+
+
+def verify_record(out: Path, record: ShardRecord) -> str | None:
+    """What is wrong with a recorded shard under ``out`` (missing, another size, another checksum), or None when
+    it and its labels file hold exactly the recorded bytes. Any format: a file is read whole, a folder shard as
+    its files one after the other by name (as the writer checksums them)."""
+    problem = _check(out / record.file, record.bytes, record.algorithm, record.checksum)
+    if problem is None and record.labels is not None:
+        entry = record.labels
+        algorithm = next((name for name in ("crc32", "sha256") if name in entry), "crc32")
+        problem = _check(out / str(entry["file"]), int(entry["bytes"]), algorithm, str(entry.get(algorithm)))
+        problem = None if problem is None else f"labels {entry['file']}: {problem}"
+    return problem
+
+
+def _entries(out: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
     entries = list(manifest.get("shards", []))
     journal_dir = out / JOURNALS
     if journal_dir.is_dir():
         for journal in sorted(journal_dir.glob("*.json")):
             entries.extend(read_record(journal).get("shards", []))
-    for entry in entries:
+    return entries
+
+
+def recorded_shards(
+    out: Path, manifest: dict[str, Any], log: Callable[[str], None] = lambda message: None
+) -> dict[str, ShardRecord]:
+    """Shards listed in the manifest or any journal whose files still hold the recorded bytes (size and checksum);
+    each one that does not is said through ``log`` and left out (so it is made again)."""
+    found: dict[str, ShardRecord] = {}
+    for entry in _entries(out, manifest):
         record = ShardRecord.from_json(entry)
-        target = out / record.file
-        labels = None if record.labels is None else out / str(record.labels["file"])
-        if labels is not None and not (labels.is_file() and labels.stat().st_size == record.labels["bytes"]):
+        if record.file in found:
             continue
-        if target.is_file() and target.stat().st_size == record.bytes or record.file.endswith("/"):
+        problem = verify_record(out, record)
+        if problem is None:
             found[record.file] = record
+        else:
+            log(f"{record.file}: {problem}; made again")
     return found
+
+
+def verify_run(out: Path) -> list[str]:
+    """Every problem of the finished run in ``out`` against its manifest, without the model: a recorded shard
+    whose files do not hold the recorded bytes, samples of the job's range no shard holds, a run not complete.
+    An empty list: every sample is there, bit for bit as written."""
+    manifest_path = out / MANIFEST
+    if not manifest_path.is_file():
+        raise SamplingError(f"{out}: no {MANIFEST}; not a sampling run folder")
+    manifest = read_record(manifest_path)
+    job = manifest.get("job", {})
+    problems = []
+    records = sorted((ShardRecord.from_json(e) for e in manifest.get("shards", [])), key=lambda r: r.start)
+    for record in records:
+        problem = verify_record(out, record)
+        if problem is not None:
+            problems.append(f"{record.file}: {problem}")
+    position, end = int(job.get("start", 0)), int(job.get("start", 0)) + int(job.get("n", 0))
+    for record in records:
+        if record.start > position:
+            problems.append(f"samples {position} .. {record.start - 1}: in no shard")
+        position = max(position, record.start + record.count)
+    if position < end:
+        problems.append(f"samples {position} .. {end - 1}: in no shard")
+    if manifest.get("status") != "complete":
+        problems.append(f"status is {manifest.get('status')!r}, not 'complete': finish it with --resume")
+    return problems
 
 
 def write_manifest(out: Path, header: dict[str, Any], shards: list[ShardRecord], status: str) -> None:
