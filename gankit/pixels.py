@@ -33,11 +33,7 @@ def check_finite(images: torch.Tensor | np.ndarray, first: int = 0) -> None:
         return
     if math.isfinite(float(images.sum())):
         return
-    if isinstance(images, torch.Tensor):
-        bad = (~torch.isfinite(images)).reshape(len(images), -1).any(1).nonzero()
-        rows = bad[:, 0].tolist()
-    else:
-        rows = np.flatnonzero(~np.isfinite(images).reshape(len(images), -1).all(1)).tolist()
+    rows = np.flatnonzero(~np.isfinite(_host_array(images)).reshape(len(images), -1).all(1)).tolist()
     if rows:
         raise NonFiniteError(first + rows[0])
 

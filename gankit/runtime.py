@@ -56,7 +56,7 @@ def onnxruntime_session(
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:  # onnxruntime's own exception types (Fail, InvalidGraph, ...) share no base but Exception
-        raise BackendError(f"onnxruntime could not load {path.name}: {_first_line(exc)}") from exc
+        raise BackendError(f"onnxruntime cannot load {path}: {_first_line(exc)}") from exc
 
 
 def cuda_provider_available() -> bool:

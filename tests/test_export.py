@@ -211,9 +211,9 @@ def test_the_bundled_export_passes_every_time_on_fresh_seeds(tmp_path: Path) -> 
 @pytest.mark.parametrize(
     ("out", "format", "expected"),
     [
-        (None, None, ("onnx", "exported/generator.onnx")),
-        (None, "aoti", ("aoti", "exported/generator.pt2")),
-        (None, "web", ("web", "exported/web")),
+        (None, None, ("onnx", "generator.onnx")),
+        (None, "aoti", ("aoti", "generator.pt2")),
+        (None, "web", ("web", "generator-web")),
         ("a/g.onnx", None, ("onnx", "a/g.onnx")),
         ("a/g.pt2", None, ("aoti", "a/g.pt2")),
         ("a/g.pte", "executorch", ("executorch", "a/g.pte")),
@@ -242,7 +242,6 @@ def test_cli_exports_a_pte_from_its_suffix(tmp_path: Path, checkpoint: Path, cap
         (["--format", "aoti", "--out", "{tmp}/g.onnx"], "--format aoti: --out must end in .pt2"),
         (["--out", "{tmp}/g.bin"], "--out must end in .onnx, .pt2 or .pte"),
         (["--out", "{tmp}/g.pte", "--precision", "fp16"], "--format executorch exports fp32 with float output"),
-        (["--out", "{tmp}/g.pt2", "--force"], "--force is for --format web"),
         (["--out", "{tmp}/site", "--output", "uint8"], "--format web exports fp32 with float output"),
     ],
 )
@@ -250,6 +249,17 @@ def test_cli_bad_format_choices_are_one_line(tmp_path: Path, checkpoint: Path, c
     code, out, err = run_cli(capsys, "export", checkpoint, *(a.format(tmp=tmp_path) for a in args))
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not [p for p in tmp_path.iterdir()]
+
+
+@pytest.mark.parametrize("target", ["g.pt2", "g.pte"])
+def test_cli_an_existing_compiled_target_is_kept_without_force(
+    tmp_path: Path, checkpoint: Path, capsys, target
+) -> None:
+    """The one overwrite rule holds for every format: refused before any export work, the file untouched."""
+    (tmp_path / target).write_bytes(b"a user's file")
+    code, out, err = run_cli(capsys, "export", checkpoint, "--out", tmp_path / target)
+    assert code == 2 and "already exists" in err and "--force" in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / target).read_bytes() == b"a user's file"
 
 
 @pytest.mark.parametrize("target", ["g.pt2", "g.pte"])
