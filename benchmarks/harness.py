@@ -56,3 +56,28 @@ def put_block(page: Path, markers: tuple[str, str], lines: list[str]) -> None:
     tail = rest.split(end, 1)[1]
     with atomic_path(page) as tmp:
         tmp.write_text(head + "\n".join([start, *lines, end]) + tail)
+
+
+def cpu_path(spec: str) -> tuple[str, str, str]:
+    """(backend, precision, why) of a ``--path`` option: ``auto`` (what ``--precision auto`` picks for the bundled
+    generator on this machine, measured once and cached) or ``BACKEND:PRECISION``."""
+    if spec != "auto":
+        name, precision = spec.split(":")
+        return name, precision, "asked for"
+    from gankit.backends.autoselect import choose_cpu_path
+    from gankit.checkpoint import PRETRAINED, load_generator
+    from gankit.io import sha256_of
+
+    return choose_cpu_path(load_generator(), sha256_of(PRETRAINED))
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's: Playwright's own browser download is not reachable here
+CHROMIUM_FLAGS = [  # a closed network: no background connections, no component updates
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]

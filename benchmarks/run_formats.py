@@ -42,11 +42,10 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import write_results
+from benchmarks.harness import cpu_path, write_results
 from benchmarks.run_sampling import ROOT, run_process, slug, timed
 from gankit.backends import create_backend
-from gankit.checkpoint import PRETRAINED, load_generator
-from gankit.io import sha256_of
+from gankit.checkpoint import load_generator
 from gankit.perf.environment import environment
 from gankit.pixels import png_bytes
 from gankit.sampling.formats import parquet_shard, webdataset_shard
@@ -223,12 +222,7 @@ def main() -> None:
     parser.add_argument("--note", default="", help="what else the reader must know (e.g. the machine's load)")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    if args.path == "auto":
-        from gankit.backends.autoselect import choose_cpu_path
-
-        name, precision, why = choose_cpu_path(load_generator(), sha256_of(PRETRAINED))
-    else:
-        (name, precision), why = args.path.split(":"), "asked for"
+    name, precision, why = cpu_path(args.path)
     print(f"path: {name} {precision} ({why})", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="gankit-formats-", dir=args.workdir))
     try:

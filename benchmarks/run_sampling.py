@@ -52,11 +52,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.harness import put_block
+from benchmarks.harness import cpu_path, put_block
 from gankit.backends import create_backend
-from gankit.checkpoint import PRETRAINED, load_generator
+from gankit.checkpoint import load_generator
 from gankit.cpu import cpu_info
-from gankit.io import atomic_path, sha256_of
+from gankit.io import atomic_path
 from gankit.noise import noise
 from gankit.perf.environment import environment
 from gankit.pixels import to_uint8, to_uint8_into
@@ -392,12 +392,7 @@ def main() -> None:
     parser.add_argument("--docs", action="store_true", help="put the table into docs/sampling.md")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    if args.path == "auto":
-        from gankit.backends.autoselect import choose_cpu_path
-
-        name, precision, why = choose_cpu_path(load_generator(), sha256_of(PRETRAINED))
-    else:
-        (name, precision), why = args.path.split(":"), "asked for"
+    name, precision, why = cpu_path(args.path)
     print(f"path: {name} {precision} ({why})", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="gankit-bench-", dir=args.workdir))
     try:

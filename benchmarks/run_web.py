@@ -25,21 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import RESULTS, environment, write_results
+from benchmarks.harness import CHROMIUM, CHROMIUM_FLAGS, RESULTS, environment, write_results
 from benchmarks.run_sampling import slug
 from gankit.runtime import onnxruntime_session
 from gankit.timing import settle, time_cpu
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 PAGE = """<!doctype html>
 <meta charset="utf-8">
 <title>gankit onnxruntime-web benchmark</title>

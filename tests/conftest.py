@@ -11,10 +11,12 @@ if not torch.cuda.is_available():
 
 import pytest  # noqa: E402
 
+from gankit.checkpoint import save_generator  # noqa: E402
 from gankit.config import GeneratorConfig  # noqa: E402
 from gankit.model import Generator  # noqa: E402
 
 SMALL_CONFIG = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), slope=0.2)
+SMALL_CONDITIONAL = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), num_classes=10)
 
 
 @pytest.fixture
@@ -29,3 +31,24 @@ def seed_generator() -> Generator:
     """A fresh random generator with the seed's default sizes (100 -> 256 -> 512 -> 784)."""
     torch.manual_seed(4321)
     return Generator().eval()
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """A GANKIT_CACHE_DIR of the test's own (exports, auto choices, lanes splits): its path."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("GANKIT_CACHE_DIR", str(path))
+    return path
+
+
+@pytest.fixture
+def model_file(tmp_path, small_generator):
+    """``small_generator`` saved as a gankit file."""
+    return save_generator(tmp_path / "g.safetensors", small_generator)
+
+
+@pytest.fixture
+def conditional_file(tmp_path):
+    """A fresh class-conditional generator of SMALL_CONDITIONAL's sizes, saved as a gankit file."""
+    torch.manual_seed(2024)
+    return save_generator(tmp_path / "conditional.safetensors", Generator(SMALL_CONDITIONAL).eval())

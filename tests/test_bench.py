@@ -14,18 +14,13 @@ import torch
 import gankit.perf.bench as bench
 import gankit.perf.ceilings as ceilings
 from gankit.backends.eager import EagerBackend
-from gankit.checkpoint import load_generator, save_generator
+from gankit.checkpoint import load_generator
 from gankit.config import GeneratorConfig
 from gankit.cpu import CpuInfo
 from gankit.errors import BackendError
 from gankit.perf.report import format_table, markdown_table, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def model_file(tmp_path: Path, small_generator) -> Path:
-    return save_generator(tmp_path / "g.safetensors", small_generator)
 
 
 def test_flops_and_bytes_per_sample_of_the_seed_generator() -> None:

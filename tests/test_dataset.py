@@ -14,23 +14,14 @@ import pytest
 import torch
 
 from gankit import GeneratedDataset
-from gankit.checkpoint import save_generator
 from gankit.errors import SamplingError
 from gankit.sampling.engine import sample
 from gankit.sampling.job import SampleJob
 
+pytestmark = pytest.mark.usefixtures("private_cache")
+
 ROOT = Path(__file__).resolve().parents[1]
 OPTIONS = dict(seed=3, start=37, n=1000, batch_size=64, shard_size=256)
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def model_file(tmp_path: Path, small_generator) -> Path:
-    return save_generator(tmp_path / "g.safetensors", small_generator)
 
 
 def shards(tmp_path: Path, model_file: Path, backend: str, precision: str) -> np.ndarray:

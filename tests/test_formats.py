@@ -15,15 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from gankit.checkpoint import save_generator
-from gankit.config import GeneratorConfig
 from gankit.errors import SamplingError
 from gankit.io import sha256_of
 from gankit.labels import BALANCED
-from gankit.model import Generator
 from gankit.noise import NOISE_NAME
 from gankit.pixels import png_bytes
 from gankit.sampling.engine import sample
@@ -31,26 +27,11 @@ from gankit.sampling.job import SampleJob
 from gankit.sampling.manifest import MANIFEST
 from gankit.sampling.pipeline import ShardMaker
 
+pytestmark = pytest.mark.usefixtures("private_cache")
+
 ROOT = Path(__file__).resolve().parents[1]
-CONDITIONAL = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), num_classes=10)
 FORMATS = ("webdataset", "parquet")
 SUFFIX = {"webdataset": ".tar", "parquet": ".parquet"}
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def model_file(tmp_path: Path, small_generator) -> Path:
-    return save_generator(tmp_path / "g.safetensors", small_generator)
-
-
-@pytest.fixture
-def conditional_file(tmp_path: Path) -> Path:
-    torch.manual_seed(2024)
-    return save_generator(tmp_path / "conditional.safetensors", Generator(CONDITIONAL).eval())
 
 
 def run_job(folder: Path, model: Path, **options) -> object:

@@ -18,17 +18,15 @@ import ray
 import torch
 
 from gankit import GeneratedDataset
-from gankit.checkpoint import save_generator
-from gankit.config import GeneratorConfig
 from gankit.labels import BALANCED
-from gankit.model import Generator
 from gankit.sampling.engine import sample
 from gankit.sampling.job import SampleJob
 from gankit.sampling.manifest import MANIFEST
 from gankit.sampling.ray_engine import FAIL_ONCE
 
+pytestmark = pytest.mark.usefixtures("private_cache")
+
 ROOT = Path(__file__).resolve().parents[1]
-CONDITIONAL = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), num_classes=10)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,22 +34,6 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield
     ray.shutdown()
-
-
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def model_file(tmp_path: Path, small_generator) -> Path:
-    return save_generator(tmp_path / "g.safetensors", small_generator)
-
-
-@pytest.fixture
-def conditional_file(tmp_path: Path) -> Path:
-    torch.manual_seed(2024)
-    return save_generator(tmp_path / "conditional.safetensors", Generator(CONDITIONAL).eval())
 
 
 def run_job(folder: Path, model: Path, **options) -> object:

@@ -30,11 +30,6 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def model_file(tmp_path: Path, small_generator) -> Path:
-    return save_generator(tmp_path / "g.safetensors", small_generator)
-
-
-@pytest.fixture
 def seed_model_file(tmp_path: Path, seed_generator) -> Path:
     return save_generator(tmp_path / "seed.safetensors", seed_generator)
 

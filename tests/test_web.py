@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from benchmarks.harness import CHROMIUM, CHROMIUM_FLAGS
 from gankit.checkpoint import model_path
 from gankit.errors import ExportError, GankitError
 from gankit.imports import load_model
@@ -33,17 +34,6 @@ from gankit.noise import noise
 from gankit.pixels import grid, to_uint8
 from gankit.web import export_web, runtime
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",  # CI runs as root
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LEVELS = 1  # see the module doc
 PAGE_TIMEOUT_MS = 120_000
 SEED_64 = 2**64 - 12345

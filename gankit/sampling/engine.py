@@ -62,17 +62,8 @@ from gankit.sampling.writer import QUEUED, ShardWriter
 
 
 def _open(job: SampleJob, log: Callable[[str], None], ranks: Ranks | None = None) -> Backend:
-    return open_backend(
-        job.model,
-        job.backend,
-        job.precision,
-        job.device,
-        batch_size=job.batch_size,
-        compile_mode=job.compile_mode,
-        log=log,
-        share=ranks.share if ranks is not None else (lambda compute: compute()),
-        import_options=job.import_options,
-    )
+    share = ranks.share if ranks is not None else (lambda compute: compute())
+    return open_backend(job.model, **job.backend_options(), log=log, share=share)
 
 
 def generate(

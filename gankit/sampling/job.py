@@ -102,6 +102,17 @@ class SampleJob:
         if self.format == "png" and self.n > MAX_PNG:
             raise SamplingError(f"--format png writes one file a sample, at most {MAX_PNG}; use --format npy")
 
+    def backend_options(self) -> dict[str, object]:
+        """What ``gankit.backends.resolve.open_backend`` takes from this job besides the model."""
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "device": self.device,
+            "batch_size": self.batch_size,
+            "compile_mode": self.compile_mode,
+            "import_options": self.import_options,
+        }
+
     @property
     def model_path(self) -> Path:
         return model_path(self.model)

@@ -95,16 +95,7 @@ def opened(job: SampleJob) -> tuple[Any, Any, int, Backend]:
     key = (str(job.model_path), job.backend, job.precision, job.device, job.batch_size, job.compile_mode)
     key += (repr(job.import_options), repr(job.labels))
     if key not in _OPENED:
-        backend = open_backend(
-            job.model,
-            job.backend,
-            job.precision,
-            job.device,
-            batch_size=job.batch_size,
-            compile_mode=job.compile_mode,
-            log=lambda message: None,
-            import_options=job.import_options,
-        )
+        backend = open_backend(job.model, **job.backend_options(), log=lambda message: None)
         labels = resolve(job.labels, backend.num_classes)
         threads = max(1, int(import_ray().get_runtime_context().get_assigned_resources().get("CPU", 1)))
         _OPENED[key] = (open_lanes(backend, 1, threads, labels)[0], labels, backend.num_classes, backend)
