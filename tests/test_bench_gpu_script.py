@@ -29,7 +29,6 @@ from gankit.model import Generator
 from gankit.noise import noise
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-SCRIPT = BENCHMARKS / "bench_gpu_kernels.py"
 ON_GPU = torch.cuda.is_available()
 DEVICE = torch.device("cuda" if ON_GPU else "cpu")
 INTERPRETER_ONLY = pytest.mark.skipif(ON_GPU, reason="checks the CPU interpreter; on a GPU run the script itself")
@@ -172,7 +171,11 @@ def test_report_only_reevaluates_and_plots(script, tmp_path: Path) -> None:
 @pytest.mark.skipif(ON_GPU, reason="checks the message a machine without a GPU gets")
 def test_without_gpu_exits_with_a_message(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--out", str(tmp_path / "x.json")], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "benchmarks.bench_gpu_kernels", "--out", str(tmp_path / "x.json")],
+        cwd=BENCHMARKS.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode != 0
     assert "needs a CUDA GPU" in result.stderr and "Traceback" not in result.stderr
@@ -412,9 +415,9 @@ def test_a_configuration_compiles_for_sm90_without_a_gpu(space, tmp_path: Path) 
     out = tmp_path / "offline.json"
     label = space.label(space.LATENCY[0])
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    command = [sys.executable, str(BENCHMARKS / "compile_generator_offline.py"), "--out", str(out)]
+    command = [sys.executable, "-m", "benchmarks.compile_generator_offline", "--out", str(out)]
     command += ["--set", "latency", "--labels", label, "--case", "seed-uint8", "--batch", "1"]
-    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(command, cwd=BENCHMARKS.parent, env=env, check=True, capture_output=True, timeout=300)
     (result,) = json.loads(out.read_text())["results"]
     assert result["label"] == label and "error" not in result, result
     assert 0 < result["registers"] <= 255 and result["shared_bytes"] > 0 and result["fits"] is True

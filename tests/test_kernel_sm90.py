@@ -29,7 +29,6 @@ from kernels.fused_linear import ruled_out
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
-SCRIPT = BENCHMARKS / "compile_kernels_sm90.py"
 TABLES = {"generator": generator.NOT_FOR, "fused_linear": fused_linear.NOT_FOR}
 
 pytestmark = pytest.mark.skipif(
@@ -46,7 +45,13 @@ def record_path() -> Path | None:
 def run_script(*args: str, cache: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.update(PYTHONPATH=str(ROOT), TRITON_CACHE_DIR=str(cache))
-    done = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.compile_kernels_sm90", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -77,7 +82,7 @@ def checked(tmp_path_factory) -> dict:
 def test_the_canaries_compile_as_recorded(checked) -> None:
     recorded = {row["id"]: row for row in checked["record"]}
     assert len(checked["canaries"]) == 6, (  # 2 kernels x 3 precisions
-        f"no complete record for Triton {triton.__version__}: run PYTHONPATH=. python {SCRIPT.relative_to(ROOT)} "
+        f"no complete record for Triton {triton.__version__}: run python -m benchmarks.compile_kernels_sm90 "
         f"--out benchmarks/results/sm90-compile-triton-{triton.__version__}-DATE.json and commit it"
     )
     for vid in checked["canaries"]:
