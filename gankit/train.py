@@ -20,7 +20,6 @@ import csv
 import json
 import math
 import shutil
-import signal
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -32,9 +31,9 @@ from tqdm import tqdm
 
 from gankit.checkpoint import load_state, save_generator, save_state
 from gankit.config import DiscriminatorConfig, GeneratorConfig, TrainConfig
-from gankit.data import load_bundled, load_images
+from gankit.data import load_training_set
 from gankit.device import resolve_device
-from gankit.errors import CheckpointError, ConfigError, DataError, OutputError, TrainingError
+from gankit.errors import CheckpointError, ConfigError, OutputError, TrainingError
 from gankit.io import atomic_path, check_writable
 from gankit.limits import require_memory
 from gankit.model import Discriminator, Generator
@@ -44,6 +43,7 @@ from gankit.training.augment import AdaptiveP, augment
 from gankit.training.monitor import EpochQuality, QualityMonitor
 from gankit.training.plots import plot_losses
 from gankit.training.regularizers import LeCam, r1_penalty
+from gankit.training.stop import StopRequest
 
 GENERATOR_FILE = "generator.safetensors"
 BEST_FILE = "generator_best.safetensors"
@@ -96,54 +96,13 @@ def config_from_dict(values: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def _training_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """uint8 images (N, C, H, W) and, when D is conditional, int64 labels (N,) in [0, num_classes)."""
-    num_classes = config.label_classes
-    if not num_classes:
-        return load_images(config.data, config.data_dir), None
-    if config.data != "mnist-5k":
-        raise DataError(
-            f"a conditional D (num_classes or latent_labels {num_classes}) trains on labelled images; of the data "
-            f"sources only the bundled mnist-5k has labels here, not {config.data!r}"
-        )
-    images, labels = load_bundled()
-    top = int(labels.max())
-    if top >= num_classes:
-        raise ConfigError(f"the data has labels up to {top}: num_classes must be at least {top + 1}")
-    return images, labels
-
-
-class _StopRequest:
-    """Turns the first Ctrl-C into a flag checked between steps; a second one interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def __enter__(self) -> _StopRequest:
-        try:
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        except ValueError:  # not the main thread: leave signals alone
-            self._previous = None
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
 class Trainer:
     """Holds the models, optimizers and progress of one run in ``out_dir``."""
 
     def __init__(self, config: TrainConfig, out_dir: str | Path) -> None:
         self.out_dir = Path(out_dir)
         self.device = resolve_device(config.device)
-        images, labels = _training_data(config)
+        images, labels = load_training_set(config.data, config.data_dir, config.label_classes)
         generator_config = replace(config.generator, image_shape=tuple(images.shape[1:]))
         discriminator_config = replace(
             config.discriminator,
@@ -357,7 +316,7 @@ class Trainer:
         total = self.config.epochs * self.steps_per_epoch
         done = self.epoch * self.steps_per_epoch + self.step
         interrupted = False
-        with _StopRequest() as stop, tqdm(total=total, initial=done, disable=not progress, unit="step") as bar:
+        with StopRequest() as stop, tqdm(total=total, initial=done, disable=not progress, unit="step") as bar:
             while self.epoch < self.config.epochs and not interrupted:
                 while self.step < self.steps_per_epoch:
                     d_loss, g_loss = self.train_step()

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.errors import DataError
+from gankit.errors import ConfigError, DataError
 from gankit.io import cache_dir
 
 BUNDLED = Path(__file__).with_name("mnist_5k.npz")
@@ -139,3 +139,20 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     One new tensor, then in place: ~3x the rate of the out-of-place chain at batch 4096 on a CPU."""
     levels = images.float().add(1.0).mul_(127.5).round_().clamp_(0, 255)
     return levels.to(torch.uint8)
+
+
+def load_training_set(source: str, data_dir: str | None, num_classes: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 images (N, C, H, W) of ``source`` and, when ``num_classes`` > 0 (a conditional D), int64 labels (N,) in
+    [0, num_classes): only the bundled mnist-5k has labels here."""
+    if not num_classes:
+        return load_images(source, data_dir), None
+    if source != "mnist-5k":
+        raise DataError(
+            f"a conditional D (num_classes or latent_labels {num_classes}) trains on labelled images; of the data "
+            f"sources only the bundled mnist-5k has labels here, not {source!r}"
+        )
+    images, labels = load_bundled()
+    top = int(labels.max())
+    if top >= num_classes:
+        raise ConfigError(f"the data has labels up to {top}: num_classes must be at least {top + 1}")
+    return images, labels
