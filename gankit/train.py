@@ -316,7 +316,10 @@ class Trainer:
         total = self.config.epochs * self.steps_per_epoch
         done = self.epoch * self.steps_per_epoch + self.step
         interrupted = False
-        with StopRequest() as stop, tqdm(total=total, initial=done, disable=not progress, unit="step") as bar:
+        with (
+            StopRequest() as stop,
+            tqdm(total=total, initial=done, disable=True if not progress else None, unit="step") as bar,
+        ):
             while self.epoch < self.config.epochs and not interrupted:
                 while self.step < self.steps_per_epoch:
                     d_loss, g_loss = self.train_step()

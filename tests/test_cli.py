@@ -130,6 +130,18 @@ def test_sample_npy(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_
     assert images.std() > 0
 
 
+def test_a_log_gets_no_progress_bar(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
+    """Without --quiet, a sample run whose output goes to a file or pipe (not a terminal) draws no bar: the log
+    holds the result line, not hundreds of carriage-return redraws."""
+    out, _ = trained
+    result = gankit(
+        "sample", str(out / "generator.safetensors"), "--n", "300", "--shard-size", "100", "--out", str(tmp_path / "s")
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr and "sample/s]" not in result.stderr, result.stderr
+    assert "300 samples" in result.stdout
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from gankit.cli.common import (
     FORCE_HELP,
@@ -84,7 +83,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         help="continue the run saved in --out with its saved recipe; only --epochs (a new total) may change",
     )
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
-    p.add_argument("--quiet", action="store_true", help="no progress bar (also off when stdout is not a terminal)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it is drawn only on a terminal anyway)")
     c = p.add_argument_group("class-conditional generator")
     c.add_argument(
         "--num-classes",
@@ -201,7 +200,7 @@ def run_train(args: argparse.Namespace) -> int:
     from gankit.training.augment import parse_augment
     from gankit.training.presets import build_config
 
-    progress = not args.quiet and sys.stdout.isatty()
+    progress = not args.quiet
     if args.resume:
         result = resume(args.out, epochs=args.epochs, progress=progress)
     else:

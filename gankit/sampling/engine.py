@@ -135,7 +135,8 @@ def _write_shards(
     run_id = ranks.broadcast(uuid.uuid4().hex[:8])
     journal = job.out / JOURNALS / f"{run_id}-rank{ranks.rank}.json"
     records: list[ShardRecord] = []  # this process's finished shards, as they are written
-    bar = tqdm(total=total, unit="sample", unit_scale=True, disable=not progress or ranks.rank != 0)
+    # disable=None: tqdm draws only on a terminal, so logs and pipes get no bar
+    bar = tqdm(total=total, unit="sample", unit_scale=True, disable=True if not progress or ranks.rank else None)
     try:
         if job.engine == "ray":
             from gankit.sampling.ray_engine import write_shards
