@@ -52,13 +52,22 @@ def cache_dir() -> Path:
     return Path(os.environ.get("GANKIT_CACHE_DIR", Path.home() / ".cache" / "gankit"))
 
 
+_SHA256: dict[tuple, str] = {}  # (device, inode, size, mtime_ns) of a file -> its sha256, for this process
+
+
 def sha256_of(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks, once a process for each version of the file: a job that
+    names its model in several places (the auto choices' key, the manifest, the export cache) hashes it once. A
+    file rewritten in place gets a new mtime or size, and so a new hash."""
+    stat = os.stat(path)
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _SHA256:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        _SHA256[key] = digest.hexdigest()
+    return _SHA256[key]
 
 
 def crc32_of(*paths: str | os.PathLike[str]) -> str:
