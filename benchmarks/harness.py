@@ -58,6 +58,15 @@ def put_block(page: Path, markers: tuple[str, str], lines: list[str]) -> None:
         tmp.write_text(head + "\n".join([start, *lines, end]) + tail)
 
 
+def add_run_arguments(parser, result_name: str) -> None:
+    """The options every sampling benchmark takes: the path it times, where samples go, where the result goes, a
+    note for the reader."""
+    parser.add_argument("--path", default="auto", help="auto (what --precision auto picks) or BACKEND:PRECISION")
+    parser.add_argument("--workdir", type=Path, default=None, help="where samples are written [a temporary folder]")
+    parser.add_argument("--out", type=Path, default=None, help=f"[benchmarks/results/{result_name}-<cpu>-<date>.json]")
+    parser.add_argument("--note", default="", help="what else the reader must know (e.g. the machine's load)")
+
+
 def cpu_path(spec: str) -> tuple[str, str, str]:
     """(backend, precision, why) of a ``--path`` option: ``auto`` (what ``--precision auto`` picks for the bundled
     generator on this machine, measured once and cached) or ``BACKEND:PRECISION``."""

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.harness import cpu_path, write_results
+from benchmarks.harness import add_run_arguments, cpu_path, write_results
 from benchmarks.run_sampling import ROOT, run_process, slug, timed
 from gankit.backends import create_backend
 from gankit.checkpoint import load_generator
@@ -216,10 +216,7 @@ def markdown(result: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1_000_000, help="samples a run [%(default)s]")
-    parser.add_argument("--path", default="auto", help="auto (what --precision auto picks) or BACKEND:PRECISION")
-    parser.add_argument("--workdir", type=Path, default=None, help="where samples are written [a temporary folder]")
-    parser.add_argument("--out", type=Path, default=None, help="[benchmarks/results/formats-<cpu>-<date>.json]")
-    parser.add_argument("--note", default="", help="what else the reader must know (e.g. the machine's load)")
+    add_run_arguments(parser, "formats")
     args = parser.parse_args()
     load_before = os.getloadavg()
     name, precision, why = cpu_path(args.path)

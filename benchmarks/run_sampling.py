@@ -52,7 +52,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.harness import cpu_path, put_block
+from benchmarks.harness import add_run_arguments, cpu_path, put_block
 from gankit.backends import create_backend
 from gankit.checkpoint import load_generator
 from gankit.cpu import cpu_info
@@ -383,13 +383,10 @@ def put_in_docs(lines: list[str], source: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2_000_000)
-    parser.add_argument("--path", default="auto", help="auto (what --precision auto picks) or BACKEND:PRECISION")
-    parser.add_argument("--workdir", type=Path, default=None, help="where samples are written [a temporary folder]")
     parser.add_argument("--runs", type=int, default=5, help="runs of each start-up measurement [%(default)s]")
     parser.add_argument("--repeats", type=int, default=3, help="runs of gankit sample and each script [%(default)s]")
-    parser.add_argument("--out", type=Path, default=None, help="[benchmarks/results/sampling-<cpu>-<date>.json]")
-    parser.add_argument("--note", default="", help="what else the reader must know (e.g. the machine's load)")
     parser.add_argument("--docs", action="store_true", help="put the table into docs/sampling.md")
+    add_run_arguments(parser, "sampling")
     args = parser.parse_args()
     load_before = os.getloadavg()
     name, precision, why = cpu_path(args.path)
