@@ -22,7 +22,7 @@ _PUBLIC = {
     "LabelSpec": "gankit.labels",
     "TrainConfig": "gankit.config",
     "__version__": "gankit.version",
-    "from_module": "gankit.imports",
+    "from_module": "gankit.models",
     "load_generator": "gankit.checkpoint",
     "noise": "gankit.noise",
     "save_generator": "gankit.checkpoint",

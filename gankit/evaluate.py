@@ -31,7 +31,7 @@ from gankit.backends.resolve import open_backend
 from gankit.checkpoint import model_path
 from gankit.data import load_bundled
 from gankit.errors import ConfigError
-from gankit.imports import ImportOptions
+from gankit.models import ImportOptions
 from gankit.io import write_json
 from gankit.labels import BALANCED
 from gankit.limits import require_memory

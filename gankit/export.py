@@ -1,4 +1,4 @@
-"""``gankit export`` and ``gankit validate``: any checkpoint (read through ``gankit.imports``) to a validated
+"""``gankit export`` and ``gankit validate``: any checkpoint (read through ``gankit.models``) to a validated
 export, and an ONNX file's parity checked again against its source.
 
 Formats (``FORMATS``; ``export_format`` infers one from ``--out``'s suffix): ``onnx`` (``gankit.onnx``:
@@ -16,7 +16,7 @@ from pathlib import Path
 from gankit.checkpoint import PRETRAINED
 from gankit.checkpoint import model_path as checkpoint_path  # validate() has a model_path argument
 from gankit.errors import ExportError
-from gankit.imports import ImportOptions, load_checkpoint
+from gankit.models import ImportOptions, load_checkpoint
 from gankit.io import check_writable, refuse_overwrite, sha256_of
 from gankit.onnx.build import DEFAULT_OPSET, read_metadata
 from gankit.onnx.export import ExportResult, export_generator
@@ -72,7 +72,7 @@ def export(
     suffix, see ``export_format``; the web folder is ``gankit.web.export_web``), validated; see the module doc.
     An existing ``out`` is replaced only with ``force`` (``gankit.io.refuse_overwrite``).
 
-    ``checkpoint``: any checkpoint ``gankit.imports.load_model`` reads (a foreign state dict is converted
+    ``checkpoint``: any checkpoint ``gankit.models.load_model`` reads (a foreign state dict is converted
     with ``import_options``). ``precision``, ``output``, ``opset`` and ``int8`` are the ONNX graph's options (the
     other formats are fp32 with float output); ``int8``: quantization options when precision is int8 (default:
     ``Int8Options()``)."""

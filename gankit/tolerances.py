@@ -35,7 +35,7 @@ Auto-select (``gankit.backends.autoselect``: may a lower precision stand in for 
 - a generator that does not make 28x28 greyscale images: the mean pixel difference from fp32 within
   AUTO_MEAN_LEVELS (1 grey level: the uint8 files could differ by at most a rounding on average).
 
-Importing a foreign module (``gankit.imports.module``)
+Importing a foreign module (``gankit.models.module``)
 - IMPORT_VERIFY 1e-9: the folded generator and the module, both in float64 on the same z, differ only by
   reassociation (~1e-16 a step, ~1e-13 over a deep MLP); any missed step moves outputs by orders more.
 """

@@ -379,7 +379,7 @@ def test_integer_tensors_in_a_gankit_file_are_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize("kind", ["folder", "fifo"])
 def test_a_model_that_is_not_a_file_says_what_it_is(tmp_path: Path, kind: str) -> None:
     """Issue 22, 13: a folder or a FIFO given as a model said "no such checkpoint file"."""
-    from gankit.imports.files import read_tensors
+    from gankit.models.files import read_tensors
 
     path = tmp_path / "m.pth"
     path.mkdir() if kind == "folder" else os.mkfifo(path)
@@ -392,7 +392,7 @@ def test_a_model_that_is_not_a_file_says_what_it_is(tmp_path: Path, kind: str) -
 
 def test_random_bytes_as_pth_are_not_called_code(tmp_path: Path) -> None:
     """Issue 22, 13: random bytes as .pth said "asks to run code"; the file is just not a checkpoint."""
-    from gankit.imports.files import read_tensors
+    from gankit.models.files import read_tensors
 
     path = tmp_path / "r.pth"
     path.write_bytes(bytes(range(256)) * 8)

@@ -291,12 +291,12 @@ def test_an_os_error_anywhere_is_one_line(monkeypatch: pytest.MonkeyPatch, capsy
     """Issue 22, 8: one handler for every failure of the outside world (here a full disk in the middle of info)."""
     import errno
 
-    import gankit.imports
+    import gankit.models
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "/somewhere/file")
 
-    monkeypatch.setattr(gankit.imports, "model_info", full)
+    monkeypatch.setattr(gankit.models, "model_info", full)
     assert main(["info"]) == 2
     err = capsys.readouterr().err
     assert err == "gankit info: error: No space left on device: /somewhere/file\n"

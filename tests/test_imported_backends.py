@@ -28,7 +28,7 @@ from gankit.backends.resolve import open_backend
 from gankit.cli import main
 from gankit.errors import ConfigError, ConversionError, ExportError
 from gankit.evaluate import evaluate
-from gankit.imports import ImportOptions
+from gankit.models import ImportOptions
 from gankit.noise import noise
 from gankit.onnx.graph import read_graph
 from gankit.onnx.parity import FP32_FLOOR, FP32_HEADROOM

@@ -28,7 +28,7 @@ from torch import nn
 from benchmarks.harness import CHROMIUM, CHROMIUM_FLAGS
 from gankit.checkpoint import model_path
 from gankit.errors import ExportError, GankitError
-from gankit.imports import load_model
+from gankit.models import load_model
 from gankit.labels import LabelSpec
 from gankit.noise import noise
 from gankit.pixels import grid, to_uint8

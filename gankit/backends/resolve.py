@@ -1,6 +1,6 @@
 """From what a user asked (a model file, a backend name or ``auto``, a precision or ``auto``) to a running backend.
 
-The model file may be of any kind ``gankit.imports.load_model`` reads: a gankit checkpoint, a state dict from
+The model file may be of any kind ``gankit.models.load_model`` reads: a gankit checkpoint, a state dict from
 elsewhere (converted once, here, with the ``ImportOptions``), or an ONNX file (a gankit export or a generator
 graph made elsewhere, for the ONNX backends); or a compiled export (``.pt2``, ``.pte``: ``PACKAGE_BACKENDS``).
 
@@ -19,7 +19,7 @@ from gankit.backends import Backend, backend_class, backend_names, create_backen
 from gankit.checkpoint import model_path
 from gankit.device import resolve_device
 from gankit.errors import BackendError
-from gankit.imports import ImportOptions, load_model
+from gankit.models import ImportOptions, load_model
 from gankit.io import sha256_of
 from gankit.model import Generator
 
@@ -80,7 +80,7 @@ def open_backend(
 
     ``share(compute)``: runs a measured choice; under torchrun, rank 0 computes it and every rank gets
     the same answer (``gankit.sampling.ranks.Ranks.share``), so ranks never calibrate on their own.
-    ``import_options``: what a foreign file cannot say (``gankit.imports.ImportOptions``; the seed's defaults).
+    ``import_options``: what a foreign file cannot say (``gankit.models.ImportOptions``; the seed's defaults).
     """
     path = model_path(model)
     if path.suffix in PACKAGE_BACKENDS:

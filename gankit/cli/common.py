@@ -17,7 +17,7 @@ FOREIGN_FILES = (
 
 
 def add_import_flags(p: argparse.ArgumentParser, onnx: bool = True) -> None:
-    """The flags that say what a foreign file cannot (defaults: the seed's); see gankit.imports.options."""
+    """The flags that say what a foreign file cannot (defaults: the seed's); see gankit.models.options."""
     q = p.add_argument_group(
         "generators from elsewhere",
         "what a state dict" + (" or a foreign ONNX graph" if onnx else "") + " cannot say; defaults are the seed's",
@@ -50,7 +50,7 @@ def add_import_flags(p: argparse.ArgumentParser, onnx: bool = True) -> None:
 
 def import_options_from(args: argparse.Namespace):
     """ImportOptions from the shared flags (None where a flag was not given)."""
-    from gankit.imports import ImportOptions
+    from gankit.models import ImportOptions
 
     shape = parse_list(args.image_shape, int) if args.image_shape else None
     if shape is not None and len(shape) != 3:

@@ -66,7 +66,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     format, out = export_format(args.out, args.format)
     if format == "web":
-        from gankit.imports import ImportOptions
+        from gankit.models import ImportOptions
 
         onnx_options = (args.precision, args.output, args.opset, int8_options_from(args))
         if onnx_options != ("fp32", "float", None, None) or import_options_from(args) != ImportOptions():
@@ -134,7 +134,7 @@ def add_info(sub: argparse._SubParsersAction) -> None:
 
 def run_info(args: argparse.Namespace) -> int:
     from gankit.checkpoint import model_path
-    from gankit.imports import model_info
+    from gankit.models import model_info
 
     info = model_info(model_path(args.path), import_options_from(args), log=stderr)
     if args.json:
@@ -164,7 +164,7 @@ def add_import(sub: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from gankit.imports import import_file
+    from gankit.models import import_file
     from gankit.io import check_writable
 
     check_writable(args.out)

@@ -3,7 +3,7 @@
 The graph is written to a temporary file beside ``out`` (``gankit.onnx.build``), checked against a
 float64 reference (``gankit.onnx.validate``) and renamed to ``out`` only when it passes; a failed
 export is deleted and its report kept as ``NAME.parity.failed.json``. The ``gankit export`` command (any
-checkpoint, read through ``gankit.imports``) is ``gankit.export``.
+checkpoint, read through ``gankit.models``) is ``gankit.export``.
 """
 
 from __future__ import annotations

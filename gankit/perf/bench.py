@@ -5,7 +5,7 @@
   several noise batches so that no cache holds the one input being timed.
 - Correctness first: each backend's output is compared with eager fp32 on the same z before it is
   timed; a backend over its precision's tolerance is reported as failed and not timed. The model is any
-  file ``gankit.imports.load_model`` reads; an ONNX file runs on the ONNX backends only, checked against
+  file ``gankit.models.load_model`` reads; an ONNX file runs on the ONNX backends only, checked against
   onnxruntime running the file as it is (its own precision), which is then the "eager" baseline.
 - Roofline (``gankit.perf.ceilings``): FLOPs and bytes per sample from the generator config against the
   best GEMM and copy measured in the same run, so "% of roofline" is honest on any machine; a row
@@ -30,7 +30,7 @@ from gankit.backends.resolve import ONNX_BACKENDS
 from gankit.checkpoint import model_path
 from gankit.device import resolve_device
 from gankit.errors import BackendError, GankitError
-from gankit.imports import ImportOptions, load_model
+from gankit.models import ImportOptions, load_model
 from gankit.model import Generator
 from gankit.noise import noise
 from gankit.perf.ceilings import Ceilings, measure_ceilings, roofline

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from gankit.checkpoint import model_path
 from gankit.errors import SamplingError
-from gankit.imports import ImportOptions
+from gankit.models import ImportOptions
 from gankit.labels import LabelSpec
 
 FORMATS = ("npy", "png", "webdataset", "parquet", "grid")
@@ -48,7 +48,7 @@ class SampleJob:
     compile_mode: str = "default"
     resume: bool = False
     force: bool = False  # a grid: replace an existing --out (gankit.io.refuse_overwrite)
-    import_options: ImportOptions | None = None  # what a foreign model file cannot say (gankit.imports)
+    import_options: ImportOptions | None = None  # what a foreign model file cannot say (gankit.models)
     labels: LabelSpec | None = None  # a class-conditional generator's labels (None: balanced); gankit.labels
     engine: str = "local"
     address: str | None = None

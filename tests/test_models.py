@@ -1,4 +1,4 @@
-"""gankit.imports: generators trained elsewhere -> gankit generators, exactly; and every bad input refused.
+"""gankit.models: generators trained elsewhere -> gankit generators, exactly; and every bad input refused.
 
 The two generators users arrive with are written here as their scripts write them: the classic script's
 ``Generator`` (the seed: a view to (B, 1, 28, 28) in forward) and PyTorch-GAN's gan.py generator (blocks of
@@ -30,7 +30,7 @@ from gankit.cli import main
 from gankit.config import GeneratorConfig
 from gankit.data import load_bundled
 from gankit.errors import ConfigError, ConversionError
-from gankit.imports import ImportOptions, from_module, load_model
+from gankit.models import ImportOptions, from_module, load_model
 from gankit.noise import noise
 from gankit.onnx.parity import FP32_FLOOR, FP32_HEADROOM
 from gankit.pixels import to_uint8

@@ -4,7 +4,7 @@ The walk visits the module's registered leaf submodules in registration order (t
 nn.ModuleList and custom containers alike) and reads:
 
 - nn.Linear: a layer (no bias: bias 0); nn.BatchNorm1d right after a Linear: folded into it with the
-  module's own eps and running statistics (``gankit.imports.chain.fold_batchnorm``);
+  module's own eps and running statistics (``gankit.models.chain.fold_batchnorm``);
 - after a hidden Linear: nn.LeakyReLU (its slope), nn.ReLU (slope 0) or nothing (slope 1); after the last:
   nn.Tanh or nn.Sigmoid (mapped to 2y - 1, see ``gankit.config.GeneratorConfig``);
 - nn.Identity and nn.Dropout: nothing in eval mode; nn.Unflatten / nn.Flatten after the last Linear: the
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from gankit.errors import ConversionError
-from gankit.imports.chain import Linear, build_generator, fold_batchnorm
+from gankit.models.chain import Linear, build_generator, fold_batchnorm
 from gankit.model import Generator
 from gankit.tolerances import IMPORT_VERIFY
 

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import torch
 
 from gankit.errors import ConversionError
-from gankit.imports.chain import Linear, check_finite, fold_batchnorm
+from gankit.models.chain import Linear, check_finite, fold_batchnorm
 
 BATCHNORM_KEYS = {"running_mean", "running_var", "weight", "bias", "num_batches_tracked"}
 

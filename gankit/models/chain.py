@@ -1,6 +1,6 @@
 """A chain of Linear layers read from elsewhere -> a gankit Generator: the one place imports build one.
 
-Both importers (``gankit.imports.module`` walks an nn.Module, ``gankit.imports.state_dict`` reads tensor
+Both importers (``gankit.models.module`` walks an nn.Module, ``gankit.models.state_dict`` reads tensor
 names) reduce a generator to ``Linear`` steps in float64, an eval-mode BatchNorm1d folded into the Linear
 before it, and hand them here with the activations. ``build_generator`` checks that the steps chain and
 are finite and makes the Generator; ``summary`` says what was found, for the "converted on the fly" line.

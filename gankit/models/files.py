@@ -5,7 +5,7 @@
   other name) read with ``torch.load(weights_only=True)`` only, so nothing in it ever runs. A file that asks
   to run code or to build objects other than tensors is refused with one line; a whole pickled module
   (``torch.save(model)``) is recognised by its ``torch.nn.modules`` classes and refused with how to save its
-  ``state_dict()`` instead. Converted with ``gankit.imports.state_dict`` and the ``ImportOptions``.
+  ``state_dict()`` instead. Converted with ``gankit.models.state_dict`` and the ``ImportOptions``.
 - ``.onnx``: an ``OnnxGraph`` (a gankit export, or a generator graph made elsewhere), for the ONNX backends.
 
 A conversion says so through ``log`` ("converted G.pth (...) on the fly; ..."); ``import_file`` saves the
@@ -29,9 +29,9 @@ from safetensors import SafetensorError, safe_open
 from gankit.checkpoint import FORMAT, generator_info, load_generator, read_generator_file, require_file, save_generator
 from gankit.config import SEED_IMAGE_SHAPE
 from gankit.errors import CheckpointError, ConfigError, ConversionError
-from gankit.imports.chain import build_generator, summary
-from gankit.imports.options import ONNX_OPTIONS, STATE_DICT_OPTIONS, ImportOptions
-from gankit.imports.state_dict import linears_from_state_dict, natural_key
+from gankit.models.chain import build_generator, summary
+from gankit.models.options import ONNX_OPTIONS, STATE_DICT_OPTIONS, ImportOptions
+from gankit.models.state_dict import linears_from_state_dict, natural_key
 from gankit.io import sha256_of
 from gankit.model import Generator
 
