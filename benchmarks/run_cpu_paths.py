@@ -41,7 +41,8 @@ from gankit.checkpoint import PRETRAINED, load_generator
 from gankit.cpu import cpu_info
 from gankit.errors import GankitError
 from gankit.noise import noise
-from gankit.onnx.build import DEFAULT_OPSET, build_onnx
+from gankit.onnx.build import build_onnx
+from gankit.onnx.graph import DEFAULT_OPSET
 from gankit.onnx.quantize import Int8Options
 from gankit.perf.ceilings import measure_ceilings, roofline
 from gankit.perf.environment import environment

@@ -15,18 +15,22 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.numpy import save_file
 
 from gankit.config import GeneratorConfig
 from gankit.errors import CheckpointError, ConfigError
 from gankit.io import atomic_path, sha256_of
-from gankit.model import Generator
 from gankit.noise import NOISE_NAME
 from gankit.version import __version__
+
+if TYPE_CHECKING:  # a generator file's config, weights and metadata are read without torch
+    import torch
+
+    from gankit.model import Generator
 
 FORMAT = "gankit.generator"
 PRETRAINED = Path(__file__).parent / "pretrained" / "generator.safetensors"
@@ -58,7 +62,9 @@ def require_file(path: str | os.PathLike[str], what: str = "checkpoint") -> Path
 
 def save_generator(path: str | os.PathLike[str], generator: Generator, training: dict[str, Any] | None = None) -> Path:
     """Write ``generator`` (weights as float32) and its config to ``path`` atomically."""
-    tensors = {name: t.detach().to("cpu", torch.float32).contiguous() for name, t in generator.state_dict().items()}
+    import torch
+
+    arrays = {n: t.detach().to("cpu", torch.float32).contiguous().numpy() for n, t in generator.state_dict().items()}
     metadata = {
         "format": FORMAT,
         "gankit_version": __version__,
@@ -67,50 +73,72 @@ def save_generator(path: str | os.PathLike[str], generator: Generator, training:
         "noise": NOISE_NAME,  # the noise its training grids and quality numbers were made with
     }
     with atomic_path(path, durable=True) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
+        save_file(arrays, str(tmp), metadata=metadata)  # the same bytes as safetensors.torch writes
     return Path(path)
+
+
+def state_shapes(config: GeneratorConfig) -> dict[str, tuple[int, ...]]:
+    """The state-dict names and shapes of ``gankit.model.Generator(config)``: its Linear layers, and the
+    (num_classes, hidden[0]) class-bias table of a class-conditional one."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for index, (fan_in, fan_out) in enumerate(config.layer_sizes):
+        shapes[f"layers.{index}.weight"], shapes[f"layers.{index}.bias"] = (fan_out, fan_in), (fan_out,)
+    if config.num_classes:
+        shapes["class_bias"] = (config.num_classes, config.hidden[0])
+    return shapes
+
+
+def read_generator_arrays(
+    path: str | os.PathLike[str],
+) -> tuple[GeneratorConfig, dict[str, np.ndarray], dict[str, str]]:
+    """Read and check a generator file without torch: (config, weight arrays, raw metadata). The shapes the
+    config claims are compared before anything the size of the model is allocated. Raises CheckpointError."""
+    path = require_file(path, "checkpoint")
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise CheckpointError(
+                    f"{path}: not a gankit generator (metadata 'format' is {metadata.get('format')!r}, expected "
+                    f"{FORMAT!r})"
+                )
+            try:
+                config = GeneratorConfig.from_json(metadata["config"])
+            except (KeyError, ConfigError) as exc:
+                raise CheckpointError(f"{path}: missing or invalid generator config in metadata: {exc}") from exc
+            expected = state_shapes(config)  # only numbers: a config claiming a huge model allocates nothing
+            names = sorted(handle.keys())
+            if set(names) != set(expected):
+                raise CheckpointError(f"{path}: tensor names {names} do not match the config's {sorted(expected)}")
+            for name in names:
+                shape = tuple(handle.get_slice(name).get_shape())
+                if shape != expected[name]:
+                    raise CheckpointError(f"{path}: tensor {name} has shape {shape}, the config needs {expected[name]}")
+            arrays = {name: handle.get_tensor(name) for name in names}
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}") from exc
+    for name, array in arrays.items():
+        if not np.issubdtype(array.dtype, np.floating):
+            raise CheckpointError(f"{path}: tensor {name} is {array.dtype}, not floating-point weights")
+        if not np.isfinite(array).all():
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or inf values")
+    return config, arrays, metadata
 
 
 def read_generator_file(
     path: str | os.PathLike[str],
 ) -> tuple[GeneratorConfig, dict[str, torch.Tensor], dict[str, str]]:
-    """Read and check a generator file: (config, float32 tensors, raw metadata). Raises CheckpointError."""
-    path = require_file(path, "checkpoint")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file (truncated or corrupt?): {exc}") from exc
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(
-            f"{path}: not a gankit generator (metadata 'format' is {metadata.get('format')!r}, expected {FORMAT!r})"
-        )
-    try:
-        config = GeneratorConfig.from_json(metadata["config"])
-    except (KeyError, ConfigError) as exc:
-        raise CheckpointError(f"{path}: missing or invalid generator config in metadata: {exc}") from exc
-    try:
-        with torch.device("meta"):  # the shapes the config claims, without allocating them
-            expected = Generator(config).state_dict()
-    except (RuntimeError, ValueError, OverflowError) as exc:  # sizes whose byte count overflows
-        raise CheckpointError(f"{path}: its config ({config.describe()}) claims layers no model can have") from exc
-    if set(tensors) != set(expected):
-        raise CheckpointError(f"{path}: tensor names {sorted(tensors)} do not match the config's {sorted(expected)}")
-    for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
-            raise CheckpointError(
-                f"{path}: tensor {name} has shape {tuple(tensor.shape)}, the config needs {tuple(expected[name].shape)}"
-            )
-        if not tensor.is_floating_point():
-            raise CheckpointError(f"{path}: tensor {name} is {tensor.dtype}, not floating-point weights")
-        if not torch.isfinite(tensor).all():
-            raise CheckpointError(f"{path}: tensor {name} holds NaN or inf values")
-    return config, tensors, metadata
+    """``read_generator_arrays`` with the weights as float32 tensors."""
+    import torch
+
+    config, arrays, metadata = read_generator_arrays(path)
+    return config, {name: torch.from_numpy(array).float() for name, array in arrays.items()}, metadata
 
 
 def load_generator(path: str | os.PathLike[str] | None = None, device: str | torch.device = "cpu") -> Generator:
     """Load a generator file (default: the bundled pretrained one), in eval mode, on ``device``."""
+    from gankit.model import Generator
+
     config, tensors, _ = read_generator_file(model_path(path))
     generator = Generator(config)
     generator.load_state_dict(tensors)
@@ -119,7 +147,7 @@ def load_generator(path: str | os.PathLike[str] | None = None, device: str | tor
 
 def generator_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What ``gankit info`` prints: config, parameter count, metadata and checksum."""
-    config, _, metadata = read_generator_file(path)
+    config, _, metadata = read_generator_arrays(path)
     try:
         training = json.loads(metadata.get("training", "{}"))
     except ValueError as exc:
@@ -138,12 +166,16 @@ def generator_info(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 def save_state(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """Write a training-state dict (tensors, numbers, strings, lists, dicts only) atomically."""
+    import torch
+
     with atomic_path(path, durable=True) as tmp:
         torch.save(state, tmp)
 
 
 def load_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a training-state file without unpickling code (``weights_only=True``)."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such training-state file")

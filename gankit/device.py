@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-
-import torch
+from typing import TYPE_CHECKING
 
 from gankit.errors import DeviceError
 
+if TYPE_CHECKING:
+    import torch
+
 DEVICE_HELP = "auto, cpu, cuda or cuda:N"
-TORCH_DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def __getattr__(name: str):
+    if name == "TORCH_DTYPES":  # precision -> torch dtype, built with torch on first use
+        import torch
+
+        return {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+    raise AttributeError(f"module 'gankit.device' has no attribute {name!r}")
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -18,6 +27,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
 
     DeviceError (one line, with what to do) for an unknown name or a GPU that is not there.
     """
+    import torch
+
     text = str(name)
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -39,6 +50,8 @@ def resolve_device(name: str | torch.device) -> torch.device:
 @contextlib.contextmanager
 def matmul_precision(precision: str) -> Iterator[None]:
     """fp32 means IEEE fp32 matmuls (TF32 off); tf32 allows TF32 tensor cores on GPUs that have them."""
+    import torch
+
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
     try:

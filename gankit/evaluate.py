@@ -31,10 +31,10 @@ from gankit.backends.resolve import open_backend
 from gankit.checkpoint import model_path
 from gankit.data import load_bundled
 from gankit.errors import ConfigError
-from gankit.models import ImportOptions
 from gankit.io import write_json
 from gankit.labels import BALANCED
 from gankit.limits import require_memory
+from gankit.models import ImportOptions
 from gankit.quality.classifier import load_classifier
 from gankit.quality.metrics import (
     HALF,

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gankit.checkpoint import PRETRAINED
 from gankit.checkpoint import model_path as checkpoint_path  # validate() has a model_path argument
 from gankit.errors import ExportError
-from gankit.models import ImportOptions, load_checkpoint
 from gankit.io import check_writable, refuse_overwrite, sha256_of
-from gankit.onnx.build import DEFAULT_OPSET, read_metadata
-from gankit.onnx.export import ExportResult, export_generator
-from gankit.onnx.parity import ParityReport
-from gankit.onnx.quantize import Int8Options
-from gankit.onnx.validate import check_export
+from gankit.models import ImportOptions, load_checkpoint
+from gankit.onnx.graph import DEFAULT_OPSET, read_metadata
+
+if TYPE_CHECKING:  # building and checking an export imports torch; choosing its format and path does not
+    from gankit.onnx.export import ExportResult
+    from gankit.onnx.parity import ParityReport
+    from gankit.onnx.quantize import Int8Options
 
 FORMATS = ("onnx", "aoti", "executorch", "web")
 SUFFIXES = {"onnx": ".onnx", "aoti": ".pt2", "executorch": ".pte", "web": ""}  # web: a folder
@@ -102,6 +104,8 @@ def export(
         from gankit.targets.executorch import export_executorch
 
         return export_executorch(generator, out, sha256_of(source), log=log)
+    from gankit.onnx.export import export_generator
+
     opset = DEFAULT_OPSET if opset is None else opset
     return export_generator(generator, source, out, precision, output, opset, log, int8)
 
@@ -129,5 +133,7 @@ def validate(
         raise ExportError(
             f"{model_path} was not exported from the bundled generator: pass its checkpoint with --checkpoint"
         )
+    from gankit.onnx.validate import check_export
+
     generator = load_checkpoint(source, import_options, log)
     return check_export(model_path, generator, threads, log, name, seed, str(source))

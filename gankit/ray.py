@@ -84,5 +84,5 @@ def dataset(
         batch_format="numpy",
         compute=pool,
         num_cpus=1,
-        num_gpus=1 if chosen.device.type == "cuda" else 0,
+        num_gpus=1 if chosen.device_type == "cuda" else 0,
     )

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import gankit.backends.autoselect as autoselect
+import gankit.cache as cache
 from gankit.backends import create_backend
 from gankit.backends.resolve import open_backend
 from gankit.checkpoint import save_generator
@@ -41,9 +42,9 @@ def test_a_busy_moment_does_not_decide_for_later_runs(tmp_path: Path, monkeypatc
     and a choice made on a busy machine is measured again once the machine is quiet."""
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(autoselect, "_candidates", lambda precision: ["eager", "openvino"])
-    monkeypatch.setattr(autoselect.torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(cache, "compute_threads", lambda: 2)
     load = {"now": 6.0}
-    monkeypatch.setattr(autoselect.os, "getloadavg", lambda: (load["now"], 0.0, 0.0))
+    monkeypatch.setattr(cache.os, "getloadavg", lambda: (load["now"], 0.0, 0.0))
     calls = []
 
     def fake_rate(name, generator, precision):
@@ -54,7 +55,7 @@ def test_a_busy_moment_does_not_decide_for_later_runs(tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(autoselect, "_rate", fake_rate)
     assert autoselect.choose_cpu_backend(small_generator, "sha", "fp32")[0] == "openvino"
-    conditions = json.loads(autoselect.conditions_file().read_text())
+    conditions = json.loads(cache.conditions_file().read_text())
     assert [entry["busy_cores"] for entry in conditions.values()] == [4.0]
     measured = len(calls)
     autoselect.choose_cpu_backend(small_generator, "sha", "fp32")
@@ -64,7 +65,7 @@ def test_a_busy_moment_does_not_decide_for_later_runs(tmp_path: Path, monkeypatc
     assert len(calls) == 2 * measured, "measured under load, the machine now quiet: measured again"
     autoselect.choose_cpu_backend(small_generator, "sha", "fp32")
     assert len(calls) == 2 * measured, "measured quiet: the cache stands"
-    autoselect.conditions_file().unlink()  # a cache without its conditions (an older gankit's) is measured again
+    cache.conditions_file().unlink()  # a cache without its conditions (an older gankit's) is measured again
     autoselect.choose_cpu_backend(small_generator, "sha", "fp32")
     assert len(calls) == 3 * measured
 

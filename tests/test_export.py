@@ -21,7 +21,7 @@ from gankit.errors import BackendError, CheckpointError, ExportError, OutputErro
 from gankit.export import export, export_format, validate
 from gankit.io import sha256_of
 from gankit.model import Generator
-from gankit.onnx.build import read_metadata
+from gankit.onnx.graph import read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"log": lambda line: None}

@@ -49,8 +49,8 @@ def test_onnxruntime_lanes_equal_the_backend_bit_for_bit(small_generator, precis
         assert torch.equal(images, backend.generate_seeded(5, first, count, output="uint8"))
     for dtype in ("float16", "float32"):
         (lane,) = open_lanes(backend, 1, threads)
-        images = filled(lane, lanes.DTYPES[dtype], 5, 40, 300, shape)
-        assert torch.equal(images, backend.generate_seeded(5, 40, 300).to(lanes.DTYPES[dtype]))
+        images = filled(lane, getattr(torch, dtype), 5, 40, 300, shape)
+        assert torch.equal(images, backend.generate_seeded(5, 40, 300).to(getattr(torch, dtype)))
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])

@@ -13,7 +13,7 @@ import torch
 import gankit.onnx.cache as cache
 from gankit.backends import create_backend
 from gankit.noise import noise
-from gankit.onnx.build import read_metadata
+from gankit.onnx.graph import read_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ from gankit.cli import main
 from gankit.errors import ExportError
 from gankit.export import export
 from gankit.noise import noise
-from gankit.onnx.build import read_metadata
+from gankit.onnx.graph import read_metadata
 from gankit.onnx.quantize import Int8Options, linear_nodes, parse_layers
 from gankit.pixels import LEVELS_PER_UNIT
 from gankit.tolerances import PARITY_MEAN

@@ -11,8 +11,7 @@ import pytest
 from gankit.checkpoint import PRETRAINED, PRETRAINED_CONDITIONAL, read_generator_file
 from gankit.export import validate
 from gankit.io import sha256_of
-from gankit.onnx.build import read_metadata
-from gankit.onnx.graph import read_graph
+from gankit.onnx.graph import read_graph, read_metadata
 
 EXPORTED = Path(__file__).resolve().parents[1] / "exported"
 SHIPPED = EXPORTED / "generator.onnx"

@@ -31,13 +31,18 @@ def backend_class(name: str) -> type[Backend]:
 
 
 def create_backend(name: str, model: object, precision: str = "fp32", **options: object) -> Backend:
-    """Build backend ``name`` for ``model`` (a Generator, or a path the backend accepts)."""
+    """Build backend ``name`` for ``model``: a Generator, a ``gankit.models.LoadedModel`` (a backend that does not
+    take it as it is gets its Generator), or a path the backend accepts."""
     cls = backend_class(name)
     reason = cls.unavailable_reason()
     if reason is not None:
         raise BackendError(f"backend {name!r} is not available here: {reason}")
     if precision not in cls.precisions:
         raise BackendError(f"backend {name!r} supports precisions {', '.join(cls.precisions)}, not {precision!r}")
+    from gankit.models import LoadedModel
+
+    if isinstance(model, LoadedModel) and not cls.takes_loaded:
+        model = model.generator()
     return cls(model, precision=precision, **options)
 
 

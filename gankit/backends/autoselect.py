@@ -3,11 +3,9 @@
 The choice depends on the CPU (its cores, AVX-512/VNNI/bf16), the library versions and the model, so it
 is measured rather than guessed: each candidate generates batches of ``CALIBRATION_BATCH`` samples (the
 throughput regime of sampling at scale) for a fraction of a second, and the fastest wins. The result is
-cached in ``$GANKIT_CACHE_DIR`` (default ``~/.cache/gankit``) under a key made of all of those, so every
-later run on this machine and model, at any batch size, decides at once. The candidates are timed in
-``ROUNDS`` interleaved rounds, the best of each kept, and the load the measurement was taken under is recorded
-with it: one taken while other work held the cores is taken again once the machine is quieter (``cached``).
-Delete ``$GANKIT_CACHE_DIR/auto-backend*.json`` to measure again.
+cached (``gankit.cache``) under a key made of all of those, so every later run on this machine and model, at
+any batch size, decides at once. The candidates are timed in ``ROUNDS`` interleaved rounds, the best of each
+kept.
 
 With ``--precision auto`` the candidates are (backend, precision) paths, lower precisions included
 (bf16 only where the CPU has native bf16, ``gankit.cpu``), and a path must first keep quality: its
@@ -20,41 +18,29 @@ be within ``AUTO_MEAN_LEVELS`` instead.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import time
-from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from gankit.backends import backend_class, backend_names, create_backend
+from gankit.cache import cached, machine_key
 from gankit.cpu import cpu_info
 from gankit.errors import BackendError, GankitError
-from gankit.io import cache_dir, read_json, write_json
 from gankit.labels import BALANCED
-from gankit.model import Generator
 from gankit.noise import noise
 from gankit.pixels import in_levels
 from gankit.timing import settle, time_cpu
 from gankit.tolerances import AUTO_COVERAGE_FRACTION, AUTO_FID_MARGIN, AUTO_MEAN_LEVELS
-from gankit.version import package_version
+
+if TYPE_CHECKING:  # a choice already cached is read without torch
+    import torch
+
+    from gankit.model import Generator
 
 CPU_CANDIDATES = ("eager", "onnxruntime", "openvino")
 LOW_PRECISIONS = ("fp32", "bf16", "int8")  # tf32 is a GPU mode; fp16 has no fast CPU kernels
 CALIBRATION_BATCH = 4096
 QUALITY_SAMPLES = 2500
 ROUNDS = 3  # interleaved timing rounds of every candidate; the best of each counts
-BUSY_CORES = 0.5  # load beyond this process's threads that makes a measurement worth taking again when it is gone
-
-
-def cache_file() -> Path:
-    return cache_dir() / "auto-backend.json"
-
-
-def machine_key() -> list:
-    """What every measured choice depends on besides the model: the CPU, the thread count, the runtimes' versions."""
-    versions = {name: package_version(name) for name in ("torch", "onnxruntime", "openvino")}
-    return [cpu_info().model, torch.get_num_threads(), versions]
 
 
 def _candidates(precision: str) -> list[str]:
@@ -65,49 +51,6 @@ def _candidates(precision: str) -> list[str]:
             if cls.unavailable_reason() is None and precision in cls.precisions:
                 names.append(name)
     return names
-
-
-def conditions_file() -> Path:
-    return cache_dir() / "auto-backend.conditions.json"
-
-
-def busy_cores() -> float:
-    """The 1-minute load average less the cores this process may use: above 0, others compete for the cores."""
-    return os.getloadavg()[0] - torch.get_num_threads() if hasattr(os, "getloadavg") else 0.0
-
-
-def _stale(condition: dict[str, float] | None) -> bool:
-    """A measurement is taken again when nothing says how busy the machine was, or when it was taken while
-    other work held cores (``BUSY_CORES``) and the machine is quieter now: load that comes and goes is what
-    flips a ranking, and steady load slows every candidate alike."""
-    if condition is None:
-        return True
-    return condition["busy_cores"] > BUSY_CORES and busy_cores() < condition["busy_cores"] - BUSY_CORES
-
-
-def cached(key: str, measure) -> object:
-    """``cache[key]``, measuring it with ``measure()`` and saving it (atomically) the first time, and again when
-    it went stale (``_stale``). Beside the cache, ``auto-backend.conditions.json`` records the load each entry was
-    measured under. Delete both (in ``$GANKIT_CACHE_DIR``) to measure everything again."""
-    path, conditions_path = cache_file(), conditions_file()
-    try:
-        cache = read_json(path)
-    except (OSError, ValueError):
-        cache = {}
-    try:
-        conditions = read_json(conditions_path)
-    except (OSError, ValueError):
-        conditions = {}
-    if key not in cache or _stale(conditions.get(key)):
-        busy = busy_cores()
-        cache[key] = measure()
-        conditions[key] = {"busy_cores": max(busy, busy_cores()), "measured": time.time()}
-        try:
-            write_json(path, cache, indent=1)
-            write_json(conditions_path, conditions, indent=1)
-        except OSError:
-            pass  # an unwritable cache only costs a re-measurement next time
-    return cache[key]
 
 
 def _best_rates(runs: dict[str, tuple[str, str]], generator: Generator) -> dict[str, float]:

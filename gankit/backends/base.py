@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
-
-import torch
+from typing import TYPE_CHECKING, ClassVar
 
 from gankit.config import GeneratorConfig, OnnxGeneratorConfig
 from gankit.errors import BackendError, NonFiniteError
@@ -13,7 +11,11 @@ from gankit.labels import LabelSpec, check_labels, num_classes_of, resolve
 from gankit.noise import noise
 from gankit.pixels import check_finite, to_uint8
 
+if TYPE_CHECKING:  # the runtime backends (onnxruntime, OpenVINO) build and run without torch
+    import torch
+
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
+COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")  # torch.compile's, for the compile backend
 
 
 def check_latent_batch(z: object, latent_dim: int, model_name: str) -> None:
@@ -38,6 +40,9 @@ class Backend(ABC):
 
     name: ClassVar[str]
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)
+    # Takes a ``gankit.models.LoadedModel`` as it is (a runtime backend: a cached export needs no Generator);
+    # the others are given its Generator (``gankit.backends.create_backend``).
+    takes_loaded: ClassVar[bool] = False
 
     config: GeneratorConfig | OnnxGeneratorConfig
     device: torch.device
@@ -104,6 +109,8 @@ class Backend(ABC):
             self.generate_seeded(seed, first, min(batch_size, start + count - first), output, labels).cpu()
             for first in range(start, start + count, batch_size)
         ]
+        import torch
+
         if not chunks:
             dtype = torch.uint8 if output == "uint8" else torch.float32
             return torch.empty((0, *self.config.image_shape), dtype=dtype)
@@ -112,6 +119,11 @@ class Backend(ABC):
     @property
     def noise_device(self) -> torch.device:
         return self.device
+
+    @property
+    def device_type(self) -> str:
+        """ "cpu" or "cuda": where the outputs land (without building a torch device)."""
+        return self.device.type
 
     def describe(self) -> str:
         return f"{self.name} ({self.precision}, {self.device})"

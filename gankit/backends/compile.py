@@ -12,12 +12,10 @@ import time
 
 import torch
 
-from gankit.backends.base import Backend
+from gankit.backends.base import COMPILE_MODES, Backend
 from gankit.device import TORCH_DTYPES, matmul_precision, resolve_device
 from gankit.errors import BackendError
 from gankit.model import Generator
-
-COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")
 
 
 class CompileBackend(Backend):

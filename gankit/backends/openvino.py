@@ -2,8 +2,9 @@
 
 Accepts a path to a gankit ONNX export (its config comes from the ONNX metadata), an ``OnnxGraph``
 (``gankit.onnx.graph``: an export, or a generator graph made elsewhere, whose output is reshaped to
-(B, C, H, W) and mapped from [0, 1] to [-1, 1] as 2y - 1 when that is its range), or a Generator, which is
-exported as an fp32 graph once per machine (``gankit.onnx.cache``). ``generate_float`` takes z of shape
+(B, C, H, W) and mapped from [0, 1] to [-1, 1] as 2y - 1 when that is its range), a loaded model
+(``gankit.models.LoadedModel``) or a Generator, which are exported as an fp32 graph once per machine
+(``gankit.onnx.cache``). It builds and runs without torch (``run_numpy``). ``generate_float`` takes z of shape
 (B, latent_dim) float32 (any B: the export's batch dimension is dynamic) and returns images (B, C, H, W)
 float32 in [-1, 1] on the CPU; a class-conditional export also takes labels (B,) int64 (its ``label`` input).
 
@@ -24,15 +25,22 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from gankit.backends.base import Backend, check_latent_batch
+from gankit.cpu import compute_threads
 from gankit.errors import BackendError
-from gankit.model import Generator
-from gankit.onnx.graph import OnnxGraph, read_graph
+from gankit.onnx.cache import runtime_graph
 from gankit.runtime import compile_openvino, feeds
+
+if TYPE_CHECKING:
+    import torch
+
+    from gankit.model import Generator
+    from gankit.models import LoadedModel
+    from gankit.onnx.graph import OnnxGraph
 
 DEVICES = ("auto", "cpu")
 # latency: one stream using every thread (best at batch 1: ~75-140 us vs ~200 us, and for bf16 at every batch);
@@ -43,6 +51,8 @@ PERFORMANCE_HINTS = ("latency", "throughput")
 class OpenVinoBackend(Backend):
     name = "openvino"
     precisions = ("fp32", "bf16")
+    takes_loaded = True
+    device_type = "cpu"
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -52,7 +62,7 @@ class OpenVinoBackend(Backend):
 
     def __init__(
         self,
-        model: str | Path | OnnxGraph | Generator,
+        model: str | Path | OnnxGraph | LoadedModel | Generator,
         precision: str = "fp32",
         device: str = "auto",
         threads: int | None = None,
@@ -79,14 +89,7 @@ class OpenVinoBackend(Backend):
         import openvino.properties as props
         import openvino.properties.hint as hints
 
-        from gankit.onnx.cache import cached_export
-
-        self._folder = None
-        if isinstance(model, Generator):
-            self._folder, path = cached_export(model, "fp32")
-            graph = read_graph(path)
-        else:
-            graph = model if isinstance(model, OnnxGraph) else read_graph(model)
+        self._folder, graph = runtime_graph(model, "fp32")
         path = graph.path
         if graph.precision != "fp32":
             raise BackendError(
@@ -102,8 +105,7 @@ class OpenVinoBackend(Backend):
         self.path = path
         self.config = graph.config
         self.precision = precision
-        self.device = torch.device("cpu")
-        self.threads = threads or torch.get_num_threads()
+        self.threads = threads or compute_threads()
         self.performance = performance
 
         self.compiled = compile_openvino(
@@ -119,9 +121,15 @@ class OpenVinoBackend(Backend):
         )
         self.request = self.compiled.create_infer_request()
 
+    @property
+    def device(self) -> torch.device:
+        import torch
+
+        return torch.device("cpu")
+
     def _check(self, z: torch.Tensor | np.ndarray, labels: torch.Tensor | np.ndarray | None) -> None:
         check_latent_batch(z, self.config.latent_dim, self.path.name)
-        self.check_labels(None if labels is None else torch.as_tensor(labels), z.shape[0])
+        self.check_labels(labels, z.shape[0])
 
     def run_numpy(self, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
         """z: (B, latent_dim) float32 array [, labels (B,) int64 array for a class-conditional export] -> images
@@ -136,13 +144,15 @@ class OpenVinoBackend(Backend):
         return 2 * images - 1 if self.graph.output_range == (0.0, 1.0) else images
 
     def generate_float(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        import torch
+
         self._check(z, labels)
         host_labels = None if labels is None else labels.detach().cpu().numpy()
         return torch.from_numpy(self.run_numpy(z.detach().cpu().numpy(), host_labels))
 
     @property
     def noise_device(self) -> torch.device:
-        return torch.device("cpu")
+        return self.device
 
     def describe(self) -> str:
         threads = f"{self.threads} thread" + ("s" if self.threads != 1 else "")

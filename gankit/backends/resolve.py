@@ -1,8 +1,10 @@
 """From what a user asked (a model file, a backend name or ``auto``, a precision or ``auto``) to a running backend.
 
-The model file may be of any kind ``gankit.models.load_model`` reads: a gankit checkpoint, a state dict from
+The model file may be of any kind ``gankit.models.load`` reads: a gankit checkpoint, a state dict from
 elsewhere (converted once, here, with the ``ImportOptions``), or an ONNX file (a gankit export or a generator
 graph made elsewhere, for the ONNX backends); or a compiled export (``.pt2``, ``.pte``: ``PACKAGE_BACKENDS``).
+It is read once (a ``gankit.models.LoadedModel``) and handed to the backend: onnxruntime or OpenVINO on a cached
+export, with ``--device auto`` or ``cpu``, open without importing torch.
 
 ``open_backend`` is the one place that resolves ``--backend auto`` and ``--precision auto`` and says what it
 picked and why. On a GPU: the whole-generator Triton kernel where it runs, else torch.compile. On a CPU the
@@ -11,17 +13,15 @@ choice is measured once per machine and model and cached (``gankit.backends.auto
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from gankit.backends import Backend, backend_class, backend_names, create_backend
 from gankit.checkpoint import model_path
-from gankit.device import resolve_device
 from gankit.errors import BackendError
-from gankit.models import ImportOptions, load_model
-from gankit.io import sha256_of
-from gankit.model import Generator
+from gankit.models import ImportOptions, LoadedModel, load
 
 T = TypeVar("T")
 ONNX_BACKENDS = ("onnxruntime", "openvino")
@@ -37,9 +37,9 @@ def _has(name: str, precision: str) -> bool:
     return cls.unavailable_reason() is None and precision in cls.precisions
 
 
-def _auto_backend(generator: Generator | None, model_sha: str, precision: str, on_gpu: bool) -> tuple[str, str]:
+def _auto_backend(model: LoadedModel, precision: str, on_gpu: bool) -> tuple[str, str]:
     """(backend name, why) for ``--backend auto`` at a fixed precision."""
-    if generator is None:
+    if model.kind == "onnx":
         return "onnxruntime", "the model is an ONNX file"
     if on_gpu:
         if "triton" in backend_names() and _has("triton", precision):
@@ -47,19 +47,19 @@ def _auto_backend(generator: Generator | None, model_sha: str, precision: str, o
         return "compile", "CUDA device found, Triton unavailable: torch.compile is the next fastest"
     from gankit.backends.autoselect import choose_cpu_backend
 
-    return choose_cpu_backend(generator, model_sha, precision)
+    return choose_cpu_backend(model, model.sha256, precision)
 
 
-def _auto_path(generator: Generator | None, model_sha: str, backend: str, on_gpu: bool) -> tuple[str, str, str]:
+def _auto_path(model: LoadedModel, backend: str, on_gpu: bool) -> tuple[str, str, str]:
     """(backend, precision, why) for ``--precision auto``."""
-    if generator is None:
+    if model.kind == "onnx":
         raise BackendError("--precision auto needs a generator checkpoint; an ONNX export has its precision fixed")
     if on_gpu:
-        name = backend if backend != "auto" else _auto_backend(generator, model_sha, "fp32", on_gpu)[0]
+        name = backend if backend != "auto" else _auto_backend(model, "fp32", on_gpu)[0]
         return name, "fp32", "on a GPU, --precision auto keeps fp32 (the low-precision choice is measured on CPUs)"
     from gankit.backends.autoselect import choose_cpu_path
 
-    name, precision, why = choose_cpu_path(generator, model_sha)
+    name, precision, why = choose_cpu_path(model, model.sha256)
     if backend not in ("auto", name):
         raise BackendError(f"--precision auto picks a backend too ({name} {precision}); use it with --backend auto")
     return name, precision, why
@@ -88,26 +88,33 @@ def open_backend(
         if backend not in ("auto", name) or precision not in ("auto", "fp32"):
             raise BackendError(f"{path} is an {name} export (fp32): it runs on --backend {name} or auto, in fp32")
         return create_backend(name, path, precision="fp32", device=device)
-    on_gpu = resolve_device(device).type == "cuda"
-    if precision == "tf32" and not on_gpu:
+    gpu = functools.cache(lambda: _on_gpu(device))
+    if device not in ("auto", "cpu"):
+        gpu()  # a device named: it must exist (DeviceError, one line) before anything is loaded
+    if precision == "tf32" and not gpu():
         raise BackendError("--precision tf32 is a GPU mode (TF32 tensor cores); a CPU runs fp32: use --precision fp32")
-    loaded = load_model(path, import_options, log)
-    generator = loaded if isinstance(loaded, Generator) else None
-    model_sha = sha256_of(path)
+    loaded = load(path, import_options, log)
     name = backend
     if precision == "auto":
-        name, precision, why = share(lambda: _auto_path(generator, model_sha, backend, on_gpu))
+        name, precision, why = share(lambda: _auto_path(loaded, backend, gpu()))
         log(f"precision auto -> {name} {precision} ({why})")
     if name == "auto":
-        name, why = share(lambda: _auto_backend(generator, model_sha, precision, on_gpu))
+        name, why = share(lambda: _auto_backend(loaded, precision, gpu()))
         log(f"backend auto -> {name} ({why})")
-    if generator is None:
-        if name not in ONNX_BACKENDS:
-            raise BackendError(
-                f"{path} is an ONNX model: it runs on --backend {', '.join(ONNX_BACKENDS)} or auto, not {name!r}"
-            )
-        return create_backend(name, loaded, precision=precision, device=device)
+    if loaded.kind == "onnx" and name not in ONNX_BACKENDS:
+        raise BackendError(
+            f"{path} is an ONNX model: it runs on --backend {', '.join(ONNX_BACKENDS)} or auto, not {name!r}"
+        )
     options: dict[str, Any] = {"device": device}
     if name == "compile":
         options.update(mode=compile_mode, batch_size=batch_size)
-    return create_backend(name, generator, precision=precision, **options)
+    return create_backend(name, loaded, precision=precision, **options)
+
+
+def _on_gpu(device: str) -> bool:
+    """Whether ``device`` resolves to a CUDA GPU (``gankit.device.resolve_device``); "cpu" without torch."""
+    if device == "cpu":
+        return False
+    from gankit.device import resolve_device
+
+    return resolve_device(device).type == "cuda"

@@ -15,7 +15,7 @@ from gankit.cli.common import (
 
 def add_sample(sub: argparse._SubParsersAction) -> None:
     from gankit.backends import PRECISIONS, backend_names
-    from gankit.backends.compile import COMPILE_MODES
+    from gankit.backends.base import COMPILE_MODES
     from gankit.sampling.job import DTYPES, ENGINES, FORMATS
 
     p = sub.add_parser(

@@ -17,7 +17,7 @@ from gankit.io import dumps_json
 
 def add_bench(sub: argparse._SubParsersAction) -> None:
     from gankit.backends import PRECISIONS
-    from gankit.backends.compile import COMPILE_MODES
+    from gankit.backends.base import COMPILE_MODES
     from gankit.device import DEVICE_HELP
 
     p = sub.add_parser(

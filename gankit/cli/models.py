@@ -19,7 +19,7 @@ from gankit.io import dumps_json
 
 def add_export(sub: argparse._SubParsersAction) -> None:
     from gankit.export import FORMATS
-    from gankit.onnx.build import DEFAULT_OPSET, OUTPUTS, PRECISIONS
+    from gankit.onnx.graph import DEFAULT_OPSET, OUTPUTS, PRECISIONS
     from gankit.onnx.quantize import CALIBRATIONS, INT8_TYPES, MODES
 
     p = sub.add_parser(
@@ -164,8 +164,8 @@ def add_import(sub: argparse._SubParsersAction) -> None:
 
 
 def run_import(args: argparse.Namespace) -> int:
-    from gankit.models import import_file
     from gankit.io import check_writable
+    from gankit.models import import_file
 
     check_writable(args.out)
     result = import_file(args.src, args.out, import_options_from(args))

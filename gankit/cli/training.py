@@ -22,8 +22,8 @@ def _default(path: str) -> str:
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
+    from gankit.config import AUGMENT_OPS
     from gankit.data import SOURCES_HELP
-    from gankit.training.augment import OPS
     from gankit.training.presets import DESCRIPTIONS, PRESETS
 
     p = sub.add_parser(
@@ -158,7 +158,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="OPS",
         help="comma-separated ops, each op or op=magnitude: "
-        + "; ".join(f"{name} ({meaning}, default {default:g})" for name, (_, default, _, meaning) in OPS.items())
+        + "; ".join(f"{name} ({meaning}, default {default:g})" for name, (default, _, meaning) in AUGMENT_OPS.items())
         + " [none]",
     )
     a.add_argument(

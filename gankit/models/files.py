@@ -1,4 +1,4 @@
-"""Any generator file -> what gankit runs: the one loader every command uses (``load_model``).
+"""Any model argument -> what gankit runs: the one loader every command uses (``load``, a ``LoadedModel``).
 
 - A gankit checkpoint (``.safetensors`` whose metadata says ``gankit.generator``): read as it is.
 - A state dict from elsewhere: a ``.safetensors`` file, or a ``torch.save`` file (``.pt``, ``.pth``, any
@@ -10,32 +10,44 @@
 
 A conversion says so through ``log`` ("converted G.pth (...) on the fly; ..."); ``import_file`` saves the
 result as a gankit checkpoint so that later runs skip it.
+
+A gankit checkpoint and an ONNX graph are read without torch (safetensors' NumPy view, the onnx package): the
+Generator, and torch with it, is built only when a torch path asks for it (``LoadedModel.generator``).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import pickle
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from gankit.checkpoint import FORMAT, generator_info, load_generator, read_generator_file, require_file, save_generator
-from gankit.config import SEED_IMAGE_SHAPE
+from gankit.checkpoint import (
+    FORMAT,
+    generator_info,
+    model_path,
+    read_generator_arrays,
+    require_file,
+    save_generator,
+)
+from gankit.config import SEED_IMAGE_SHAPE, GeneratorConfig, OnnxGeneratorConfig
 from gankit.errors import CheckpointError, ConfigError, ConversionError
-from gankit.models.chain import build_generator, summary
-from gankit.models.options import ONNX_OPTIONS, STATE_DICT_OPTIONS, ImportOptions
-from gankit.models.state_dict import linears_from_state_dict, natural_key
 from gankit.io import sha256_of
-from gankit.model import Generator
+from gankit.models.options import ONNX_OPTIONS, STATE_DICT_OPTIONS, ImportOptions
 
-if TYPE_CHECKING:  # onnx is imported only when an .onnx file is read
+if TYPE_CHECKING:  # torch and onnx are imported only when a file of their kind is read
+    import torch
+
+    from gankit.model import Generator
     from gankit.onnx.graph import OnnxGraph
 
 FLAGS = {field.name: "--" + field.name.replace("_", "-") for field in fields(ImportOptions)}  # as the CLI spells them
@@ -60,7 +72,7 @@ def is_gankit_checkpoint(path: Path) -> bool:
     if path.suffix != ".safetensors" or not path.is_file():
         return False
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="np") as handle:
             return (handle.metadata() or {}).get("format") == FORMAT
     except (SafetensorError, OSError, ValueError, RuntimeError):
         return False  # read_generator_file or read_tensors then says what is wrong with it
@@ -74,6 +86,8 @@ def _refuse_options(path: Path, options: ImportOptions, allowed: tuple[str, ...]
 
 def _refusal(path: Path, exc: pickle.UnpicklingError) -> str:
     """The one line for a torch.save file that weights_only refused: a whole module, or code/other objects."""
+    import torch
+
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))  # scans, runs nothing
     except Exception:  # the legacy (non-zip) format: the error names the first global it met
@@ -93,6 +107,8 @@ def _refusal(path: Path, exc: pickle.UnpicklingError) -> str:
 
 
 def _torch_load(path: Path) -> object:
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -106,6 +122,10 @@ def _torch_load(path: Path) -> object:
 
 def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str]:
     """(tensor name -> tensor, kind) of a state-dict file; CheckpointError with one line for anything else."""
+    import torch
+
+    from gankit.models.state_dict import natural_key
+
     require_file(path)
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty (0 bytes)")
@@ -144,6 +164,9 @@ def read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], str]:
 def convert(path: Path, options: ImportOptions) -> Converted:
     """A foreign state-dict file -> Generator (float32, eval mode), with the activations and image shape of
     ``options`` (the seed's where not given)."""
+    from gankit.models.chain import build_generator, summary
+    from gankit.models.state_dict import linears_from_state_dict
+
     _refuse_options(path, options, STATE_DICT_OPTIONS, "is a state dict (its output range is its activation's)")
     tensors, kind = read_tensors(path)
     try:
@@ -159,12 +182,93 @@ def convert(path: Path, options: ImportOptions) -> Converted:
     return Converted(generator, kind, summary(linears, generator.config))
 
 
-def load_model(
-    path: str | os.PathLike[str], options: ImportOptions | None = None, log: Callable[[str], None] = print
-) -> Generator | OnnxGraph:
-    """Generator (eval mode, CPU) of a checkpoint of any kind, or an OnnxGraph of an ``.onnx`` file (see the
-    module docstring). ``log`` gets the one line saying that a foreign file was converted or is run."""
-    path, options = Path(path), options or ImportOptions()
+def weights_digest(config: GeneratorConfig, weights: dict[str, Any]) -> str:
+    """sha256 of a generator's config and float32 weights (name -> array or tensor): all an export depends on, so
+    the same model has the same digest whether it comes from a file or from memory."""
+    digest = hashlib.sha256(config.to_json().encode())
+    for name, weight in sorted(weights.items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(np.asarray(weight, dtype=np.float32)))
+    return digest.hexdigest()
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A model argument, read once: ``kind`` is "gankit" (a gankit checkpoint), "foreign" (a state dict converted
+    on the fly) or "onnx" (a graph, for the ONNX backends); ``config`` what it makes. A gankit checkpoint holds
+    its weights as arrays (``arrays``) beside its raw ``metadata``, an ONNX file its ``graph``, both read without
+    torch; ``generator()`` builds the torch module when a path needs one. ``sha256`` is the file's, computed on
+    first use."""
+
+    path: Path
+    kind: str
+    config: GeneratorConfig | OnnxGeneratorConfig
+    graph: OnnxGraph | None = None
+    arrays: dict[str, np.ndarray] | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    converted: Converted | None = None
+    _generator: Generator | None = field(default=None, repr=False)
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return sha256_of(self.path)
+
+    def generator(self) -> Generator:
+        """The Generator (eval mode, CPU), built once; CheckpointError for an ONNX graph, which has no weights."""
+        if self.kind == "onnx":
+            raise CheckpointError(
+                f"{self.path}: an ONNX model has no weights to export or check against; give a checkpoint"
+            )
+        if self._generator is None:
+            if self.converted is not None:
+                self._generator = self.converted.generator
+            else:
+                import torch
+
+                from gankit.model import Generator
+
+                generator = Generator(self.config)
+                generator.load_state_dict({name: torch.from_numpy(a).float() for name, a in self.arrays.items()})
+                self._generator = generator.eval()
+        return self._generator
+
+    def weights_digest(self) -> str:
+        """``weights_digest`` of this model (a gankit checkpoint's without torch)."""
+        if self.kind == "onnx":
+            raise CheckpointError(f"{self.path}: an ONNX model is exported already")
+        if self.arrays is not None:
+            return weights_digest(self.config, self.arrays)
+        state = self.generator().state_dict()
+        return weights_digest(self.config, {name: tensor.detach().cpu().float() for name, tensor in state.items()})
+
+    def info(self) -> dict[str, Any]:
+        """What ``gankit info`` prints: a checkpoint's config and metadata, an ONNX file's metadata or interface,
+        or what a foreign checkpoint converts to."""
+        if self.kind == "onnx":
+            from gankit.onnx.graph import describe_graph
+
+            return describe_graph(self.graph)
+        if self.kind == "gankit":
+            return generator_info(self.path)
+        return {
+            "path": str(self.path),
+            "sha256": self.sha256,
+            "converted": "on the fly (gankit import saves it as a gankit checkpoint)",
+            "layers": self.config.describe(),
+            "config": json.loads(self.config.to_json()),
+            "parameters": self.config.parameter_count,
+            "flops_per_sample": self.config.flops_per_sample,
+        }
+
+
+def load(
+    model: str | os.PathLike[str] | None = None,
+    options: ImportOptions | None = None,
+    log: Callable[[str], None] = print,
+) -> LoadedModel:
+    """The model argument ``model`` (None: the bundled generator; a bundled name; a file of any kind in the module
+    docstring), read once. ``log`` gets the one line saying that a foreign file was converted or is run."""
+    path, options = model_path(model), options or ImportOptions()
     if path.suffix == ".onnx":
         from gankit.onnx.graph import read_graph
 
@@ -177,23 +281,29 @@ def load_model(
                 f"[batch, {graph.config.latent_dim}] -> output '{graph.output_name}' as {graph.config.image_shape}, "
                 f"range [{low:g}, {high:g}]" + (" mapped to [-1, 1] (2y - 1)" if low == 0 else "")
             )
-        return graph
+        return LoadedModel(path, "onnx", graph.config, graph=graph)
     if is_gankit_checkpoint(path):
         _refuse_options(path, options, (), "is a gankit generator (its config is in the file)")
-        return load_generator(path)
+        config, arrays, metadata = read_generator_arrays(path)
+        return LoadedModel(path, "gankit", config, arrays=arrays, metadata=metadata)
     converted = convert(path, options)
     log(converted.notice(path))
-    return converted.generator
+    return LoadedModel(path, "foreign", converted.generator.config, converted=converted)
+
+
+def load_model(
+    path: str | os.PathLike[str], options: ImportOptions | None = None, log: Callable[[str], None] = print
+) -> Generator | OnnxGraph:
+    """What ``load`` reads, as the runnable thing itself: the Generator (eval mode, CPU), or the OnnxGraph."""
+    loaded = load(path, options, log)
+    return loaded.graph if loaded.kind == "onnx" else loaded.generator()
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], options: ImportOptions | None = None, log: Callable[[str], None] = print
 ) -> Generator:
-    """``load_model`` for commands that need the weights (export, validate): an ONNX file is refused."""
-    model = load_model(path, options, log)
-    if not isinstance(model, Generator):
-        raise CheckpointError(f"{path}: an ONNX model has no weights to export or check against; give a checkpoint")
-    return model
+    """The Generator of a checkpoint, for commands that need the weights (export, validate): ONNX is refused."""
+    return load(path, options, log).generator()
 
 
 @dataclass
@@ -217,19 +327,16 @@ def import_file(
         raise ConfigError(
             f"{src} is an ONNX graph: gankit import converts checkpoints; sample, bench and eval run the .onnx directly"
         )
-    if is_gankit_checkpoint(src):
-        _refuse_options(src, options, (), "is a gankit generator (its config is in the file)")
-        config, tensors, metadata = read_generator_file(src)
-        generator = Generator(config)
-        generator.load_state_dict(tensors)
-        training = json.loads(metadata.get("training", "{}"))
+    loaded = load(src, options, log=lambda line: None)
+    generator = loaded.generator()
+    if loaded.kind == "gankit":
+        training = json.loads(loaded.metadata.get("training", "{}"))
         description = "a gankit generator, copied"
     else:
-        converted = convert(src, options)
-        generator, description = converted.generator, f"{converted.kind}: {converted.summary}"
+        description = f"{loaded.converted.kind}: {loaded.converted.summary}"
         given = {name: value for name, value in asdict(options).items() if value is not None}
         training = {
-            "imported": {"source": str(src), "source_sha256": sha256_of(src), "kind": description, "options": given}
+            "imported": {"source": str(src), "source_sha256": loaded.sha256, "kind": description, "options": given}
         }
     save_generator(out, generator, training=training)
     return ImportResult(out, generator, description)
@@ -238,23 +345,5 @@ def import_file(
 def model_info(
     path: str | os.PathLike[str], options: ImportOptions | None = None, log: Callable[[str], None] = print
 ) -> dict[str, Any]:
-    """What ``gankit info`` prints for any generator file: a checkpoint's config and metadata, an ONNX file's
-    metadata or interface, or what a foreign checkpoint converts to."""
-    path, options = Path(path), options or ImportOptions()
-    model = load_model(path, options, log)
-    if not isinstance(model, Generator):
-        from gankit.onnx.graph import describe_graph
-
-        return describe_graph(model)
-    if is_gankit_checkpoint(path):
-        return generator_info(path)
-    config = model.config
-    return {
-        "path": str(path),
-        "sha256": sha256_of(path),
-        "converted": "on the fly (gankit import saves it as a gankit checkpoint)",
-        "layers": config.describe(),
-        "config": json.loads(config.to_json()),
-        "parameters": config.parameter_count,
-        "flops_per_sample": config.flops_per_sample,
-    }
+    """What ``gankit info`` prints for any generator file (``LoadedModel.info``)."""
+    return load(path, options, log).info()

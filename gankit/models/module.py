@@ -29,8 +29,8 @@ import torch
 from torch import nn
 
 from gankit.errors import ConversionError
-from gankit.models.chain import Linear, build_generator, fold_batchnorm
 from gankit.model import Generator
+from gankit.models.chain import Linear, build_generator, fold_batchnorm
 from gankit.tolerances import IMPORT_VERIFY
 
 PROBE_BATCH = 64

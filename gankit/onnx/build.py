@@ -18,7 +18,6 @@ parity gate (``gankit.onnx.validate``) before a file lands under its name.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 from pathlib import Path
 
@@ -30,14 +29,11 @@ from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.model import Generator
 from gankit.noise import NOISE_NAME
-from gankit.onnx.graph import load_onnx
+from gankit.onnx.graph import DEFAULT_OPSET, OUTPUTS, PRECISIONS
 from gankit.onnx.quantize import Int8Options, quantize
 from gankit.pixels import to_uint8
 from gankit.version import __version__
 
-PRECISIONS = ("fp32", "fp16", "int8")
-OUTPUTS = ("float", "uint8")
-DEFAULT_OPSET = 20
 EXAMPLE_BATCH = 2  # >= 2, or the exporter may specialise the batch dimension to 1
 
 
@@ -70,14 +66,6 @@ def _metadata(
         "gankit_source_sha256": source_sha,
         "gankit_noise": NOISE_NAME,  # int8 static calibration and every seed -> image claim assume this noise
     }
-
-
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The gankit metadata_props of an exported model (ExportError if it is not a gankit export)."""
-    props = {p.key: p.value for p in load_onnx(path).metadata_props}
-    if "gankit_config" not in props:
-        raise ExportError(f"{path}: not a gankit export (no gankit_config in its metadata)")
-    return props
 
 
 def _torch_export(module: nn.Module, config: GeneratorConfig, path: Path, opset: int) -> None:

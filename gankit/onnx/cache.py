@@ -1,12 +1,16 @@
 """A Generator's ONNX export, made once per machine and kept.
 
-``cached_export(generator, precision, int8)`` is the float-output ONNX export that the onnxruntime and OpenVINO
-backends run for a Generator. Exporting (torch.export and onnxscript, plus quantization for int8) takes seconds
+``cached_export(model, precision, int8)`` is the float-output ONNX export that the onnxruntime and OpenVINO
+backends run for a Generator or a loaded checkpoint (``gankit.models.LoadedModel``); ``runtime_graph`` is what
+they run for any model they are given. Exporting (torch.export and onnxscript, plus quantization for int8) takes seconds
 and imports much of torch, so it is done once: the file is kept in ``$GANKIT_CACHE_DIR/onnx/`` under a key
 made of everything it depends on (the generator's config and weights, the export options, and the gankit,
 torch, onnx, onnxscript, onnxruntime and noise versions) and written atomically (a crash, or a second process
 exporting the same model, never leaves half a file under a key). Where the cache cannot be written, the export
 goes to a temporary folder that lives as long as its user holds it.
+
+A gankit checkpoint's key is computed from its arrays without torch, so a run whose export is cached never
+imports it; torch is imported to build an export only.
 """
 
 from __future__ import annotations
@@ -17,15 +21,18 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from gankit.io import cache_dir
-from gankit.model import Generator
+from gankit.models import LoadedModel
+from gankit.models.files import weights_digest
 from gankit.noise import NOISE_NAME
-from gankit.onnx.build import DEFAULT_OPSET, build_onnx, temporary_export
-from gankit.onnx.quantize import Int8Options
+from gankit.onnx.graph import DEFAULT_OPSET, OnnxGraph, read_graph
 from gankit.version import __version__, package_version
+
+if TYPE_CHECKING:
+    from gankit.model import Generator
+    from gankit.onnx.quantize import Int8Options
 
 FOLDER = "onnx"
 
@@ -37,12 +44,9 @@ def _key(parts: dict) -> str:
 
 
 def generator_digest(generator: Generator) -> str:
-    """sha256 of a generator's config and weights (all an export depends on): the same model, the same digest."""
-    digest = hashlib.sha256(generator.config.to_json().encode())
-    for name, tensor in sorted(generator.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(tensor.detach().cpu().float().numpy()))
-    return digest.hexdigest()
+    """``gankit.models.files.weights_digest`` of a Generator in memory: the same model, the same digest."""
+    state = generator.state_dict()
+    return weights_digest(generator.config, {name: tensor.detach().cpu().float() for name, tensor in state.items()})
 
 
 def publish(target: Path, make) -> tuple[tempfile.TemporaryDirectory | None, Path]:
@@ -66,18 +70,43 @@ def publish(target: Path, make) -> tuple[tempfile.TemporaryDirectory | None, Pat
 
 
 def cached_export(
-    generator: Generator, precision: str, int8: Int8Options | None = None
+    model: Generator | LoadedModel, precision: str, int8: Int8Options | None = None
 ) -> tuple[tempfile.TemporaryDirectory | None, Path]:
-    """The float-output export of ``generator`` at ``precision`` (default opset, unvalidated, as ``temporary_export``).
+    """The float-output export of ``model`` at ``precision`` (default opset, unvalidated, as ``temporary_export``).
 
     Returns (None, the cached file), or (a temporary folder to keep alive, the file in it) when the cache is
     unwritable."""
-    int8 = (int8 or Int8Options()) if precision == "int8" else None
+    if precision == "int8":
+        from gankit.onnx.quantize import Int8Options
+
+        int8 = int8 or Int8Options()
+    else:
+        int8 = None
+    digest = model.weights_digest() if isinstance(model, LoadedModel) else generator_digest(model)
     options = {"precision": precision, "output": "float", "opset": DEFAULT_OPSET, "int8": int8 and int8.to_json()}
-    target = cache_dir() / FOLDER / f"{_key({'generator': generator_digest(generator), **options})}.onnx"
+    target = cache_dir() / FOLDER / f"{_key({'generator': digest, **options})}.onnx"
     if target.is_file():
         return None, target
+    from gankit.onnx.build import build_onnx, temporary_export
+
+    generator = model.generator() if isinstance(model, LoadedModel) else model
     try:
         return publish(target, lambda path: build_onnx(generator, path, precision, "float", DEFAULT_OPSET, "", int8))
     except OSError:
         return temporary_export(generator, precision, int8=int8)
+
+
+def runtime_graph(
+    model: str | os.PathLike[str] | OnnxGraph | LoadedModel | Generator, precision: str, int8: Int8Options | None = None
+) -> tuple[tempfile.TemporaryDirectory | None, OnnxGraph]:
+    """The graph an ONNX runtime runs for ``model``: an ONNX file or graph as it is, a loaded ONNX model's graph,
+    else (a checkpoint, a Generator) its ``cached_export`` at ``precision``. (a temporary folder to keep alive or
+    None, the graph)"""
+    if isinstance(model, OnnxGraph):
+        return None, model
+    if isinstance(model, (str, os.PathLike)):
+        return None, read_graph(model)
+    if isinstance(model, LoadedModel) and model.graph is not None:
+        return None, model.graph
+    folder, path = cached_export(model, precision, int8)
+    return folder, read_graph(path)

@@ -16,7 +16,8 @@ from pathlib import Path
 from gankit.errors import ExportError
 from gankit.io import sha256_of
 from gankit.model import Generator
-from gankit.onnx.build import DEFAULT_OPSET, build_onnx
+from gankit.onnx.build import build_onnx
+from gankit.onnx.graph import DEFAULT_OPSET
 from gankit.onnx.parity import ParityReport
 from gankit.onnx.quantize import Int8Options
 from gankit.onnx.validate import check_export, report_path_for

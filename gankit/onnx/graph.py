@@ -22,6 +22,10 @@ from gankit.config import SEED_IMAGE_SHAPE, GeneratorConfig, OnnxGeneratorConfig
 from gankit.errors import ConfigError, ConversionError, ExportError
 
 FLOAT = onnx.TensorProto.FLOAT
+# What a gankit export can be (``gankit.onnx.build``), as its metadata names it.
+PRECISIONS = ("fp32", "fp16", "int8")
+OUTPUTS = ("float", "uint8")
+DEFAULT_OPSET = 20
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,14 @@ def load_onnx(path: str | os.PathLike[str]) -> onnx.ModelProto:
         return onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # protobuf's DecodeError and friends: a file that is not ONNX
         raise ExportError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from exc
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The gankit metadata_props of an exported model (ExportError if it is not a gankit export)."""
+    props = {p.key: p.value for p in load_onnx(path).metadata_props}
+    if "gankit_config" not in props:
+        raise ExportError(f"{path}: not a gankit export (no gankit_config in its metadata)")
+    return props
 
 
 def read_graph(

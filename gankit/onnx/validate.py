@@ -17,8 +17,7 @@ from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.labels import BALANCED
 from gankit.model import Generator
-from gankit.onnx.build import read_metadata
-from gankit.onnx.graph import read_graph
+from gankit.onnx.graph import read_graph, read_metadata
 from gankit.onnx.parity import ParityReport, check_parity, format_report, raise_if_failed, write_report
 from gankit.pixels import LEVELS_PER_UNIT
 from gankit.runtime import feeds, onnxruntime_session

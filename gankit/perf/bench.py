@@ -25,13 +25,13 @@ import numpy as np
 import torch
 
 from gankit.backends import PRECISIONS, Backend, backend_class, create_backend
-from gankit.backends.compile import COMPILE_MODES
+from gankit.backends.base import COMPILE_MODES
 from gankit.backends.resolve import ONNX_BACKENDS
 from gankit.checkpoint import model_path
 from gankit.device import resolve_device
 from gankit.errors import BackendError, GankitError
-from gankit.models import ImportOptions, load_model
 from gankit.model import Generator
+from gankit.models import ImportOptions, load_model
 from gankit.noise import noise
 from gankit.perf.ceilings import Ceilings, measure_ceilings, roofline
 from gankit.perf.environment import environment

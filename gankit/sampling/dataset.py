@@ -29,7 +29,7 @@ import torch
 from gankit.backends.resolve import open_backend
 from gankit.errors import SamplingError
 from gankit.labels import LabelSpec, resolve
-from gankit.sampling.lanes import DTYPES, Lane, open_lanes
+from gankit.sampling.lanes import Lane, open_lanes
 from gankit.sampling.ranks import Ranks
 
 OUTPUTS = {"uint8": "uint8", "float": "float32"}
@@ -125,7 +125,7 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         slot, slots = self.rank * workers + worker, self.world * workers
-        lane, dtype, k = self._lane(), DTYPES[OUTPUTS[self.output]], slot
+        lane, dtype, k = self._lane(), getattr(torch, OUTPUTS[self.output]), slot
         while (batch := self.batch(k)) is not None:
             first, count = batch
             images = torch.empty((count, *self.image_shape), dtype=dtype)

@@ -32,9 +32,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from gankit.backends import Backend
 from gankit.backends.resolve import open_backend
@@ -46,7 +46,7 @@ from gankit.noise import check_range
 from gankit.pixels import save_grid
 from gankit.sampling.formats import sample_meta
 from gankit.sampling.job import SampleJob, SampleResult, ShardRecord, shard_name, shards_of
-from gankit.sampling.lanes import DTYPES, open_lanes, plan_lanes, runs_in_lanes
+from gankit.sampling.lanes import DTYPES, backend_lane, open_lanes, plan_lanes, runs_in_lanes
 from gankit.sampling.manifest import (
     JOURNALS,
     MANIFEST,
@@ -59,6 +59,9 @@ from gankit.sampling.manifest import (
 from gankit.sampling.pipeline import IN_FLIGHT, PendingShard, ShardMaker
 from gankit.sampling.ranks import Ranks
 from gankit.sampling.writer import QUEUED, ShardWriter
+
+if TYPE_CHECKING:  # a run on onnxruntime or OpenVINO on the CPU never imports torch
+    import torch
 
 
 def _open(job: SampleJob, log: Callable[[str], None], ranks: Ranks | None = None) -> Backend:
@@ -189,7 +192,7 @@ def _write_here(
     lanes, threads, why = ranks.share(lambda: plan_lanes(backend, job.dtype, job.batch_size))
     if runs_in_lanes(backend):
         say(f"pipeline: {lanes} lane{'s' if lanes > 1 else ''} x {threads} thread{'s' if threads > 1 else ''} ({why})")
-    on_gpu = backend.device.type == "cuda"
+    on_gpu = backend.device_type == "cuda"
     maker = ShardMaker(
         open_lanes(backend, lanes, threads, labels), backend.config.image_shape, job.dtype, job.batch_size, on_gpu
     )
@@ -198,10 +201,10 @@ def _write_here(
         say(f"warm-up (compile) took {warmup:.1f} s; not counted in the throughput")
     writer = ShardWriter(job.out, journal, sample_meta(header), records)
 
-    def deliver(shard: PendingShard, buffer: torch.Tensor, ready: torch.cuda.Event | None) -> None:
+    def deliver(shard: PendingShard, buffer: Any, ready: Any) -> None:
         shard_labels = None
         if labels is not None:
-            shard_labels = labels.labels(job.seed, shard.first, shard.count, backend.num_classes).numpy()
+            shard_labels = labels.label_array(job.seed, shard.first, shard.count, backend.num_classes)
         writer.put(shard_name(job, shard.index), shard.first, buffer, ready, shard_labels)
         bar.update(shard.count)
 
@@ -267,10 +270,13 @@ def _sample_grid(job: SampleJob, log: Callable[[str], None]) -> SampleResult:
     backend = _open(job, log)
     labels = resolve(job.labels, backend.num_classes)
     begin = time.perf_counter()
-    images = backend.generate_range(job.seed, job.start, job.n, job.batch_size, "uint8", labels)
+    images = np.empty((job.n, *backend.config.image_shape), dtype=np.uint8)
+    lane = backend_lane(backend, labels)
+    for offset in range(0, job.n, job.batch_size):
+        lane.fill(job.seed, job.start + offset, images[offset : offset + job.batch_size])
     columns = None
     if labels is not None:  # by label: a row a label when every label comes equally often
-        order = labels.labels(job.seed, job.start, job.n, backend.num_classes).argsort(stable=True)
+        order = labels.label_array(job.seed, job.start, job.n, backend.num_classes).argsort(kind="stable")
         images = images[order]
         if labels.digit is None and job.n % backend.num_classes == 0:
             columns = job.n // backend.num_classes

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from gankit.checkpoint import model_path
 from gankit.errors import SamplingError
-from gankit.models import ImportOptions
 from gankit.labels import LabelSpec
+from gankit.models import ImportOptions
 
 FORMATS = ("npy", "png", "webdataset", "parquet", "grid")
 ENGINES = ("local", "ray")

@@ -12,14 +12,18 @@ caller's slice of a buffer. ``open_lanes`` builds them for a backend and a label
   between noise, model and conversion in proportion to what each costs, and no core waits at a barrier for
   another (one session of many threads makes every thread wait for the slowest at each layer, and any
   other stage running on the same cores slows the whole session).
+- a runtime backend that does not run in lanes (a graph made elsewhere, whose output the backend reshapes and
+  maps) on the CPU: one ``RuntimeLane`` on the backend's own session (``run_numpy``).
 - any other backend, or a GPU (``BackendLane``): one lane, the backend itself. On a GPU the noise stays in
   the kernel (the Triton backend's ``generate_seeded``) and the copies into pinned host memory are
   asynchronous.
 
+A lane fills a NumPy array or a CPU tensor (a pinned one from a GPU). The runtime lanes never import torch.
+
 How many lanes of how many threads is measured, not guessed (``plan_lanes``): each split of the process's
-threads (``torch.get_num_threads()``) into lanes x threads runs the real chain (noise, model, uint8) on all its
+threads (``gankit.cpu.compute_threads``) into lanes x threads runs the real chain (noise, model, uint8) on all its
 lanes at once for half a second; the fastest wins. The measurement is made once per machine, model, path and
-batch size and cached with the ``--backend auto`` choices (``gankit.backends.autoselect``).
+batch size and cached with the ``--backend auto`` choices (``gankit.cache``).
 
 A runtime lane's images equal its backend's for the same batch, bit for bit: the same graph, the same
 rounding, and a session's thread count (or OpenVINO's stream) does not change its sums (the tests check both
@@ -32,25 +36,34 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import torch
 
 from gankit.backends import Backend
+from gankit.cpu import compute_threads
 from gankit.labels import LabelSpec, resolve
-from gankit.noise import noise
+from gankit.noise import noise_array
 from gankit.pixels import check_finite, to_uint8_into
 from gankit.runtime import compile_openvino, feeds, onnxruntime_session
 
+if TYPE_CHECKING:
+    import torch
+
 RUNTIMES = ("onnxruntime", "openvino")
 MEASURE_SECONDS = 0.5
-DTYPES = {"uint8": torch.uint8, "float16": torch.float16, "float32": torch.float32}
+DTYPES = {name: np.dtype(name) for name in ("uint8", "float16", "float32")}  # what a lane can write
 
 
 class Lane(Protocol):
-    def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
-        """Write the images of samples first .. first+len(out)-1 of ``seed`` into ``out`` ((B, C, H, W), its dtype)."""
+    def fill(self, seed: int, first: int, out: np.ndarray | torch.Tensor) -> None:
+        """Write the images of samples first .. first+len(out)-1 of ``seed`` into ``out`` ((B, C, H, W), its
+        dtype): a NumPy array or a CPU tensor (a pinned one, from a GPU backend)."""
+
+
+def _host(out: Any) -> np.ndarray:
+    """``out`` as a NumPy array sharing its memory (a CPU tensor's ``numpy()``)."""
+    return out if isinstance(out, np.ndarray) else out.numpy()
 
 
 class BackendLane:
@@ -59,18 +72,23 @@ class BackendLane:
 
     def __init__(self, backend: Backend, labels: LabelSpec | None = None) -> None:
         self.backend, self.labels = backend, labels
-        self.non_blocking = backend.device.type == "cuda"
+        self.non_blocking = backend.device_type == "cuda"
 
-    def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
-        output = "uint8" if out.dtype == torch.uint8 else "float"
-        images = self.backend.generate_seeded(seed, first, out.shape[0], output=output, labels=self.labels)
-        out.copy_(images if images.dtype == out.dtype else images.to(out.dtype), non_blocking=self.non_blocking)
+    def fill(self, seed: int, first: int, out: np.ndarray | torch.Tensor) -> None:
+        import torch
+
+        target = torch.from_numpy(out) if isinstance(out, np.ndarray) else out
+        output = "uint8" if target.dtype == torch.uint8 else "float"
+        images = self.backend.generate_seeded(seed, first, target.shape[0], output=output, labels=self.labels)
+        target.copy_(
+            images if images.dtype == target.dtype else images.to(target.dtype), non_blocking=self.non_blocking
+        )
 
 
 class RuntimeLane:
     """A CPU session of onnxruntime or OpenVINO: ``run`` maps z (B, latent) float32 [and labels (B,) int64, for a
     class-conditional generator: ``labels`` is its spec, ``num_classes`` its K] to images (B, C, H, W) float32 in
-    [-1, 1], an array the next call may overwrite."""
+    [-1, 1] (or uint8 0..255, from a uint8 export), an array the next call may overwrite."""
 
     def __init__(
         self,
@@ -81,16 +99,19 @@ class RuntimeLane:
     ) -> None:
         self.run, self.latent_dim, self.labels, self.num_classes = run, latent_dim, labels, num_classes
 
-    def fill(self, seed: int, first: int, out: torch.Tensor) -> None:
-        given = (noise(seed, first, out.shape[0], self.latent_dim).numpy(),)
+    def fill(self, seed: int, first: int, out: np.ndarray | torch.Tensor) -> None:
+        target = _host(out)
+        given = (noise_array(seed, first, target.shape[0], self.latent_dim),)
         if self.labels is not None:
-            given += (self.labels.labels(seed, first, out.shape[0], self.num_classes).numpy(),)
+            given += (self.labels.label_array(seed, first, target.shape[0], self.num_classes),)
         images = self.run(*given)
         check_finite(images, first)
-        if out.dtype == torch.uint8:
-            to_uint8_into(images, out.numpy())
+        if images.dtype == np.uint8:  # a uint8 export: its levels as they are, or back to [-1, 1] as the backend
+            target[...] = images if target.dtype == np.uint8 else images.astype(np.float32) / 127.5 - 1.0
+        elif target.dtype == np.uint8:
+            to_uint8_into(images, target)
         else:
-            out.numpy()[...] = images  # float32, or cast to float16 (round to nearest even, as torch)
+            target[...] = images  # float32, or cast to float16 (round to nearest even, as torch)
 
 
 class _OnnxRun:
@@ -121,7 +142,16 @@ def runs_in_lanes(backend: Backend) -> bool:
     a [0, 1] range to [-1, 1]; lanes call the runtime on the raw graph."""
     graph = getattr(backend, "graph", None)
     foreign = graph is not None and graph.foreign
-    return backend.name in RUNTIMES and backend.device.type == "cpu" and not foreign
+    return backend.name in RUNTIMES and backend.device_type == "cpu" and not foreign
+
+
+def backend_lane(backend: Backend, labels: LabelSpec | None = None) -> Lane:
+    """One lane running ``backend`` itself: on the CPU, a runtime backend's own session through ``run_numpy``
+    (no torch; a foreign graph's output reshaped and mapped as the backend does), else a ``BackendLane``.
+    ``labels``: resolved already (``gankit.labels.resolve``)."""
+    if backend.name in RUNTIMES and backend.device_type == "cpu":
+        return RuntimeLane(backend.run_numpy, backend.config.latent_dim, labels, backend.num_classes)
+    return BackendLane(backend, labels)
 
 
 def _openvino_runs(graph, precision: str, count: int, threads: int) -> list[Callable[[np.ndarray], np.ndarray]]:
@@ -157,11 +187,11 @@ def open_lanes(
     initialises a function-level static that calls back into Python; two lanes making their first call at
     once deadlocked (one held the GIL waiting for the static, the other held the static waiting for the GIL).
 
-    Backends that do not run in lanes (``runs_in_lanes``) give one ``BackendLane`` whatever ``count`` is."""
+    Backends that do not run in lanes (``runs_in_lanes``) give one ``backend_lane`` whatever ``count`` is."""
     labels = resolve(labels, backend.num_classes)
     if not runs_in_lanes(backend):
-        return [BackendLane(backend, labels)]
-    threads = threads or torch.get_num_threads()
+        return [backend_lane(backend, labels)]
+    threads = threads or compute_threads()
     if backend.name == "openvino":
         runs = _openvino_runs(backend.graph, backend.precision, count, threads)
     else:
@@ -177,7 +207,7 @@ def open_lanes(
 def measure_split(backend: Backend, dtype: str, batch: int, count: int, threads: int) -> float:
     """Samples/s of ``count`` lanes of ``threads`` threads making batches at once, after one warm-up batch each."""
     lanes = open_lanes(backend, count, threads)
-    buffers = [torch.empty((batch, *backend.config.image_shape), dtype=DTYPES[dtype]) for _ in lanes]
+    buffers = [np.empty((batch, *backend.config.image_shape), dtype=DTYPES[dtype]) for _ in lanes]
     batches = [0] * count
     for lane, buffer in zip(lanes, buffers):
         lane.fill(0, 0, buffer)
@@ -198,14 +228,14 @@ def measure_split(backend: Backend, dtype: str, batch: int, count: int, threads:
 
 
 def plan_lanes(backend: Backend, dtype: str, batch: int) -> tuple[int, int, str]:
-    """(lanes, threads a lane, why): the measured fastest split of ``torch.get_num_threads()`` (module docstring)."""
-    total = torch.get_num_threads()
+    """(lanes, threads a lane, why): the measured fastest split of ``compute_threads()`` (module docstring)."""
+    total = compute_threads()
     if not runs_in_lanes(backend):
         return 1, total, f"{backend.name} runs as one lane"
     splits = [(total // t, t) for t in sorted({1, 2, 4, total}) if total % t == 0]
     if len(splits) == 1:
         return 1, total, "one thread: one lane"
-    from gankit.backends.autoselect import cached, machine_key
+    from gankit.cache import cached, machine_key
     from gankit.io import sha256_of
 
     key = json.dumps(["lanes", *machine_key(), sha256_of(backend.path), backend.precision, dtype, batch, splits])

@@ -22,11 +22,15 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from gankit.sampling.lanes import DTYPES, Lane
 from gankit.sampling.writer import aligned_empty
+
+if TYPE_CHECKING:  # CPU shards are NumPy arrays; torch makes the pinned buffers of a GPU run only
+    import torch
 
 IN_FLIGHT = 2  # shards being made at once: the lanes start the next while the last batches of one finish
 
@@ -36,7 +40,7 @@ class PendingShard:
     index: int
     first: int
     count: int
-    buffer: torch.Tensor
+    buffer: np.ndarray | torch.Tensor  # a pinned tensor on a GPU run
     futures: list[Future] = field(default_factory=list)
     handed_over: bool = False
 
@@ -68,17 +72,19 @@ class ShardMaker:
                 initializer=lambda: setattr(self._mine, "lane", spare.get()),
             )
 
-    def _fill(self, seed: int, first: int, out: torch.Tensor) -> None:
+    def _fill(self, seed: int, first: int, out: Any) -> None:
         self._mine.lane.fill(seed, first, out)
 
     def start(self, seed: int, index: int, first: int, count: int) -> PendingShard:
         """Start shard ``index`` (samples first .. first+count-1); with one lane it is made before this returns."""
         shape = (count, *self.image_shape)
         if self.on_gpu:
-            buffer = torch.empty(shape, dtype=self.dtype, pin_memory=True)
+            import torch
+
+            buffer = torch.empty(shape, dtype=getattr(torch, self.dtype.name), pin_memory=True)
         else:  # page-aligned: the writer sends it to the disk without a copy (O_DIRECT)
             nbytes = count * math.prod(self.image_shape) * self.dtype.itemsize
-            buffer = torch.from_numpy(aligned_empty(nbytes)).view(self.dtype).view(shape)
+            buffer = aligned_empty(nbytes).view(self.dtype).reshape(shape)
         shard = PendingShard(index, first, count, buffer)
         for offset in range(0, count, self.batch_size):
             out = buffer[offset : offset + self.batch_size]
@@ -88,12 +94,14 @@ class ShardMaker:
                 self.lanes[0].fill(seed, first + offset, out)
         return shard
 
-    def finish(self, shard: PendingShard) -> tuple[torch.Tensor, torch.cuda.Event | None]:
+    def finish(self, shard: PendingShard) -> tuple[np.ndarray | torch.Tensor, torch.cuda.Event | None]:
         """Wait for ``shard``'s batches (raising a lane's error); its buffer and, on a GPU, the copies' event."""
         for future in shard.futures:
             future.result()
         ready = None
         if self.on_gpu:
+            import torch
+
             ready = torch.cuda.Event()
             ready.record()
         return shard.buffer, ready
@@ -102,7 +110,7 @@ class ShardMaker:
         self,
         seed: int,
         shards: list[tuple[int, int, int]],
-        deliver: Callable[[PendingShard, torch.Tensor, torch.cuda.Event | None], None],
+        deliver: Callable[[PendingShard, Any, Any], None],
     ) -> bool:
         """Make ``shards`` ((index, first, count), in order), at most ``IN_FLIGHT`` at once, and ``deliver`` each
         finished one in order (shard, buffer, the GPU copies' event). Ctrl-C finishes and delivers the shards

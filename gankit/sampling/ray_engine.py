@@ -108,7 +108,7 @@ def make_images(job: SampleJob, index: int, first: int, count: int) -> tuple[np.
     from gankit.sampling.pipeline import ShardMaker
 
     lane, labels, classes, backend = opened(job)
-    maker = ShardMaker([lane], backend.config.image_shape, job.dtype, job.batch_size, backend.device.type == "cuda")
+    maker = ShardMaker([lane], backend.config.image_shape, job.dtype, job.batch_size, backend.device_type == "cuda")
     buffer, ready = maker.finish(maker.start(job.seed, index, first, count))
     if ready is not None:
         ready.synchronize()
@@ -171,10 +171,10 @@ def write_shards(
     ray = import_ray()
     started = connect(job.address, job.workers)
     try:
-        gpus = 1 if backend.device.type == "cuda" else 0
+        gpus = 1 if backend.device_type == "cuda" else 0
         task = ray.remote(max_retries=RETRIES, num_cpus=1, num_gpus=gpus)(make_shard)
         worker_job = dataclasses.replace(
-            job, backend=backend.name, precision=backend.precision, device=backend.device.type, resume=False
+            job, backend=backend.name, precision=backend.precision, device=backend.device_type, resume=False
         )
         limit = job.workers or max(1, int(ray.cluster_resources().get("GPU" if gpus else "CPU", 1)))
         say(f"ray: {len(shards)} shard(s), at most {limit} at once")

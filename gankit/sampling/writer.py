@@ -24,16 +24,18 @@ import struct
 import threading
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from gankit.errors import SamplingError
 from gankit.io import atomic_path, write_json
 from gankit.pixels import png_bytes
 from gankit.sampling.formats import parquet_shard, webdataset_shard
 from gankit.sampling.job import ShardRecord, holds_labels, labels_name
+
+if TYPE_CHECKING:
+    import torch
 
 CHECKSUM = "crc32"
 QUEUED = 1  # finished shards waiting for the writer (beside the one it writes): each holds a whole shard in memory
@@ -191,7 +193,7 @@ class ShardWriter:
             try:
                 if ready is not None:
                     ready.synchronize()
-                self.records.append(write_shard_files(self.out, name, first, buffer.numpy(), labels, self.meta))
+                self.records.append(write_shard_files(self.out, name, first, np.asarray(buffer), labels, self.meta))
                 write_journal(self.journal, self.records)
             except BaseException as exc:  # reported to the producer on its next put or at close
                 self.error = exc
@@ -200,7 +202,7 @@ class ShardWriter:
         self,
         name: str,
         first: int,
-        buffer: torch.Tensor,
+        buffer: np.ndarray | torch.Tensor,
         ready: torch.cuda.Event | None,
         labels: np.ndarray | None = None,
     ) -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 from gankit.checkpoint import model_path
 from gankit.errors import ExportError
-from gankit.models import load_checkpoint
 from gankit.io import sha256_of, write_json
+from gankit.models import load_checkpoint
 from gankit.noise import NOISE_NAME, NOISE_VERSION
 from gankit.onnx.export import export_generator
 from gankit.version import __version__
