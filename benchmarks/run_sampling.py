@@ -18,8 +18,9 @@ For one path (default: the one ``--precision auto`` picks: the fastest whose qua
   same threads, no spinning, and the uint8 mapping in cache-sized chunks); target: gankit's whole process
   >= 1.5x faster. The three processes are alternated ``--repeats`` times and the median run of each is
   reported;
-- time to first image: ``python -c "import torch"`` against ``gankit sample --n 64 --out grid.png`` with the
-  default options and warm caches, alternated ``--runs`` times, medians (target: ratio <= 2).
+- time to first image: ``python -c "import torch"`` against a 64-sample grid on the runtime path from its cached
+  export (which imports no torch; target: ratio <= 0.5) and with the default options, warm caches, alternated
+  ``--runs`` times, medians.
 
 Where 80 % is not reached, the binding stage is named from the measured CPU costs: on C threads the lanes
 and the writer share the cores, so the sampler cannot beat C / (noise + model + uint8 + writer CPU a sample),
@@ -263,20 +264,31 @@ def processes(name: str, precision: str, n: int, repeats: int, workdir: Path) ->
     return chosen
 
 
-def first_image(runs: int, workdir: Path) -> dict[str, float]:
-    torch_times, grid_times = [], []
-    grid = [sys.executable, "-m", "gankit", "sample", "--n", "64", "--out", str(workdir / "grid.png")]
-    run_process(grid)  # warm: the export cache, --backend auto's choice
+def first_image(runs: int, workdir: Path, name: str, precision: str) -> dict[str, object]:
+    """``import torch`` alone against a 64-sample grid on the runtime path from its cached export (``name`` when
+    it is onnxruntime or OpenVINO, else onnxruntime fp32) and with the default options, alternated ``runs``
+    times, warm caches; medians."""
+    if name not in ("onnxruntime", "openvino"):
+        name, precision = "onnxruntime", "fp32"
+    base = [sys.executable, "-m", "gankit", "sample", "--n", "64", "--quiet", "--force"]
+    grids = {
+        "runtime": [*base, "--backend", name, "--precision", precision, "--out", str(workdir / "runtime.png")],
+        "defaults": [*base, "--out", str(workdir / "grid.png")],
+    }
+    for command in grids.values():
+        run_process(command)  # warm: the export cache, --backend auto's choice
+    times: dict[str, list[float]] = {"import_torch": [], **{label: [] for label in grids}}
     for _ in range(runs):
-        torch_times.append(run_process([sys.executable, "-c", "import torch"])[0])
-        grid_times.append(run_process(grid)[0])
-    torch_median, grid_median = statistics.median(torch_times), statistics.median(grid_times)
+        times["import_torch"].append(run_process([sys.executable, "-c", "import torch"])[0])
+        for label, command in grids.items():
+            times[label].append(run_process(command)[0])
+    medians = {label: statistics.median(values) for label, values in times.items()}
     return {
-        "import_torch_seconds": torch_times,
-        "grid_seconds": grid_times,
-        "import_torch_median": torch_median,
-        "grid_median": grid_median,
-        "ratio": grid_median / torch_median,
+        "runtime_path": f"{name} {precision}",
+        "seconds": times,
+        "medians": medians,
+        "runtime_ratio": medians["runtime"] / medians["import_torch"],
+        "defaults_ratio": medians["defaults"] / medians["import_torch"],
     }
 
 
@@ -369,8 +381,10 @@ def markdown(result: dict) -> list[str]:
         *(["- **warning**: the steady state is above the measured ceiling of " + ", ".join(below)] if below else []),
         f"- whole process, gankit vs the hand-written script: **{s['wall_seconds'] / g['wall_seconds']:.2f}x** "
         f"(runtime defaults), {t['wall_seconds'] / g['wall_seconds']:.2f}x (tuned); target 1.5x",
-        f"- time to first image: `gankit sample --n 64 --out grid.png` {f['grid_median']:.2f} s vs `import torch` "
-        f"{f['import_torch_median']:.2f} s (medians of {len(f['grid_seconds'])}): **{f['ratio']:.2f}x** (target <= 2)",
+        f"- time to a 64-sample grid on {f['runtime_path']} from its cached export: "
+        f"{f['medians']['runtime']:.2f} s vs `import torch` alone {f['medians']['import_torch']:.2f} s (medians of "
+        f"{len(f['seconds']['runtime'])}): **{f['runtime_ratio']:.2f}x** (target <= 0.5); with the default options "
+        f"(`--backend auto`) {f['medians']['defaults']:.2f} s, {f['defaults_ratio']:.2f}x",
     ]
     return lines
 
@@ -398,8 +412,8 @@ def main() -> None:
         for label, value in stage.items():
             print(f"{label:<55} {value['per_second']:>12,.0f}/s  {value['cpu_us']:.2f} CPU µs a sample", flush=True)
         whole = processes(name, precision, args.n, args.repeats, workdir)
-        first = first_image(args.runs, workdir)
-        print(f"first image: {first['ratio']:.2f}x import torch", flush=True)
+        first = first_image(args.runs, workdir, name, precision)
+        print(f"first image: {first['runtime_ratio']:.2f}x import torch", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     result = {

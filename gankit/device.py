@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gankit.errors import DeviceError
@@ -20,6 +22,27 @@ def __getattr__(name: str):
 
         return {"fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     raise AttributeError(f"module 'gankit.device' has no attribute {name!r}")
+
+
+def cuda_possible() -> bool:
+    """False only where no CUDA driver can be reached, known without importing torch: a Linux machine with no
+    NVIDIA device node (``/dev/nvidiactl``, ``/dev/nvidia0``, ...), no ``/proc/driver/nvidia`` and no WSL GPU
+    (``/dev/dxg``), or macOS. There ``torch.cuda.is_available()`` is False too; anywhere else ask torch."""
+    if sys.platform == "darwin":
+        return False
+    if not sys.platform.startswith("linux"):
+        return True
+    dev = Path("/dev")
+    nodes = [dev / "nvidiactl", dev / "dxg", Path("/proc/driver/nvidia")]
+    return any(path.exists() for path in nodes) or any(dev.glob("nvidia[0-9]*"))
+
+
+def on_gpu(name: str) -> bool:
+    """Whether device ``name`` resolves to a CUDA GPU (``resolve_device``), without torch for ``cpu``, and for
+    ``auto`` where no GPU can be there (``cuda_possible``)."""
+    if name == "cpu" or (name == "auto" and "torch" not in sys.modules and not cuda_possible()):
+        return False
+    return resolve_device(name).type == "cuda"
 
 
 def resolve_device(name: str | torch.device) -> torch.device:

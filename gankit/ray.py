@@ -33,17 +33,15 @@ class _Batches:
         self.shape = backend.config.image_shape
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
-        images = torch.empty((int(rows["count"].sum()), *self.shape), dtype=torch.uint8)
+        images = np.empty((int(rows["count"].sum()), *self.shape), dtype=np.uint8)
         indices, labels, at = [], [], 0
         for first, count in zip(rows["first"].tolist(), rows["count"].tolist()):
             self.lane.fill(self.job.seed, first, images[at : at + count])
             indices.append(np.arange(first, first + count, dtype=np.int64))
             if self.labels is not None:
-                labels.append(self.labels.labels(self.job.seed, first, count, self.classes).numpy())
+                labels.append(self.labels.label_array(self.job.seed, first, count, self.classes))
             at += count
-        columns = {"index": np.concatenate(indices), "image": images.numpy()}
+        columns = {"index": np.concatenate(indices), "image": images}
         return columns if self.labels is None else {**columns, "label": np.concatenate(labels)}
 
 

@@ -9,6 +9,7 @@ same way, does import it: the check sees torch when it is there.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 
 from gankit.checkpoint import load_generator, save_generator, state_shapes
 from gankit.config import GeneratorConfig
+from gankit.device import cuda_possible, on_gpu
 from gankit.model import Generator
 from gankit.models import load
 from gankit.onnx.cache import cached_export, generator_digest
@@ -76,6 +78,26 @@ def test_runtime_and_file_commands_never_import_torch(warm_cache: Path, tmp_path
     assert _run(warm_cache, *given) == "torch imported: False exit 0"
     if given[0] == "sample" and given[-1].endswith(".png"):
         assert Path(given[-1]).stat().st_size > 0
+
+
+def test_a_default_grid_imports_torch_only_when_auto_picks_a_torch_backend(warm_cache: Path, tmp_path: Path) -> None:
+    """``--backend auto`` reads its cached choice without importing a backend: the grid imports torch exactly
+    when the choice measured on this CPU is a torch backend (whichever wins here)."""
+    env = {**os.environ, "GANKIT_CACHE_DIR": str(warm_cache)}
+    command = [sys.executable, "-c", REPORT, "sample", "--format", "grid", "--out"]
+    first = subprocess.run([*command, tmp_path / "a.png"], cwd=ROOT, env=env, capture_output=True, text=True)
+    chosen = re.search(r"backend auto -> (\w+)", first.stdout).group(1)  # measured now, or cached already
+    again = _run(warm_cache, "sample", "--format", "grid", "--out", tmp_path / "b.png")
+    torch_backend = chosen in ("eager", "compile", "triton")
+    assert again == f"torch imported: {torch_backend} exit 0", (chosen, first.stdout)
+
+
+def test_no_cuda_driver_means_no_gpu_for_torch() -> None:
+    """``device auto`` skips torch only where ``cuda_possible`` is False: torch must agree there is no GPU."""
+    import torch
+
+    assert cuda_possible() or not torch.cuda.is_available()
+    assert not on_gpu("cpu")
 
 
 def test_a_torch_backend_is_seen_importing_it(warm_cache: Path, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ import json
 import statistics
 from typing import TYPE_CHECKING
 
-from gankit.backends import backend_class, backend_names, create_backend
+from gankit.backends import REGISTRY, create_backend
 from gankit.cache import cached, machine_key
 from gankit.cpu import cpu_info
 from gankit.errors import BackendError, GankitError
@@ -44,13 +44,12 @@ ROUNDS = 3  # interleaved timing rounds of every candidate; the best of each cou
 
 
 def _candidates(precision: str) -> list[str]:
-    names = []
-    for name in CPU_CANDIDATES:
-        if name in backend_names():
-            cls = backend_class(name)
-            if cls.unavailable_reason() is None and precision in cls.precisions:
-                names.append(name)
-    return names
+    """The CPU candidates installed here that run ``precision`` (from ``REGISTRY``: no backend is imported)."""
+    return [
+        name
+        for name in CPU_CANDIDATES
+        if name in REGISTRY and REGISTRY[name].missing() is None and precision in REGISTRY[name].precisions
+    ]
 
 
 def _best_rates(runs: dict[str, tuple[str, str]], generator: Generator) -> dict[str, float]:
@@ -84,7 +83,7 @@ def choose_cpu_backend(generator: Generator, model_sha: str, precision: str) -> 
     """(backend name, why): the fastest CPU backend that has ``precision``, measured once and cached."""
     candidates = _candidates(precision)
     if not candidates:
-        having = [name for name in backend_names() if precision in backend_class(name).precisions]
+        having = [name for name, entry in REGISTRY.items() if precision in entry.precisions]
         raise BackendError(
             f"no backend available on this CPU runs {precision} (backends with {precision}: {', '.join(having)}); "
             "pick another --precision"
@@ -109,10 +108,10 @@ def _paths() -> list[tuple[str, str]]:
     bf16 = cpu_info().has_bf16
     paths = []
     for name in CPU_CANDIDATES:
-        if name not in backend_names() or backend_class(name).unavailable_reason() is not None:
+        if name not in REGISTRY or REGISTRY[name].missing() is not None:
             continue
         for precision in LOW_PRECISIONS:
-            if precision in backend_class(name).precisions and (precision != "bf16" or bf16):
+            if precision in REGISTRY[name].precisions and (precision != "bf16" or bf16):
                 paths.append((name, precision))
     return sorted(paths, key=lambda path: path != ("eager", "fp32"))
 

@@ -50,8 +50,11 @@ class Backend(ABC):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        """None when this backend can run here, else one line saying why not and what to do."""
-        return None
+        """None when this backend can run here, else one line saying why not and what to do (by default: the
+        package ``gankit.backends.REGISTRY`` says it needs)."""
+        from gankit.backends import REGISTRY
+
+        return REGISTRY[cls.name].missing()
 
     @property
     def num_classes(self) -> int:

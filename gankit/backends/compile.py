@@ -12,6 +12,7 @@ import time
 
 import torch
 
+from gankit.backends import REGISTRY
 from gankit.backends.base import COMPILE_MODES, Backend
 from gankit.device import TORCH_DTYPES, matmul_precision, resolve_device
 from gankit.errors import BackendError
@@ -20,7 +21,7 @@ from gankit.model import Generator
 
 class CompileBackend(Backend):
     name = "compile"
-    precisions = ("fp32", "tf32", "fp16", "bf16")
+    precisions = REGISTRY["compile"].precisions
 
     def __init__(
         self,

@@ -6,6 +6,7 @@ import copy
 
 import torch
 
+from gankit.backends import REGISTRY
 from gankit.backends.base import Backend
 from gankit.device import TORCH_DTYPES, matmul_precision, resolve_device
 from gankit.model import Generator
@@ -13,7 +14,7 @@ from gankit.model import Generator
 
 class EagerBackend(Backend):
     name = "eager"
-    precisions = ("fp32", "tf32", "fp16", "bf16")
+    precisions = REGISTRY["eager"].precisions
 
     def __init__(self, generator: Generator, precision: str = "fp32", device: str = "auto") -> None:
         self.config = generator.config

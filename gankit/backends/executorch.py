@@ -7,7 +7,6 @@ program's metadata methods), or a Generator, lowered once per machine and kept
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
@@ -19,12 +18,6 @@ from gankit.model import Generator
 
 class ExecuTorchBackend(Backend):
     name = "executorch"
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        if importlib.util.find_spec("executorch") is None:
-            return "executorch is not installed (pip install 'gankit[executorch]')"
-        return None
 
     def __init__(self, model: str | Path | Generator, precision: str = "fp32", device: str = "auto") -> None:
         from gankit.targets import cached_artifact

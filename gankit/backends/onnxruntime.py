@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gankit.backends import REGISTRY
 from gankit.backends.base import Backend, check_latent_batch
 from gankit.cpu import compute_threads
 from gankit.errors import BackendError
@@ -40,7 +41,7 @@ def _torch_sees_cuda() -> bool:
 
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
-    precisions = ("fp32", "fp16", "int8")
+    precisions = REGISTRY["onnxruntime"].precisions
     takes_loaded = True
 
     def __init__(

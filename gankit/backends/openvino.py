@@ -23,12 +23,12 @@ One infer request is reused for every call: a backend object is not safe to call
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gankit.backends import REGISTRY
 from gankit.backends.base import Backend, check_latent_batch
 from gankit.cpu import compute_threads
 from gankit.errors import BackendError
@@ -50,15 +50,9 @@ PERFORMANCE_HINTS = ("latency", "throughput")
 
 class OpenVinoBackend(Backend):
     name = "openvino"
-    precisions = ("fp32", "bf16")
+    precisions = REGISTRY["openvino"].precisions
     takes_loaded = True
     device_type = "cpu"
-
-    @classmethod
-    def unavailable_reason(cls) -> str | None:
-        if importlib.util.find_spec("openvino") is None:
-            return "OpenVINO is not installed (pip install 'gankit[openvino]' or pip install openvino)"
-        return None
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from gankit.backends import Backend, backend_class, backend_names, create_backend
 from gankit.checkpoint import model_path
+from gankit.device import on_gpu
 from gankit.errors import BackendError
 from gankit.models import ImportOptions, LoadedModel, load
 
@@ -88,7 +89,7 @@ def open_backend(
         if backend not in ("auto", name) or precision not in ("auto", "fp32"):
             raise BackendError(f"{path} is an {name} export (fp32): it runs on --backend {name} or auto, in fp32")
         return create_backend(name, path, precision="fp32", device=device)
-    gpu = functools.cache(lambda: _on_gpu(device))
+    gpu = functools.cache(lambda: on_gpu(device))
     if device not in ("auto", "cpu"):
         gpu()  # a device named: it must exist (DeviceError, one line) before anything is loaded
     if precision == "tf32" and not gpu():
@@ -109,12 +110,3 @@ def open_backend(
     if name == "compile":
         options.update(mode=compile_mode, batch_size=batch_size)
     return create_backend(name, loaded, precision=precision, **options)
-
-
-def _on_gpu(device: str) -> bool:
-    """Whether ``device`` resolves to a CUDA GPU (``gankit.device.resolve_device``); "cpu" without torch."""
-    if device == "cpu":
-        return False
-    from gankit.device import resolve_device
-
-    return resolve_device(device).type == "cuda"

@@ -12,11 +12,11 @@ CPU interpreter: slow, for tests.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import torch
 
+from gankit.backends import REGISTRY
 from gankit.backends.base import Backend
 from gankit.device import TORCH_DTYPES
 from gankit.errors import BackendError
@@ -39,12 +39,13 @@ def _hidden_activation(slope: float) -> tuple[str, float]:
 
 class TritonBackend(Backend):
     name = "triton"
-    precisions = ("fp32", "tf32", "fp16", "bf16")
+    precisions = REGISTRY["triton"].precisions
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        if importlib.util.find_spec("triton") is None:
-            return "Triton is not installed (pip install triton)"
+        missing = REGISTRY["triton"].missing()
+        if missing is not None:
+            return missing
         if torch.cuda.is_available() or _interpreted():
             return None
         return "no CUDA device; set TRITON_INTERPRET=1 to run the kernels on the CPU interpreter (slow, for testing)"

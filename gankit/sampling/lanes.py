@@ -80,9 +80,8 @@ class BackendLane:
         target = torch.from_numpy(out) if isinstance(out, np.ndarray) else out
         output = "uint8" if target.dtype == torch.uint8 else "float"
         images = self.backend.generate_seeded(seed, first, target.shape[0], output=output, labels=self.labels)
-        target.copy_(
-            images if images.dtype == target.dtype else images.to(target.dtype), non_blocking=self.non_blocking
-        )
+        asynchronous = self.non_blocking and target.is_pinned()  # a pageable buffer is copied synchronously
+        target.copy_(images if images.dtype == target.dtype else images.to(target.dtype), non_blocking=asynchronous)
 
 
 class RuntimeLane:

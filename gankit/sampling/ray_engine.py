@@ -112,8 +112,8 @@ def make_images(job: SampleJob, index: int, first: int, count: int) -> tuple[np.
     buffer, ready = maker.finish(maker.start(job.seed, index, first, count))
     if ready is not None:
         ready.synchronize()
-    shard_labels = None if labels is None else labels.labels(job.seed, first, count, classes).numpy()
-    return buffer.numpy(), shard_labels
+    shard_labels = None if labels is None else labels.label_array(job.seed, first, count, classes)
+    return np.asarray(buffer), shard_labels
 
 
 def _die_once(fail_once: str | None, index: int, out: Path) -> None:
