@@ -313,3 +313,8 @@ def test_export_without_out_writes_into_the_working_folder_and_never_replaces(
     assert "already exists" in capsys.readouterr().err and (tmp_path / "generator.onnx").read_bytes() == b"mine"
     assert main(["export", "--force"]) == 0
     assert (tmp_path / "generator.onnx").read_bytes() != b"mine" and not (tmp_path / "exported").exists()
+
+
+def test_eval_needs_20_samples_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--n", "19"]) == 2
+    assert capsys.readouterr().err == "gankit eval: error: --n must be at least 20 for a covariance estimate, got 19\n"
