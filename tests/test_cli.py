@@ -1,5 +1,5 @@
 """The CLI end to end: help, train -> info -> sample, Ctrl-C, and one-line errors with exit code 2; every default
---help shows is its library owner's."""
+--help shows is its library owner's; --debug anywhere."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from PIL import Image
 from gankit.checkpoint import load_generator, load_state
 from gankit.cli import build_parser, main
 from gankit.data import load_bundled
+from gankit.errors import GankitError
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("train", "sample", "info", "bench", "demo")
@@ -317,6 +318,25 @@ def test_export_without_out_writes_into_the_working_folder_and_never_replaces(
     assert "already exists" in capsys.readouterr().err and (tmp_path / "generator.onnx").read_bytes() == b"mine"
     assert main(["export", "--force"]) == 0
     assert (tmp_path / "generator.onnx").read_bytes() != b"mine" and not (tmp_path / "exported").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--debug", "info", "missing.safetensors"],
+        ["info", "--debug", "missing.safetensors"],
+        ["info", "missing.safetensors", "--debug"],
+    ],
+    ids=["before the command", "after the command", "last"],
+)
+def test_debug_anywhere_raises_instead_of_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GankitError, match="missing.safetensors: no such checkpoint file"):
+        main(args)
+    assert main([a for a in args if a != "--debug"]) == 2  # without it: the one line
+    assert capsys.readouterr().err.startswith("gankit info: error: missing.safetensors")
 
 
 def _command(name: str) -> argparse.ArgumentParser:
