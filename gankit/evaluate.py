@@ -30,7 +30,7 @@ from pathlib import Path
 from gankit.backends.resolve import open_backend
 from gankit.checkpoint import model_path
 from gankit.data import load_bundled
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, SamplingError
 from gankit.io import write_json
 from gankit.labels import BALANCED
 from gankit.limits import require_memory
@@ -78,6 +78,7 @@ class EvalReport:
 
 
 DIGIT_SHAPE = (1, 28, 28)
+MIN_SAMPLES = 20  # the fewest generated samples eval scores: a covariance estimate needs several
 # What eval holds a sample: its float32 image and the copying check's flat copy, its float64 features and
 # their centred copy in the covariance.
 EVAL_BYTES_A_SAMPLE = 2 * 4 * 784 + 2 * 8 * 128
@@ -95,6 +96,8 @@ def evaluate(
     """Generate ``n`` samples (seed, indices 0..n-1) through ``backend`` and score them against real digits.
 
     ``import_options``: what a foreign file cannot say; ``log``: gets the line saying a file was converted."""
+    if n < MIN_SAMPLES:
+        raise SamplingError(f"--n must be at least {MIN_SAMPLES} for a covariance estimate, got {n}")
     require_memory(f"eval --n {n:,}", n * EVAL_BYTES_A_SAMPLE)  # before generating any; distances go in blocks
     engine = open_backend(model, backend, precision, log=log, import_options=import_options)
     if tuple(engine.config.image_shape) != DIGIT_SHAPE:

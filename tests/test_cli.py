@@ -1,7 +1,11 @@
-"""The CLI end to end: help, train -> info -> sample, Ctrl-C, and one-line errors with exit code 2."""
+"""The CLI end to end: help, train -> info -> sample, Ctrl-C, and one-line errors with exit code 2; every default
+--help shows is its library owner's; --debug anywhere."""
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import inspect
 import json
 import os
 import signal
@@ -16,8 +20,9 @@ import pytest
 from PIL import Image
 
 from gankit.checkpoint import load_generator, load_state
-from gankit.cli import main
+from gankit.cli import build_parser, main
 from gankit.data import load_bundled
+from gankit.errors import GankitError
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("train", "sample", "info", "bench", "demo")
@@ -313,3 +318,133 @@ def test_export_without_out_writes_into_the_working_folder_and_never_replaces(
     assert "already exists" in capsys.readouterr().err and (tmp_path / "generator.onnx").read_bytes() == b"mine"
     assert main(["export", "--force"]) == 0
     assert (tmp_path / "generator.onnx").read_bytes() != b"mine" and not (tmp_path / "exported").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--debug", "info", "missing.safetensors"],
+        ["info", "--debug", "missing.safetensors"],
+        ["info", "missing.safetensors", "--debug"],
+    ],
+    ids=["before the command", "after the command", "last"],
+)
+def test_debug_anywhere_raises_instead_of_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(GankitError, match="missing.safetensors: no such checkpoint file"):
+        main(args)
+    assert main([a for a in args if a != "--debug"]) == 2  # without it: the one line
+    assert capsys.readouterr().err.startswith("gankit info: error: missing.safetensors")
+
+
+def _command(name: str) -> argparse.ArgumentParser:
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices[name]
+
+
+def _owner_default(owner: object, name: str) -> object:
+    if dataclasses.is_dataclass(owner):
+        return {f.name: f.default for f in dataclasses.fields(owner)}[name]
+    return inspect.signature(owner).parameters[name].default
+
+
+@pytest.mark.parametrize(
+    ("command", "owner", "names"),
+    [
+        ("sample", "gankit.sampling.job:SampleJob", "seed start backend precision batch_size dtype shard_size device "
+         "compile_mode engine"),
+        ("eval", "gankit.evaluate:evaluate", "backend precision seed n"),
+        ("eval", "gankit.backends.resolve:open_backend", "backend precision"),
+        ("bench", "gankit.perf.bench:run_bench", "output device compile_mode"),
+        ("bench", "gankit.backends.resolve:open_backend", "device compile_mode"),
+        ("export", "gankit.export:export", "precision output"),
+        ("demo", "gankit.demo:run_demo", "epochs"),
+        ("train", "gankit.training.presets:build_config", "preset"),
+    ],
+)  # fmt: skip
+def test_every_default_is_its_library_owners(command: str, owner: str, names: str) -> None:
+    """What an option left out means on the command line is what the library function or dataclass it goes to
+    does by default (eval, bench and demo import torch: their defaults are held here, not read at parse time)."""
+    module, _, attribute = owner.partition(":")
+    owner_object = getattr(__import__(module, fromlist=[attribute]), attribute)
+    parser = _command(command)
+    assert {name: parser.get_default(name) for name in names.split()} == {
+        name: _owner_default(owner_object, name) for name in names.split()
+    }
+
+
+def test_help_shows_what_the_dataclass_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bracketed defaults are read from the owners: change the dataclass and --help follows."""
+    from gankit.config import TrainConfig
+    from gankit.onnx.quantize import Int8Options
+    from gankit.sampling.job import SampleJob
+
+    for owner, name, value in (
+        (SampleJob, "shard_size", 1234),
+        (Int8Options, "calibration_samples", 4321),
+        (Int8Options, "calibration", "entropy"),
+        (TrainConfig, "r1_every", 7),
+    ):
+        monkeypatch.setattr(next(f for f in dataclasses.fields(owner) if f.name == name), "default", value)
+    assert _command("sample").get_default("shard_size") == 1234 and "[1234]" in _command("sample").format_help()
+    assert "[4321]" in _command("export").format_help() and "[entropy]" in _command("export").format_help()
+    assert "[7]" in _command("train").format_help()
+
+
+def _bracket(command: str, flag: str) -> str:
+    action = next(a for a in _command(command)._actions if flag in a.option_strings)
+    return action.help.rsplit("[", 1)[1].rstrip("]")
+
+
+def test_the_import_flags_show_what_leaving_them_out_does(tmp_path: Path) -> None:
+    """Giving each import flag the default its help shows reads a file as leaving the flag out does."""
+    import onnx
+    import torch
+    from onnx import TensorProto, helper
+
+    from gankit.models import ImportOptions, load
+    from gankit.onnx.graph import read_graph
+
+    shown = {flag: _bracket("sample", flag) for flag in ("--hidden-act", "--slope", "--output-act", "--image-shape",
+                                                         "--bn-eps", "--output-range")}  # fmt: skip
+    assert shown == {"--hidden-act": "leaky_relu", "--slope": "0.2", "--output-act": "tanh",
+                     "--image-shape": "1,28,28", "--bn-eps": "1e-5", "--output-range": "-1,1"}  # fmt: skip
+    torch.manual_seed(0)
+    chain = torch.nn.Sequential(
+        torch.nn.Linear(8, 16), torch.nn.BatchNorm1d(16), torch.nn.LeakyReLU(0.2), torch.nn.Linear(16, 784)
+    )
+    chain[1].running_var.uniform_(1e-6, 1e-5)  # so that eps matters
+    torch.save(chain.state_dict(), tmp_path / "G.pth")
+    given = ImportOptions(
+        hidden_act=(shown["--hidden-act"],),
+        slope=(float(shown["--slope"]),),
+        output_act=shown["--output-act"],
+        image_shape=tuple(int(size) for size in shown["--image-shape"].split(",")),
+        bn_eps=float(shown["--bn-eps"]),
+    )
+    left_out, explicit = (load(tmp_path / "G.pth", options, log=lambda line: None) for options in (None, given))
+    assert explicit.config == left_out.config
+    for name, tensor in left_out.generator().state_dict().items():
+        assert torch.equal(explicit.generator().state_dict()[name], tensor), name
+
+    z = helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", 8])
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 1, 28, 28])
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [8, 784], [0.0] * 8 * 784)
+    shape = helper.make_tensor("shape", TensorProto.INT64, [4], [-1, 1, 28, 28])
+    nodes = [
+        helper.make_node("MatMul", ["z", "w"], ["flat"]),
+        helper.make_node("Reshape", ["flat", "shape"], ["image"]),
+    ]
+    graph = helper.make_graph(nodes, "foreign", [z], [image], [weight, shape])
+    onnx.save(helper.make_model(graph), tmp_path / "foreign.onnx")
+    output_range = tuple(float(v) for v in shown["--output-range"].split(","))
+    assert read_graph(tmp_path / "foreign.onnx", output_range=output_range).config == (
+        read_graph(tmp_path / "foreign.onnx").config
+    )
+
+
+def test_eval_needs_20_samples_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", "--n", "19"]) == 2
+    assert capsys.readouterr().err == "gankit eval: error: --n must be at least 20 for a covariance estimate, got 19\n"

@@ -200,3 +200,15 @@ def test_eval_that_cannot_fit_is_refused_before_generating(monkeypatch, capsys) 
     assert main(["eval", "--n", "1000000"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gankit eval: error: eval --n 1,000,000 needs ") and "of memory; 1.00 GiB is available" in err
+
+
+def test_too_few_samples_are_refused_before_anything_runs(monkeypatch) -> None:
+    """The rule is evaluate's, for every caller (the CLI only parses): under 20 samples, no covariance estimate."""
+    from gankit.errors import SamplingError
+    from gankit.evaluate import evaluate
+
+    monkeypatch.setattr(
+        "gankit.evaluate.open_backend", lambda *a, **k: pytest.fail("opened a backend before the check")
+    )
+    with pytest.raises(SamplingError, match="^--n must be at least 20 for a covariance estimate, got 19$"):
+        evaluate(n=19)

@@ -9,14 +9,15 @@ from gankit.cli.common import (
     FORCE_HELP,
     FOREIGN_FILES,
     add_import_flags,
+    add_runtime_flags,
+    default,
     import_options_from,
 )
 
 
 def add_sample(sub: argparse._SubParsersAction) -> None:
-    from gankit.backends import PRECISIONS, backend_names
-    from gankit.backends.base import COMPILE_MODES
-    from gankit.sampling.job import DTYPES, ENGINES, FORMATS
+    from gankit.device import DEVICE_HELP
+    from gankit.sampling.job import DTYPES, ENGINES, FORMATS, SampleJob
 
     p = sub.add_parser(
         "sample",
@@ -40,27 +41,25 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
     )
     # torchrun's own parser takes --n and --start as abbreviations of its options: hence the long aliases.
     p.add_argument("--n", "--num-samples", dest="n", type=int, default=64, help="number of samples [%(default)s]")
-    p.add_argument("--seed", type=int, default=0, help="noise seed [%(default)s]")
+    p.add_argument("--seed", type=int, default=default(SampleJob, "seed"), help="noise seed [%(default)s]")
     p.add_argument(
-        "--start", "--first-index", dest="start", type=int, default=0, help="first sample index [%(default)s]"
+        "--start",
+        "--first-index",
+        dest="start",
+        type=int,
+        default=default(SampleJob, "start"),
+        help="first sample index [%(default)s]",
     )
-    p.add_argument(
-        "--backend",
-        default="auto",
-        choices=["auto", *backend_names()],
-        help="auto picks the fastest available and says which and why; on a CPU it is measured (the best of "
+    add_runtime_flags(
+        p,
+        SampleJob,
+        backend="auto picks the fastest available and says which and why; on a CPU it is measured (the best of "
         "interleaved rounds) and cached with the load it was measured under in $GANKIT_CACHE_DIR/auto-backend.json, "
-        "measured again when that was a busy moment; delete the auto-backend*.json files to measure anew "
-        "[%(default)s]",
+        "measured again when that was a busy moment; delete the auto-backend*.json files to measure anew",
+        precision="auto (CPU): the fastest backend and precision whose quality cost is within tolerance, measured "
+        "once on this machine and cached; it says what it picked and why",
+        batch_size="samples per forward pass",
     )
-    p.add_argument(
-        "--precision",
-        default="fp32",
-        choices=[*PRECISIONS, "auto"],
-        help="auto (CPU): the fastest backend and precision whose quality cost is within tolerance, measured once "
-        "on this machine and cached; it says what it picked and why [%(default)s]",
-    )
-    p.add_argument("--batch-size", type=int, default=4096, help="samples per forward pass [%(default)s]")
     p.add_argument(
         "--format",
         default=None,
@@ -69,17 +68,21 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
         "(NNNNNNNNN.png or .npy, .cls, .json a sample); parquet: shard-NNNNN.parquet (index, label, image as "
         "Hugging Face's Image feature); grid: one PNG grid [grid if --out ends in .png, else npy]",
     )
-    p.add_argument("--dtype", default="uint8", choices=DTYPES, help="npy and webdataset image dtype [%(default)s]")
-    p.add_argument("--shard-size", type=int, default=65536, help="samples per shard [%(default)s]")
+    p.add_argument(
+        "--dtype",
+        default=default(SampleJob, "dtype"),
+        choices=DTYPES,
+        help="npy and webdataset image dtype [%(default)s]",
+    )
+    p.add_argument(
+        "--shard-size", type=int, default=default(SampleJob, "shard_size"), help="samples per shard [%(default)s]"
+    )
     p.add_argument(
         "--out", default="samples.png", help="folder (npy, png, webdataset, parquet) or .png file (grid) [%(default)s]"
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     p.add_argument("--force", action="store_true", help="--format grid: " + FORCE_HELP)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N [%(default)s]")
-    p.add_argument(
-        "--compile-mode", default="default", choices=COMPILE_MODES, help="for --backend compile [%(default)s]"
-    )
+    add_runtime_flags(p, SampleJob, device=DEVICE_HELP, compile_mode="for --backend compile")
     labels = p.add_mutually_exclusive_group()
     labels.add_argument(
         "--digit",
@@ -98,7 +101,7 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--engine",
-        default="local",
+        default=default(SampleJob, "engine"),
         choices=ENGINES,
         help="local: this process (or torchrun's); ray: each shard a Ray task, retried if its worker dies, the "
         "same files (pip install 'gankit[ray]') [%(default)s]",

@@ -8,6 +8,7 @@ from pathlib import Path
 from gankit.cli.common import (
     FOREIGN_FILES,
     add_import_flags,
+    add_runtime_flags,
     import_options_from,
     parse_list,
     stderr,
@@ -17,7 +18,7 @@ from gankit.io import dumps_json
 
 def add_bench(sub: argparse._SubParsersAction) -> None:
     from gankit.backends import PRECISIONS
-    from gankit.backends.base import COMPILE_MODES
+    from gankit.backends.resolve import open_backend
     from gankit.device import DEVICE_HELP
 
     p = sub.add_parser(
@@ -46,10 +47,7 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         help=f"comma-separated, of {', '.join(PRECISIONS)} [GPU: fp32,tf32,bf16; CPU: fp32]",
     )
     p.add_argument("--output", default="float", choices=["float", "uint8"], help="image output type [%(default)s]")
-    p.add_argument("--device", default="auto", help=f"{DEVICE_HELP} [%(default)s]")
-    p.add_argument(
-        "--compile-mode", default="default", choices=COMPILE_MODES, help="for the compile backend [%(default)s]"
-    )
+    add_runtime_flags(p, open_backend, device=DEVICE_HELP, compile_mode="for the compile backend")
     p.add_argument("--out", default=None, help="write OUT.json and OUT.png (e.g. benchmarks/results/cpu-NAME)")
     add_import_flags(p)
     p.set_defaults(run=run_bench)
@@ -80,7 +78,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
-    from gankit.backends import PRECISIONS, backend_names
+    from gankit.backends.resolve import open_backend
 
     p = sub.add_parser(
         "eval",
@@ -99,8 +97,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         default=None,
         help=f"{FOREIGN_FILES}, or an .onnx generator; 1x28x28 images only (default: the bundled generator)",
     )
-    p.add_argument("--backend", default="auto", choices=["auto", *backend_names()], help="[%(default)s]")
-    p.add_argument("--precision", default="fp32", choices=[*PRECISIONS, "auto"], help="[%(default)s]")
+    add_runtime_flags(p, open_backend, backend="", precision="")
     p.add_argument("--seed", type=int, default=0, help="[%(default)s]")
     p.add_argument("--n", type=int, default=2500, help="generated samples; 2500 matches the floor [%(default)s]")
     p.add_argument("--out", default=None, help="write the report as JSON here")
@@ -110,12 +107,9 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    from gankit.errors import SamplingError
     from gankit.evaluate import evaluate, format_report, report_json, write_report
     from gankit.io import check_writable
 
-    if args.n < 20:
-        raise SamplingError(f"--n must be at least 20 for a covariance estimate, got {args.n}")
     if args.out:
         check_writable(args.out)  # before the work, not after it
     report = evaluate(

@@ -9,6 +9,8 @@ from gankit.cli.common import (
     FORCE_HELP,
     FOREIGN_FILES,
     add_import_flags,
+    add_int8_flags,
+    default,
     import_options_from,
     int8_options_from,
     stderr,
@@ -18,9 +20,8 @@ from gankit.io import dumps_json
 
 
 def add_export(sub: argparse._SubParsersAction) -> None:
-    from gankit.export import FORMATS
+    from gankit.export import FORMATS, export
     from gankit.onnx.graph import DEFAULT_OPSET, OUTPUTS, PRECISIONS
-    from gankit.onnx.quantize import CALIBRATIONS, INT8_TYPES, MODES
 
     p = sub.add_parser(
         "export",
@@ -43,20 +44,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--force", action="store_true", help=FORCE_HELP)
     p.add_argument("--opset", type=int, default=None, help=f"onnx [{DEFAULT_OPSET}]")
-    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="[%(default)s]")
-    p.add_argument("--output", default="float", choices=OUTPUTS, help="image output type [%(default)s]")
-    q = p.add_argument_group("int8 options (with --precision int8)")
-    q.add_argument(
-        "--int8-mode", choices=MODES, default=None, help="quantize activations at run time or calibrate [dynamic]"
+    p.add_argument("--precision", default=default(export, "precision"), choices=PRECISIONS, help="[%(default)s]")
+    p.add_argument(
+        "--output", default=default(export, "output"), choices=OUTPUTS, help="image output type [%(default)s]"
     )
-    q.add_argument(
-        "--int8-per-tensor", action="store_true", default=None, help="one weight scale a tensor [per channel]"
-    )
-    q.add_argument("--int8-weights", choices=INT8_TYPES, default=None, help="weight type [qint8: VNNI's fast kernel]")
-    q.add_argument("--int8-activations", choices=INT8_TYPES, default=None, help="static: activation type [quint8]")
-    q.add_argument("--int8-keep-fp32", default=None, metavar="LAYERS", help="Linear layers left in fp32, e.g. 3 or 1,3")
-    q.add_argument("--calibration", choices=CALIBRATIONS, default=None, help="static: range method [minmax]")
-    q.add_argument("--calibration-samples", type=int, default=None, help="static: noise vectors to calibrate on [2048]")
+    add_int8_flags(p)
     add_import_flags(p, onnx=False)
     p.set_defaults(run=run_export)
 
@@ -69,7 +61,8 @@ def run_export(args: argparse.Namespace) -> int:
         from gankit.models import ImportOptions
 
         onnx_options = (args.precision, args.output, args.opset, int8_options_from(args))
-        if onnx_options != ("fp32", "float", None, None) or import_options_from(args) != ImportOptions():
+        onnx_defaults = (default(export, "precision"), default(export, "output"), None, None)
+        if onnx_options != onnx_defaults or import_options_from(args) != ImportOptions():
             raise ExportError(
                 "--format web exports fp32 with float output of a gankit checkpoint (or a state dict that needs "
                 "no import options); --precision, --output, --opset, --int8-* and the import options are not for it"

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from gankit.cli.common import (
-    FORCE_HELP,
-)
+from gankit.cli.common import FORCE_HELP, default, shown
+from gankit.config import TrainConfig
 
 
 def _default(path: str) -> str:
     """A ``TrainConfig`` field's default as --help shows it; ``generator.hidden`` reaches into the nested configs."""
-    from gankit.config import TrainConfig
-
-    value: object = TrainConfig()
-    for part in path.split("."):
-        value = getattr(value, part)
-    if isinstance(value, (tuple, list)):
-        return " ".join(str(v) for v in value)
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return shown(default(TrainConfig, path), sep=" ")
 
 
 def add_train(sub: argparse._SubParsersAction) -> None:
     from gankit.config import AUGMENT_OPS
     from gankit.data import SOURCES_HELP
-    from gankit.training.presets import DESCRIPTIONS, PRESETS
+    from gankit.training.presets import DESCRIPTIONS, PRESETS, build_config
 
     p = sub.add_parser(
         "train",
@@ -35,7 +27,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs/train", help="run folder (checkpoints, grids, losses) [%(default)s]")
     p.add_argument(
         "--preset",
-        default="seed",
+        default=default(build_config, "preset"),
         choices=list(PRESETS),
         help="a named recipe (gankit/pretrained/TRAINING.md): "
         + "; ".join(f"{name} = {text}" for name, text in DESCRIPTIONS.items())
@@ -51,7 +43,9 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--epochs",
         type=int,
         default=None,
-        help="total epochs [the preset's: seed 20, mnist 900, mnist-conditional 600; with --resume: the saved total]",
+        help="total epochs [the preset's: "
+        + ", ".join(f"{name} {build_config(name).epochs}" for name in PRESETS)
+        + "; with --resume: the saved total]",
     )
     p.add_argument("--batch-size", type=int, default=None, help=f"[{_default('batch_size')}]")
     p.add_argument(
@@ -89,14 +83,16 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--num-classes",
         type=int,
         default=None,
-        help="> 0: G and D take a digit label (needs labelled data: --data mnist-5k); 0 = unconditional [0]",
+        help="> 0: G and D take a digit label (needs labelled data: --data mnist-5k); 0 = unconditional "
+        f"[{_default('generator.num_classes')}]",
     )
     c.add_argument(
         "--d-condition",
         default=None,
         choices=["projection", "concat"],
         help="how D sees the label: projection (a learned class vector dotted with D's last hidden layer, "
-        "Miyato & Koyama 2018) or concat (one-hot beside the pixels) [projection]",
+        "Miyato & Koyama 2018) or concat (one-hot beside the pixels) "
+        f"[{_default('discriminator.condition')}]",
     )
     c.add_argument(
         "--latent-labels",
@@ -104,14 +100,16 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="K",
         help="K > 0: G stays unconditional, D is conditional, and a fake's label is argmax(z[:K]) (each digit 1/K "
-        "of z-space): balanced digits from an unconditional generator; needs labelled data [0]",
+        "of z-space): balanced digits from an unconditional generator; needs labelled data "
+        f"[{_default('latent_labels')}]",
     )
     c.add_argument(
         "--aux-weight",
         type=float,
         default=None,
         help="AC-GAN: D gets a digit-classifier head trained on real labels, and G a loss for fakes that do not "
-        "read as their label, both times this weight (needs --num-classes or --latent-labels) [0 = off]",
+        "read as their label, both times this weight (needs --num-classes or --latent-labels) "
+        f"[{_default('aux_weight')} = off]",
     )
     d = p.add_argument_group("discriminator options")
     d.add_argument("--d-lr", type=float, default=None, help="D's learning rate (TTUR, D faster than G) [--lr]")
@@ -126,7 +124,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="GROUP",
-        help="append the std over groups of GROUP samples to D's first hidden layer (StyleGAN), 0 = off [0]",
+        help="append the std over groups of GROUP samples to D's first hidden layer (StyleGAN), 0 = off "
+        f"[{_default('discriminator.minibatch_std')}]",
     )
     d.add_argument(
         "--d-dropout",
@@ -150,7 +149,10 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         help=f"apply R1 every N D steps (lazy, scaled by N) [{_default('r1_every')}]",
     )
     d.add_argument(
-        "--lecam", type=float, default=None, help="LeCam regulariser weight (limited data; e.g. 0.3) [0 = off]"
+        "--lecam",
+        type=float,
+        default=None,
+        help=f"LeCam regulariser weight (limited data; e.g. 0.3) [{_default('lecam')} = off]",
     )
     a = p.add_argument_group("differentiable augmentation (of real and fake, before D, in both steps)")
     a.add_argument(
@@ -171,7 +173,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         "--ada-target",
         type=float,
         default=None,
-        help="adaptive p: steer E[sign(D(real))] to this (StyleGAN2-ADA uses 0.6), 0 = fixed p [0]",
+        help="adaptive p: steer E[sign(D(real))] to this (StyleGAN2-ADA uses 0.6), 0 = fixed p "
+        f"[{_default('ada_target')}]",
     )
     q = p.add_argument_group("quality during training")
     q.add_argument(
@@ -181,7 +184,7 @@ def add_train(sub: argparse._SubParsersAction) -> None:
         metavar="K",
         help="every K epochs: MNIST-FID, digit coverage, precision/recall of --eval-samples fixed samples, "
         "in losses.csv and losses.png (2,500 samples: 2.5 s of one CPU core, about a training epoch on the "
-        "bundled digits); 0 = off [0]",
+        f"bundled digits); 0 = off [{_default('eval_every')}]",
     )
     q.add_argument(
         "--eval-samples", type=int, default=None, help=f"[{_default('eval_samples')}: the samples gankit eval scores]"
