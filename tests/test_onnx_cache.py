@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import gankit.onnx.build as build
 import gankit.onnx.cache as cache
 from gankit.backends import create_backend
 from gankit.noise import noise
@@ -22,13 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def counted_builds(tmp_path: Path, monkeypatch) -> list[str]:
     """GANKIT_CACHE_DIR in tmp_path; every real export made is recorded by its precision."""
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
-    builds, real = [], cache.build_onnx
+    builds, real = [], build.build_onnx
 
     def counting(generator, path, precision, *args, **kwargs):
         builds.append(precision)
         return real(generator, path, precision, *args, **kwargs)
 
-    monkeypatch.setattr(cache, "build_onnx", counting)
+    monkeypatch.setattr(build, "build_onnx", counting)  # the cache imports the builder where it builds
     return builds
 
 
@@ -55,7 +56,7 @@ def test_a_failed_export_leaves_nothing_under_its_key(tmp_path: Path, monkeypatc
         Path(path).write_bytes(b"half an onnx file")
         raise RuntimeError("killed mid-export")
 
-    monkeypatch.setattr(cache, "build_onnx", half_then_crash)
+    monkeypatch.setattr(build, "build_onnx", half_then_crash)
     with pytest.raises(RuntimeError, match="mid-export"):
         cache.cached_export(small_generator, "fp32")
     assert list((tmp_path / "cache" / "onnx").iterdir()) == []
