@@ -1,16 +1,24 @@
-"""``gankit export`` and ``gankit validate``: any checkpoint (read through ``gankit.models``) to a validated
-export, and an ONNX file's parity checked again against its source.
+"""``gankit export`` and ``gankit validate``: the one export module of every format, and an ONNX file's parity
+checked again against its source.
 
-Formats (``FORMATS``; ``export_format`` infers one from ``--out``'s suffix): ``onnx`` (``gankit.onnx``:
-``export.export_generator`` builds, checks, lands; ``validate.check_export`` is the parity gate), ``aoti``
-(an AOTInductor ``.pt2``, ``gankit.targets.aoti``), ``executorch`` (a ``.pte`` with the XNNPACK delegate,
-``gankit.targets.executorch``) and ``web`` (a static folder, ``gankit.web``). Every format is held to the same
-parity check against float64 (``gankit.onnx.parity``) and writes its report beside the artifact.
+Formats (``FORMATS``; ``export_format`` infers one from ``--out``'s suffix): ``onnx`` (``export_onnx``: the graph of
+``gankit.onnx.build``, run through onnxruntime by ``gankit.onnx.validate``), ``aoti`` (an AOTInductor ``.pt2``,
+``gankit.targets.aoti``), ``executorch`` (a ``.pte`` with the XNNPACK delegate, ``gankit.targets.executorch``) and
+``web`` (a static folder around ``export_onnx``'s uint8 graph, ``gankit.web``). Every file lands through
+``land_checked``: built into a temporary file beside ``out``, held to the parity check against float64
+(``gankit.onnx.parity``), renamed to ``out`` only when it passed. Its report, and ``validate``'s, lands through
+``gankit.onnx.parity.land_report``, the one writer of ``NAME.parity.json`` and ``NAME.parity.failed.json``.
+
+Choosing a format and a path imports no torch (``gankit export --help``); building and checking an export imports
+it inside the functions that do.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,8 +29,8 @@ from gankit.io import check_writable, refuse_overwrite, sha256_of
 from gankit.models import ImportOptions, load_checkpoint
 from gankit.onnx.graph import DEFAULT_OPSET, read_metadata
 
-if TYPE_CHECKING:  # building and checking an export imports torch; choosing its format and path does not
-    from gankit.onnx.export import ExportResult
+if TYPE_CHECKING:
+    from gankit.model import Generator
     from gankit.onnx.parity import ParityReport
     from gankit.onnx.quantize import Int8Options
 
@@ -56,6 +64,73 @@ def export_format(out: str | os.PathLike[str] | None, format: str | None = None)
     if inferred != "web" and out.is_dir():
         raise ExportError(f"--out {out} is a folder; give a file name ending in {out.suffix}")
     return inferred, out
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    report_path: Path
+    report: ParityReport
+
+
+def land_checked(
+    out: Path,
+    build: Callable[[Path], None],
+    check: Callable[[Path, str], ParityReport],
+    name_the_checked_file: bool = False,
+) -> ExportResult:
+    """The parity gate of every exported file. ``build(tmp)`` writes it to a temporary file beside ``out`` (same
+    suffix); ``check(tmp, out.name)`` returns its parity report, which lands beside ``out``
+    (``gankit.onnx.parity.land_report``). The file lands at ``out`` only when it passed; else it is deleted and
+    ExportError names ``out``, or with ``name_the_checked_file`` (``export_onnx``) the temporary file checked."""
+    from gankit.onnx.parity import land_report
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise ExportError(f"cannot write to {out.parent} ({exc.strerror or exc}); choose a writable --out") from exc
+    tmp = Path(tmp_name)
+
+    def place() -> None:
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+
+    try:
+        build(tmp)
+        report = check(tmp, out.name)
+        report_path = land_report(report, out, str(tmp if name_the_checked_file else out), place)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(out, report_path, report)
+
+
+def export_onnx(
+    generator: Generator,
+    source: Path,
+    out: Path,
+    precision: str = "fp32",
+    output: str = "float",
+    opset: int = DEFAULT_OPSET,
+    log=print,
+    int8: Int8Options | None = None,
+) -> ExportResult:
+    """Export ``generator`` (read from the file ``source``, whose sha256 the graph records) to the ONNX file
+    ``out`` through ``land_checked``; ``int8``: quantization options when precision is int8."""
+    from gankit.onnx.build import build_onnx
+    from gankit.onnx.quantize import Int8Options
+    from gankit.onnx.validate import check_graph
+
+    def build(tmp: Path) -> None:
+        build_onnx(generator, tmp, precision, output, opset, sha256_of(source), int8)
+        what = f"int8 {(int8 or Int8Options()).label}" if precision == "int8" else precision
+        log(f"exported {source} -> {out} ({what}, {output} output, opset {opset}); checking parity...")
+
+    def check(tmp: Path, name: str) -> ParityReport:
+        return check_graph(tmp, generator, log=log, name=name, source=str(source))
+
+    return land_checked(out, build, check, name_the_checked_file=True)
 
 
 def export(
@@ -104,10 +179,8 @@ def export(
         from gankit.targets.executorch import export_executorch
 
         return export_executorch(generator, out, sha256_of(source), log=log)
-    from gankit.onnx.export import export_generator
-
     opset = DEFAULT_OPSET if opset is None else opset
-    return export_generator(generator, source, out, precision, output, opset, log, int8)
+    return export_onnx(generator, source, out, precision, output, opset, log, int8)
 
 
 def validate(
@@ -119,7 +192,8 @@ def validate(
     seed: int | None = None,
     import_options: ImportOptions | None = None,
 ) -> ParityReport:
-    """Re-run the parity check of an exported model against its source checkpoint; write the report.
+    """Re-run the parity check of an exported ONNX model against its source checkpoint; land the report beside it
+    (``gankit.onnx.parity.land_report``: a passing check removes the model's failed report).
 
     Without ``checkpoint`` the bundled generator is used when it is the model's recorded source.
     ``seed``: the base seed of the parity inputs (fresh when None; the report records it).
@@ -133,7 +207,10 @@ def validate(
         raise ExportError(
             f"{model_path} was not exported from the bundled generator: pass its checkpoint with --checkpoint"
         )
-    from gankit.onnx.validate import check_export
+    from gankit.onnx.parity import land_report
+    from gankit.onnx.validate import check_graph
 
     generator = load_checkpoint(source, import_options, log)
-    return check_export(model_path, generator, threads, log, name, seed, str(source))
+    report = check_graph(model_path, generator, threads, log, name, seed, str(source))
+    land_report(report, model_path)
+    return report

@@ -128,6 +128,39 @@ def test_a_failed_export_is_not_left_looking_valid(tmp_path: Path, checkpoint: P
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_a_passing_check_clears_the_failed_report_of_an_earlier_one(
+    tmp_path: Path, checkpoint: Path, monkeypatch
+) -> None:
+    """One owner lands every report (gankit.onnx.parity.land_report): a failed export or validation leaves
+    NAME.parity.failed.json; the next one that passes, export or validate alike, lands NAME.parity.json and removes
+    it."""
+    import gankit.onnx.parity as parity
+
+    failed = tmp_path / "g.parity.failed.json"
+    with monkeypatch.context() as strict:
+        strict.setattr(parity, "FP32_HEADROOM", 0.0)
+        strict.setattr(parity, "FP32_FLOOR", 0.0)
+        with pytest.raises(ExportError, match="FAILED"):
+            export(checkpoint, tmp_path / "g.onnx", **QUIET)
+    assert failed.is_file()
+    result = export(checkpoint, tmp_path / "g.onnx", **QUIET)
+    assert result.report_path == tmp_path / "g.parity.json" and not failed.exists()
+    exported = result.path.read_bytes()
+    model = onnx.load(str(result.path))
+    initializer = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
+    weights = onnx.numpy_helper.to_array(initializer).copy()
+    weights.flat[0] += 0.05
+    initializer.CopyFrom(onnx.numpy_helper.from_array(weights, initializer.name))
+    onnx.save(model, str(result.path))
+    with pytest.raises(ExportError, match="parity check FAILED"):
+        validate(result.path, checkpoint=checkpoint, **QUIET)
+    assert json.loads(failed.read_text())["passed"] is False
+    result.path.write_bytes(exported)
+    assert validate(result.path, checkpoint=checkpoint, **QUIET).passed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx", "g.parity.json"]
+    assert json.loads((tmp_path / "g.parity.json").read_text())["passed"] is True
+
+
 def test_bad_inputs(tmp_path: Path, checkpoint: Path) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         export(tmp_path / "missing.safetensors", tmp_path / "g.onnx", **QUIET)

@@ -20,12 +20,12 @@ from gankit.backends import create_backend
 from gankit.checkpoint import load_generator, save_generator
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
-from gankit.export import export
+from gankit.export import export, land_checked
 from gankit.io import sha256_of
 from gankit.model import Generator
 from gankit.noise import NOISE_NAME
 from gankit.onnx.parity import FP32_FLOOR, FP32_HEADROOM
-from gankit.targets import land_checked
+from gankit.targets import fp32_check
 from gankit.targets.aoti import load_package, package_runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +125,7 @@ def test_a_package_of_another_generator_is_refused_and_not_landed(tmp_path: Path
     other = Generator(GeneratorConfig(**SMALL))
     out = tmp_path / "g.pt2"
     with pytest.raises(ExportError, match="parity check FAILED"):
-        land_checked(other, out, lambda tmp: shutil.copyfile(path, tmp), package_runner, {}, **QUIET)
+        land_checked(out, lambda tmp: shutil.copyfile(path, tmp), fp32_check(other, package_runner, {}, **QUIET))
     assert not out.exists() and json.loads((tmp_path / "g.parity.failed.json").read_text())["passed"] is False
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 

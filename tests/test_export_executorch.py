@@ -19,11 +19,11 @@ from gankit.backends import create_backend
 from gankit.checkpoint import load_generator, save_generator
 from gankit.config import GeneratorConfig
 from gankit.errors import BackendError, ExportError
-from gankit.export import export
+from gankit.export import export, land_checked
 from gankit.io import sha256_of
 from gankit.model import Generator
 from gankit.noise import NOISE_NAME
-from gankit.targets import land_checked
+from gankit.targets import fp32_check
 from gankit.targets.executorch import load_program, program_runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_a_program_of_another_generator_is_refused_and_not_landed(tmp_path: Path
     other = Generator(GeneratorConfig(**SMALL))
     out = tmp_path / "g.pte"
     with pytest.raises(ExportError, match="parity check FAILED"):
-        land_checked(other, out, lambda tmp: shutil.copyfile(path, tmp), program_runner, {}, **QUIET)
+        land_checked(out, lambda tmp: shutil.copyfile(path, tmp), fp32_check(other, program_runner, {}, **QUIET))
     assert not out.exists() and json.loads((tmp_path / "g.parity.failed.json").read_text())["passed"] is False
     bogus = tmp_path / "bogus.pte"
     bogus.write_bytes(b"\x00" * 64)

@@ -11,7 +11,7 @@ graph, by default dynamic (int8 weights per channel, activations quantized at ru
 options of ``gankit.onnx.quantize.Int8Options``. ``metadata_props`` carry the gankit version, the generator
 config, precision, output, opset, the source checkpoint's sha256 and, for int8, the options.
 
-``build_onnx`` writes and checks the graph (``onnx.checker`` full check); ``gankit.onnx.export`` runs the
+``build_onnx`` writes and checks the graph (``onnx.checker`` full check); ``gankit.export.export_onnx`` runs the
 parity gate (``gankit.onnx.validate``) before a file lands under its name.
 """
 

@@ -15,6 +15,10 @@ check (the larger of its max over the standard-normal cases and its max on the c
 ``FP32_FLOOR``; the mean likewise. fp16 to fixed bounds; int8 on the 99.9th percentile and the mean; uint8
 output in levels. fp16 and int8 bounds are scaled by the input's scale s = max(1, rms(z)) (pre-activations, and
 so their error, grow with z).
+
+The report: ``ParityReport`` (its JSON is ``dataclasses.asdict`` of it), printed by ``format_report``, written,
+named and cleaned up only by ``land_report`` (``NAME.parity.json`` beside the artifact NAME.ext, or
+``NAME.parity.failed.json`` and ExportError when the check failed), for every export format and ``gankit validate``.
 """
 
 from __future__ import annotations
@@ -245,8 +249,28 @@ def format_report(report: ParityReport) -> str:
     return "\n".join(lines)
 
 
-def write_report(report: ParityReport, path: Path) -> Path:
-    return write_json(path, asdict(report))
+def report_path(artifact: Path, failed: bool = False) -> Path:
+    """Where the parity report of ``artifact`` (NAME.ext, or a folder NAME) lives: ``NAME.parity.json`` beside it,
+    ``NAME.parity.failed.json`` for a check that failed."""
+    return artifact.with_name(artifact.stem + (".parity.failed.json" if failed else ".parity.json"))
+
+
+def land_report(
+    report: ParityReport, artifact: Path, where: str | None = None, place: Callable[[], None] | None = None
+) -> Path:
+    """The one writer of parity reports (every format, ``gankit validate``): ``report`` of ``artifact`` lands at
+    ``report_path(artifact, failed=not report.passed)``.
+
+    Failed: ExportError naming ``where`` (default: ``artifact``) with the worst case; ``place`` is not called.
+    Passed: ``place()`` lands the artifact itself (a file checked under a temporary name; None when it is already
+    in place), and only then is a failed report of an earlier check of ``artifact`` removed. Returns the path of
+    the passing report."""
+    write_json(report_path(artifact, failed=not report.passed), asdict(report))
+    raise_if_failed(report, str(artifact) if where is None else where)
+    if place is not None:
+        place()
+    report_path(artifact, failed=True).unlink(missing_ok=True)
+    return report_path(artifact)
 
 
 def raise_if_failed(report: ParityReport, where: str) -> None:

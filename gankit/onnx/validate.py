@@ -1,8 +1,8 @@
-"""Run an exported graph with onnxruntime and hold it to its source generator's float64 reference.
+"""Run an ONNX file with onnxruntime and hold it to its source generator's float64 reference.
 
-``check_export`` runs the parity cases of ``gankit.onnx.parity`` through an onnxruntime session, writes
-``NAME.parity.json`` (or ``NAME.parity.failed.json``) beside it and raises ExportError with the worst case
-when parity fails.
+``check_graph`` runs the parity cases of ``gankit.onnx.parity`` through an onnxruntime session (``graph_runner``)
+and, for a low-precision float graph, measures it against the fp32 export (``compare_with_fp32``); it returns the
+report, logged, for ``gankit.onnx.parity.land_report`` to land (``gankit.export``: ``export_onnx``, ``validate``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gankit.errors import ExportError
 from gankit.labels import BALANCED
 from gankit.model import Generator
 from gankit.onnx.graph import read_graph, read_metadata
-from gankit.onnx.parity import ParityReport, check_parity, format_report, raise_if_failed, write_report
+from gankit.onnx.parity import ParityReport, check_parity, format_report
 from gankit.pixels import LEVELS_PER_UNIT
 from gankit.runtime import feeds, onnxruntime_session
 
@@ -37,12 +37,7 @@ def graph_runner(path: Path, threads: int | None = None) -> Callable[..., np.nda
     return run
 
 
-def report_path_for(model_path: Path, failed: bool = False) -> Path:
-    suffix = ".parity.failed.json" if failed else ".parity.json"
-    return model_path.with_name(model_path.stem + suffix)
-
-
-def check_export(
+def check_graph(
     model_path: Path,
     generator: Generator,
     threads: int | None = None,
@@ -51,9 +46,9 @@ def check_export(
     seed: int | None = None,
     source: str = "its source",
 ) -> ParityReport:
-    """The parity check of the export ``model_path`` against ``generator``; writes the report. ``seed``: the
-    base seed of the parity inputs (fresh when None; the report records it). Raises ExportError (with the worst
-    case against its tolerance) when parity fails."""
+    """The parity report of the ONNX file ``model_path`` against ``generator`` (its source, named ``source`` in
+    errors), under ``name`` (default: the file's name); logged, not written. ``seed``: the base seed of the parity
+    inputs (fresh when None; the report records it). ExportError when the graph's config is not the generator's."""
     props = read_metadata(model_path)
     exported = GeneratorConfig.from_json(props["gankit_config"])
     if generator.config != exported:
@@ -67,10 +62,6 @@ def check_export(
     if props["gankit_precision"] != "fp32" and props["gankit_output"] == "float":
         report.vs_fp32 = compare_with_fp32(generator, run)
     log(format_report(report))
-    write_report(report, report_path_for(model_path, failed=not report.passed))
-    if report.passed:
-        report_path_for(model_path, failed=True).unlink(missing_ok=True)
-    raise_if_failed(report, str(model_path))
     return report
 
 

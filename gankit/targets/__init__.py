@@ -6,9 +6,9 @@ What every target shares lives here:
   float32 and, for a class-conditional generator, ``label`` (B,) int64; output the float32 image (B, C, H, W)
   in [-1, 1]). The example batch is ``EXAMPLE_BATCH`` (>= 2, so the batch is not specialised to 1).
 - ``artifact_metadata``: the strings each artifact carries (config, noise name, gankit version, source sha256).
-- ``land_checked``: build into a temporary file beside ``out``, run the parity check of ``gankit.onnx.parity``
-  on it (fp32 against float64, the tolerance derived there), write ``NAME.parity.json`` (or
-  ``NAME.parity.failed.json``) beside ``out``, and rename the artifact to ``out`` only when it passed.
+- ``fp32_check``: the parity check of ``gankit.onnx.parity`` on an artifact (fp32 against float64, the tolerance
+  derived there), for ``gankit.export.land_checked``, which builds it beside ``out``, lands its report and renames
+  it to ``out`` only when it passed.
 - ``cached_artifact``: an artifact made once per machine and generator for the sampling backends.
 """
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -24,15 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gankit.errors import ExportError
 from gankit.io import cache_dir
 from gankit.model import Generator
 from gankit.noise import NOISE_NAME
 from gankit.onnx.build import EXAMPLE_BATCH, warnings_quiet
 from gankit.onnx.cache import generator_digest, publish
-from gankit.onnx.export import ExportResult
-from gankit.onnx.parity import check_parity, format_report, raise_if_failed, write_report
-from gankit.onnx.validate import report_path_for
+from gankit.onnx.parity import ParityReport, check_parity, format_report
 from gankit.version import __version__, package_version
 
 _TEMPORARY: list[tempfile.TemporaryDirectory] = []  # cache-less artifacts' folders, kept for the process
@@ -68,37 +64,19 @@ def artifact_metadata(generator: Generator, source_sha: str) -> dict[str, str]:
     }
 
 
-def land_checked(
-    generator: Generator,
-    out: Path,
-    build: Callable[[Path], None],
-    runner: Callable[[Path], Runner],
-    versions: dict[str, str],
-    log=print,
-) -> ExportResult:
-    """``build(tmp)`` writes the artifact to a temporary file beside ``out`` (same suffix); ``runner(tmp)`` runs it.
-    The parity report (``versions`` added to its versions) lands beside ``out``; the artifact lands at ``out``
-    only when parity passed, else ExportError with the worst case."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise ExportError(f"cannot write to {out.parent} ({exc.strerror or exc}); choose a writable --out") from exc
-    tmp = Path(tmp_name)
-    try:
-        build(tmp)
-        report = check_parity(runner(tmp), generator, "fp32", "float", out.name)
+def fp32_check(
+    generator: Generator, runner: Callable[[Path], Runner], versions: dict[str, str], log=print
+) -> Callable[[Path, str], ParityReport]:
+    """The check ``gankit.export.land_checked`` runs on a built artifact: ``runner(path)`` held to ``generator``
+    (fp32 against float64), the report named ``name``, ``versions`` added to its versions, and logged."""
+
+    def check(path: Path, name: str) -> ParityReport:
+        report = check_parity(runner(path), generator, "fp32", "float", name)
         report.versions.update(versions)
         log(format_report(report))
-        write_report(report, report_path_for(out, failed=not report.passed))
-        raise_if_failed(report, str(out))
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    report_path_for(out, failed=True).unlink(missing_ok=True)
-    return ExportResult(out, report_path_for(out), report)
+        return report
+
+    return check
 
 
 def cached_artifact(generator: Generator, kind: str, suffix: str, build: Callable[[Path], None], **parts) -> Path:

@@ -18,10 +18,10 @@ import torch
 
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
+from gankit.export import ExportResult, land_checked
 from gankit.model import Generator
 from gankit.onnx.build import warnings_quiet
-from gankit.onnx.export import ExportResult
-from gankit.targets import artifact_metadata, export_program, land_checked
+from gankit.targets import artifact_metadata, export_program, fp32_check
 
 SUFFIX = ".pt2"
 
@@ -85,14 +85,11 @@ def package_runner(path: Path):
 
 def export_aoti(generator: Generator, out: Path, source_sha: str, device: str | None = None, log=print) -> ExportResult:
     """Export ``generator`` to the package ``out`` (.pt2) for ``device`` (default: cuda when present, else cpu),
-    parity-checked (``gankit.targets.land_checked``)."""
+    parity-checked (``gankit.export.land_checked``)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     log(f"compiling an AOTInductor package for {device} -> {out} (a C++ build: this takes a while)...")
     return land_checked(
-        generator,
         out,
         lambda tmp: build_package(generator, tmp, source_sha, device),
-        package_runner,
-        {"aoti_device": device},
-        log,
+        fp32_check(generator, package_runner, {"aoti_device": device}, log),
     )

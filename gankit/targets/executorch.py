@@ -17,10 +17,10 @@ import torch
 
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
+from gankit.export import ExportResult, land_checked
 from gankit.model import Generator
 from gankit.onnx.build import warnings_quiet
-from gankit.onnx.export import ExportResult
-from gankit.targets import artifact_metadata, export_program, land_checked
+from gankit.targets import artifact_metadata, export_program, fp32_check
 from gankit.version import package_version
 
 SUFFIX = ".pte"
@@ -92,9 +92,9 @@ def program_runner(path: Path):
 
 def export_executorch(generator: Generator, out: Path, source_sha: str, log=print) -> ExportResult:
     """Export ``generator`` to the program ``out`` (.pte), parity-checked through ``executorch.runtime``
-    (``gankit.targets.land_checked``)."""
+    (``gankit.export.land_checked``)."""
     log(f"lowering to ExecuTorch (XNNPACK) -> {out}...")
     versions = {"executorch": package_version("executorch")}
     return land_checked(
-        generator, out, lambda tmp: build_program(generator, tmp, source_sha), program_runner, versions, log
+        out, lambda tmp: build_program(generator, tmp, source_sha), fp32_check(generator, program_runner, versions, log)
     )

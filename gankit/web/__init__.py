@@ -4,7 +4,7 @@ The folder::
 
     index.html            the page (grid, digit picker, regenerate/next, time per batch, PNG download)
     gankit.js             the page's script, with the noise contract in JavaScript (bit for bit gankit.noise)
-    generator.onnx        the generator (gankit.onnx export, uint8 image output) and its parity report
+    generator.onnx        the generator (gankit.export.export_onnx, uint8 image output) and its parity report
     generator.parity.json
     gankit.json           the generator config, the noise contract, the label rule, the runtime's version
     ort/                  onnxruntime-web's WASM runtime (gankit.web.runtime: a pinned, verified npm release)
@@ -25,10 +25,10 @@ from pathlib import Path
 
 from gankit.checkpoint import model_path
 from gankit.errors import ExportError
+from gankit.export import export_onnx
 from gankit.io import sha256_of, write_json
 from gankit.models import load_checkpoint
 from gankit.noise import NOISE_NAME, NOISE_VERSION
-from gankit.onnx.export import export_generator
 from gankit.version import __version__
 from gankit.web.runtime import ORT_WEB_VERSION, copy_runtime
 
@@ -75,7 +75,7 @@ def export_web(
 
     try:
         copy_runtime(stage / RUNTIME_DIR, staged_log)
-        result = export_generator(generator, source, stage / MODEL_FILE, output="uint8", log=staged_log)
+        result = export_onnx(generator, source, stage / MODEL_FILE, output="uint8", log=staged_log)
         config = generator.config
         write_json(
             stage / CONTRACT_FILE,
