@@ -133,6 +133,25 @@ def export_onnx(
     return land_checked(out, build, check, name_the_checked_file=True)
 
 
+def refuse_options_for_web(
+    precision: str = "fp32",
+    output: str = "float",
+    opset: int | None = None,
+    int8: Int8Options | None = None,
+    import_options: ImportOptions | None = None,
+) -> None:
+    """ExportError unless the ONNX graph's options and the import options are their defaults: the web folder
+    (``gankit.web.export_web``) is fp32 with float output of a gankit checkpoint, or of a state dict that needs
+    no import options."""
+    if (precision, output, opset, int8) != ("fp32", "float", None, None) or (
+        import_options is not None and import_options != ImportOptions()
+    ):
+        raise ExportError(
+            "--format web exports fp32 with float output of a gankit checkpoint (or a state dict that needs "
+            "no import options); --precision, --output, --opset, --int8-* and the import options are not for it"
+        )
+
+
 def export(
     checkpoint: str | os.PathLike[str] | None,
     out: str | os.PathLike[str],

@@ -316,3 +316,20 @@ def test_cli_web_goes_to_gankit_web(tmp_path: Path, capsys, monkeypatch) -> None
     code, out, err = run_cli(capsys, "export", "conditional", "--out", tmp_path / "site", "--force")
     assert code == 0, err
     assert calls == [("conditional", tmp_path / "site", True)] and str(tmp_path / "site" / "parity.json") in out
+
+
+def test_the_web_rule_lives_in_the_library() -> None:
+    """``gankit export --format web`` refuses the ONNX and import options through gankit.export, not the CLI."""
+    from gankit.export import refuse_options_for_web
+    from gankit.models import ImportOptions
+
+    refuse_options_for_web()
+    refuse_options_for_web(import_options=ImportOptions())
+    for refused in (
+        {"precision": "int8"},
+        {"output": "uint8"},
+        {"opset": 18},
+        {"import_options": ImportOptions(slope=(0.1,))},
+    ):
+        with pytest.raises(ExportError, match="--format web exports fp32"):
+            refuse_options_for_web(**refused)

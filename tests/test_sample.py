@@ -561,3 +561,9 @@ def test_resume_on_a_completely_full_disk_is_one_line(tmp_path: Path, model_file
     err = capsys.readouterr().err
     assert err.startswith("gankit sample: error: ") and "No space left on device" in err and err.count("\n") == 1
     assert (tmp_path / "out" / MANIFEST).read_bytes() == before
+
+
+def test_the_format_follows_out_unless_given() -> None:
+    from gankit.sampling.job import format_for
+
+    assert format_for("x.png") == "grid" and format_for("run") == "npy" and format_for("x.png", "npy") == "npy"

@@ -120,9 +120,9 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
 def run_sample(args: argparse.Namespace) -> int:
     from gankit.labels import from_options
     from gankit.sampling.engine import sample
-    from gankit.sampling.job import SampleJob
+    from gankit.sampling.job import SampleJob, format_for
 
-    fmt = args.format or ("grid" if str(args.out).endswith(".png") else "npy")
+    fmt = format_for(args.out, args.format)
     job = SampleJob(
         out=Path(args.out),
         n=args.n,

@@ -15,7 +15,6 @@ from gankit.cli.common import (
     int8_options_from,
     stderr,
 )
-from gankit.errors import ExportError
 from gankit.io import dumps_json
 
 
@@ -58,15 +57,11 @@ def run_export(args: argparse.Namespace) -> int:
 
     format, out = export_format(args.out, args.format)
     if format == "web":
-        from gankit.models import ImportOptions
+        from gankit.export import refuse_options_for_web
 
-        onnx_options = (args.precision, args.output, args.opset, int8_options_from(args))
-        onnx_defaults = (default(export, "precision"), default(export, "output"), None, None)
-        if onnx_options != onnx_defaults or import_options_from(args) != ImportOptions():
-            raise ExportError(
-                "--format web exports fp32 with float output of a gankit checkpoint (or a state dict that needs "
-                "no import options); --precision, --output, --opset, --int8-* and the import options are not for it"
-            )
+        refuse_options_for_web(
+            args.precision, args.output, args.opset, int8_options_from(args), import_options_from(args)
+        )
         from gankit.web import export_web
 
         report_path = export_web(args.checkpoint, out, force=args.force)

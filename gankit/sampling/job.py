@@ -121,6 +121,11 @@ class SampleJob:
 CHECKSUMS = ("crc32", "sha256")  # what new shards record; what earlier runs recorded (still read)
 
 
+def format_for(out: str | Path, format: str | None = None) -> str:
+    """The ``--format`` of a job: ``format`` when given, else ``grid`` for an ``--out`` ending in .png, else npy."""
+    return format or ("grid" if str(out).endswith(".png") else "npy")
+
+
 @dataclass
 class ShardRecord:
     """A finished shard: its file (or PNG folder), index range, size in bytes and checksum (hex, of ``algorithm``);
