@@ -11,6 +11,7 @@ leaves a half-written file under the real name.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pickle
@@ -86,6 +87,16 @@ def state_shapes(config: GeneratorConfig) -> dict[str, tuple[int, ...]]:
     if config.num_classes:
         shapes["class_bias"] = (config.num_classes, config.hidden[0])
     return shapes
+
+
+def weights_digest(config: GeneratorConfig, weights: dict[str, Any]) -> str:
+    """sha256 of a generator's config and float32 weights (name -> array or tensor): all an export depends on, so
+    the same model has the same digest whether it comes from a file or from memory."""
+    digest = hashlib.sha256(config.to_json().encode())
+    for name, weight in sorted(weights.items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(np.asarray(weight, dtype=np.float32)))
+    return digest.hexdigest()
 
 
 def read_generator_arrays(

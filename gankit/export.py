@@ -5,9 +5,9 @@ Formats (``FORMATS``; ``export_format`` infers one from ``--out``'s suffix): ``o
 ``gankit.onnx.build``, run through onnxruntime by ``gankit.onnx.validate``), ``aoti`` (an AOTInductor ``.pt2``,
 ``gankit.targets.aoti``), ``executorch`` (a ``.pte`` with the XNNPACK delegate, ``gankit.targets.executorch``) and
 ``web`` (a static folder around ``export_onnx``'s uint8 graph, ``gankit.web``). Every file lands through
-``land_checked``: built into a temporary file beside ``out``, held to the parity check against float64
-(``gankit.onnx.parity``), renamed to ``out`` only when it passed. Its report, and ``validate``'s, lands through
-``gankit.onnx.parity.land_report``, the one writer of ``NAME.parity.json`` and ``NAME.parity.failed.json``.
+``gankit.onnx.parity.land_checked``: built into a temporary file beside ``out``, held to the parity check
+against float64, renamed to ``out`` only when it passed. Its report, and ``validate``'s, lands through
+``land_report`` there, the one writer of ``NAME.parity.json`` and ``NAME.parity.failed.json``.
 
 Choosing a format and a path imports no torch (``gankit export --help``); building and checking an export imports
 it inside the functions that do.
@@ -16,9 +16,6 @@ it inside the functions that do.
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +28,7 @@ from gankit.onnx.graph import DEFAULT_OPSET, read_metadata
 
 if TYPE_CHECKING:
     from gankit.model import Generator
-    from gankit.onnx.parity import ParityReport
+    from gankit.onnx.parity import ExportResult, ParityReport
     from gankit.onnx.quantize import Int8Options
 
 FORMATS = ("onnx", "aoti", "executorch", "web")
@@ -66,46 +63,6 @@ def export_format(out: str | os.PathLike[str] | None, format: str | None = None)
     return inferred, out
 
 
-@dataclass
-class ExportResult:
-    path: Path
-    report_path: Path
-    report: ParityReport
-
-
-def land_checked(
-    out: Path,
-    build: Callable[[Path], None],
-    check: Callable[[Path, str], ParityReport],
-    name_the_checked_file: bool = False,
-) -> ExportResult:
-    """The parity gate of every exported file. ``build(tmp)`` writes it to a temporary file beside ``out`` (same
-    suffix); ``check(tmp, out.name)`` returns its parity report, which lands beside ``out``
-    (``gankit.onnx.parity.land_report``). The file lands at ``out`` only when it passed; else it is deleted and
-    ExportError names ``out``, or with ``name_the_checked_file`` (``export_onnx``) the temporary file checked."""
-    from gankit.onnx.parity import land_report
-
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
-        os.close(fd)
-    except OSError as exc:
-        raise ExportError(f"cannot write to {out.parent} ({exc.strerror or exc}); choose a writable --out") from exc
-    tmp = Path(tmp_name)
-
-    def place() -> None:
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-
-    try:
-        build(tmp)
-        report = check(tmp, out.name)
-        report_path = land_report(report, out, str(tmp if name_the_checked_file else out), place)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return ExportResult(out, report_path, report)
-
-
 def export_onnx(
     generator: Generator,
     source: Path,
@@ -119,6 +76,7 @@ def export_onnx(
     """Export ``generator`` (read from the file ``source``, whose sha256 the graph records) to the ONNX file
     ``out`` through ``land_checked``; ``int8``: quantization options when precision is int8."""
     from gankit.onnx.build import build_onnx
+    from gankit.onnx.parity import land_checked
     from gankit.onnx.quantize import Int8Options
     from gankit.onnx.validate import check_graph
 

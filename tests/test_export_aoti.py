@@ -20,11 +20,11 @@ from gankit.backends import create_backend
 from gankit.checkpoint import load_generator, save_generator
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
-from gankit.export import export, land_checked
+from gankit.export import export
 from gankit.io import sha256_of
 from gankit.model import Generator
 from gankit.noise import NOISE_NAME
-from gankit.onnx.parity import FP32_FLOOR, FP32_HEADROOM
+from gankit.onnx.parity import FP32_FLOOR, FP32_HEADROOM, land_checked
 from gankit.targets import fp32_check
 from gankit.targets.aoti import load_package, package_runner
 

@@ -19,10 +19,11 @@ from gankit.backends import create_backend
 from gankit.checkpoint import load_generator, save_generator
 from gankit.config import GeneratorConfig
 from gankit.errors import BackendError, ExportError
-from gankit.export import export, land_checked
+from gankit.export import export
 from gankit.io import sha256_of
 from gankit.model import Generator
 from gankit.noise import NOISE_NAME
+from gankit.onnx.parity import land_checked
 from gankit.targets import fp32_check
 from gankit.targets.executorch import load_program, program_runner
 

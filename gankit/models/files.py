@@ -18,7 +18,6 @@ Generator, and torch with it, is built only when a torch path asks for it (``Loa
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import pickle
@@ -38,6 +37,7 @@ from gankit.checkpoint import (
     read_generator_arrays,
     require_file,
     save_generator,
+    weights_digest,
 )
 from gankit.config import SEED_IMAGE_SHAPE, GeneratorConfig, OnnxGeneratorConfig
 from gankit.errors import CheckpointError, ConfigError, ConversionError
@@ -180,16 +180,6 @@ def convert(path: Path, options: ImportOptions) -> Converted:
     except ConversionError as exc:
         raise ConversionError(f"{path}: {exc}") from None
     return Converted(generator, kind, summary(linears, generator.config))
-
-
-def weights_digest(config: GeneratorConfig, weights: dict[str, Any]) -> str:
-    """sha256 of a generator's config and float32 weights (name -> array or tensor): all an export depends on, so
-    the same model has the same digest whether it comes from a file or from memory."""
-    digest = hashlib.sha256(config.to_json().encode())
-    for name, weight in sorted(weights.items()):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(np.asarray(weight, dtype=np.float32)))
-    return digest.hexdigest()
 
 
 @dataclass(eq=False)

@@ -21,11 +21,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from gankit.checkpoint import weights_digest
 from gankit.io import cache_dir
-from gankit.models import LoadedModel
-from gankit.models.files import weights_digest
 from gankit.noise import NOISE_NAME
 from gankit.onnx.graph import DEFAULT_OPSET, OnnxGraph, read_graph
 from gankit.version import __version__, package_version
@@ -33,6 +32,16 @@ from gankit.version import __version__, package_version
 if TYPE_CHECKING:
     from gankit.model import Generator
     from gankit.onnx.quantize import Int8Options
+
+
+class Loaded(Protocol):
+    """What the cache needs of a read model file (``gankit.models.LoadedModel``): the digest of its weights,
+    computed without torch where it can be, and its Generator, built only to make an export."""
+
+    def weights_digest(self) -> str: ...
+
+    def generator(self) -> Generator: ...
+
 
 FOLDER = "onnx"
 
@@ -44,7 +53,7 @@ def _key(parts: dict) -> str:
 
 
 def generator_digest(generator: Generator) -> str:
-    """``gankit.models.files.weights_digest`` of a Generator in memory: the same model, the same digest."""
+    """``gankit.checkpoint.weights_digest`` of a Generator in memory: the same model, the same digest."""
     state = generator.state_dict()
     return weights_digest(generator.config, {name: tensor.detach().cpu().float() for name, tensor in state.items()})
 
@@ -70,7 +79,7 @@ def publish(target: Path, make) -> tuple[tempfile.TemporaryDirectory | None, Pat
 
 
 def cached_export(
-    model: Generator | LoadedModel, precision: str, int8: Int8Options | None = None
+    model: Generator | Loaded, precision: str, int8: Int8Options | None = None
 ) -> tuple[tempfile.TemporaryDirectory | None, Path]:
     """The float-output export of ``model`` at ``precision`` (default opset, unvalidated, as ``temporary_export``).
 
@@ -82,14 +91,15 @@ def cached_export(
         int8 = int8 or Int8Options()
     else:
         int8 = None
-    digest = model.weights_digest() if isinstance(model, LoadedModel) else generator_digest(model)
+    loaded = hasattr(model, "weights_digest")  # a Loaded: its digest without torch
+    digest = model.weights_digest() if loaded else generator_digest(model)
     options = {"precision": precision, "output": "float", "opset": DEFAULT_OPSET, "int8": int8 and int8.to_json()}
     target = cache_dir() / FOLDER / f"{_key({'generator': digest, **options})}.onnx"
     if target.is_file():
         return None, target
     from gankit.onnx.build import build_onnx, temporary_export
 
-    generator = model.generator() if isinstance(model, LoadedModel) else model
+    generator = model.generator() if loaded else model
     try:
         return publish(target, lambda path: build_onnx(generator, path, precision, "float", DEFAULT_OPSET, "", int8))
     except OSError:
@@ -97,7 +107,7 @@ def cached_export(
 
 
 def runtime_graph(
-    model: str | os.PathLike[str] | OnnxGraph | LoadedModel | Generator, precision: str, int8: Int8Options | None = None
+    model: str | os.PathLike[str] | OnnxGraph | Loaded | Generator, precision: str, int8: Int8Options | None = None
 ) -> tuple[tempfile.TemporaryDirectory | None, OnnxGraph]:
     """The graph an ONNX runtime runs for ``model``: an ONNX file or graph as it is, a loaded ONNX model's graph,
     else (a checkpoint, a Generator) its ``cached_export`` at ``precision``. (a temporary folder to keep alive or
@@ -106,7 +116,7 @@ def runtime_graph(
         return None, model
     if isinstance(model, (str, os.PathLike)):
         return None, read_graph(model)
-    if isinstance(model, LoadedModel) and model.graph is not None:
+    if getattr(model, "graph", None) is not None:  # a loaded ONNX model
         return None, model.graph
     folder, path = cached_export(model, precision, int8)
     return folder, read_graph(path)

@@ -23,7 +23,9 @@ named and cleaned up only by ``land_report`` (``NAME.parity.json`` beside the ar
 
 from __future__ import annotations
 
+import os
 import platform
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -282,3 +284,41 @@ def raise_if_failed(report: ParityReport, where: str) -> None:
         f"{worst.max_abs:.3g}, mean |Δ| {worst.mean_abs:.3g} vs tolerance max {worst.tolerance_max:.3g}, mean "
         f"{worst.tolerance_mean:.3g}; reproduce with: gankit validate MODEL --seed {report.seed}"
     )
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    report_path: Path
+    report: ParityReport
+
+
+def land_checked(
+    out: Path,
+    build: Callable[[Path], None],
+    check: Callable[[Path, str], ParityReport],
+    name_the_checked_file: bool = False,
+) -> ExportResult:
+    """The parity gate of every exported file. ``build(tmp)`` writes it to a temporary file beside ``out`` (same
+    suffix); ``check(tmp, out.name)`` returns its parity report, which lands beside ``out``
+    (``gankit.onnx.parity.land_report``). The file lands at ``out`` only when it passed; else it is deleted and
+    ExportError names ``out``, or with ``name_the_checked_file`` (``export_onnx``) the temporary file checked."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise ExportError(f"cannot write to {out.parent} ({exc.strerror or exc}); choose a writable --out") from exc
+    tmp = Path(tmp_name)
+
+    def place() -> None:
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+
+    try:
+        build(tmp)
+        report = check(tmp, out.name)
+        report_path = land_report(report, out, str(tmp if name_the_checked_file else out), place)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return ExportResult(out, report_path, report)

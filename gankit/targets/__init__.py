@@ -7,7 +7,7 @@ What every target shares lives here:
   in [-1, 1]). The example batch is ``EXAMPLE_BATCH`` (>= 2, so the batch is not specialised to 1).
 - ``artifact_metadata``: the strings each artifact carries (config, noise name, gankit version, source sha256).
 - ``fp32_check``: the parity check of ``gankit.onnx.parity`` on an artifact (fp32 against float64, the tolerance
-  derived there), for ``gankit.export.land_checked``, which builds it beside ``out``, lands its report and renames
+  derived there), for ``gankit.onnx.parity.land_checked``, which builds it beside ``out``, lands its report and renames
   it to ``out`` only when it passed.
 - ``cached_artifact``: an artifact made once per machine and generator for the sampling backends.
 """
@@ -67,7 +67,7 @@ def artifact_metadata(generator: Generator, source_sha: str) -> dict[str, str]:
 def fp32_check(
     generator: Generator, runner: Callable[[Path], Runner], versions: dict[str, str], log=print
 ) -> Callable[[Path, str], ParityReport]:
-    """The check ``gankit.export.land_checked`` runs on a built artifact: ``runner(path)`` held to ``generator``
+    """The check ``gankit.onnx.parity.land_checked`` runs on a built artifact: ``runner(path)`` held to ``generator``
     (fp32 against float64), the report named ``name``, ``versions`` added to its versions, and logged."""
 
     def check(path: Path, name: str) -> ParityReport:

@@ -18,9 +18,9 @@ import torch
 
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
-from gankit.export import ExportResult, land_checked
 from gankit.model import Generator
 from gankit.onnx.build import warnings_quiet
+from gankit.onnx.parity import ExportResult, land_checked
 from gankit.targets import artifact_metadata, export_program, fp32_check
 
 SUFFIX = ".pt2"
@@ -85,7 +85,7 @@ def package_runner(path: Path):
 
 def export_aoti(generator: Generator, out: Path, source_sha: str, device: str | None = None, log=print) -> ExportResult:
     """Export ``generator`` to the package ``out`` (.pt2) for ``device`` (default: cuda when present, else cpu),
-    parity-checked (``gankit.export.land_checked``)."""
+    parity-checked (``gankit.onnx.parity.land_checked``)."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     log(f"compiling an AOTInductor package for {device} -> {out} (a C++ build: this takes a while)...")
     return land_checked(

@@ -17,9 +17,9 @@ import torch
 
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
-from gankit.export import ExportResult, land_checked
 from gankit.model import Generator
 from gankit.onnx.build import warnings_quiet
+from gankit.onnx.parity import ExportResult, land_checked
 from gankit.targets import artifact_metadata, export_program, fp32_check
 from gankit.version import package_version
 
@@ -92,7 +92,7 @@ def program_runner(path: Path):
 
 def export_executorch(generator: Generator, out: Path, source_sha: str, log=print) -> ExportResult:
     """Export ``generator`` to the program ``out`` (.pte), parity-checked through ``executorch.runtime``
-    (``gankit.export.land_checked``)."""
+    (``gankit.onnx.parity.land_checked``)."""
     log(f"lowering to ExecuTorch (XNNPACK) -> {out}...")
     versions = {"executorch": package_version("executorch")}
     return land_checked(
