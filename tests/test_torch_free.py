@@ -8,6 +8,7 @@ same way, does import it: the check sees torch when it is there.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -22,7 +23,7 @@ from gankit.config import GeneratorConfig
 from gankit.device import cuda_possible, on_gpu
 from gankit.model import Generator
 from gankit.models import load
-from gankit.onnx.cache import cached_export, generator_digest
+from gankit.onnx.cache import cached_export, cached_graph, generator_digest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "exported" / "generator.onnx"
@@ -30,19 +31,20 @@ REPORT = (
     "import sys\n"
     "from gankit.cli import main\n"
     "try:\n    code = main(sys.argv[1:])\nexcept SystemExit as exc:\n    code = exc.code\n"
+    "print('onnx imported:', 'onnx' in sys.modules)\n"
     "print('torch imported:', 'torch' in sys.modules, 'exit', code)\n"
 )
 
 pytestmark = pytest.mark.xdist_group("torch-free")  # one warmed cache for the module
 
 
-def _run(cache: Path, *args: object) -> str:
+def _run(cache: Path, *args: object, line: int = -1) -> str:
     env = {**os.environ, "GANKIT_CACHE_DIR": str(cache)}
     done = subprocess.run(
         [sys.executable, "-c", REPORT, *map(str, args)], cwd=ROOT, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    return done.stdout.strip().splitlines()[-1]
+    return done.stdout.strip().splitlines()[line]
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +100,33 @@ def test_no_cuda_driver_means_no_gpu_for_torch() -> None:
 
     assert cuda_possible() or not torch.cuda.is_available()
     assert not on_gpu("cpu")
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_a_grid_from_a_cached_export_parses_no_onnx(warm_cache: Path, tmp_path: Path, backend: str) -> None:
+    """The cached export's interface is kept beside it (``gankit.onnx.cache.cached_graph``): a run reads that, and
+    the onnx package (about 0.5 s to import) is never loaded; a file given by path is parsed, and onnx is seen."""
+    grid = ["sample", "--backend", backend, "--format", "grid", "--out"]
+    assert _run(warm_cache, *grid, tmp_path / "cached.png", line=-2) == "onnx imported: False"
+    assert _run(warm_cache, "info", SHIPPED, line=-2) == "onnx imported: True"
+
+
+def test_a_graph_record_gives_the_graph_read_from_the_file(tmp_path: Path) -> None:
+    import onnx
+
+    from gankit.onnx import graph as graphs
+
+    assert graphs.FLOAT == onnx.TensorProto.FLOAT
+    for path in (SHIPPED, ROOT / "exported" / "generator_conditional.onnx"):
+        parsed = graphs.read_graph(path)
+        assert graphs.graph_from_record(path, graphs.graph_record(parsed)) == parsed
+    cached = tmp_path / "g.onnx"
+    cached.write_bytes(SHIPPED.read_bytes())
+    cached.with_suffix(".graph.json").write_text("{not json")  # a torn record is made again from the file
+    assert cached_graph(cached) == graphs.read_graph(cached)
+    assert (
+        graphs.graph_from_record(cached, json.loads(cached.with_suffix(".graph.json").read_text())).label_name is None
+    )
 
 
 def test_a_torch_backend_is_seen_importing_it(warm_cache: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ imports it; torch is imported to build an export only.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from gankit.checkpoint import weights_digest
-from gankit.io import cache_dir
+from gankit.errors import ConfigError
+from gankit.io import cache_dir, read_json, write_json
 from gankit.noise import NOISE_NAME
-from gankit.onnx.graph import DEFAULT_OPSET, OnnxGraph, read_graph
+from gankit.onnx.graph import DEFAULT_OPSET, OnnxGraph, graph_from_record, graph_record, read_graph
 from gankit.version import __version__, package_version
 
 if TYPE_CHECKING:
@@ -119,4 +121,19 @@ def runtime_graph(
     if getattr(model, "graph", None) is not None:  # a loaded ONNX model
         return None, model.graph
     folder, path = cached_export(model, precision, int8)
-    return folder, read_graph(path)
+    return folder, cached_graph(path)
+
+
+def cached_graph(path: Path) -> OnnxGraph:
+    """The graph of the cached export ``path``, from the record kept beside it (``NAME.graph.json``, written at
+    its first read): a run on a cached export then never parses the file with onnx, whose import alone takes
+    about as long as the run. A missing or unreadable record is made again."""
+    record = path.with_suffix(".graph.json")
+    try:
+        return graph_from_record(path, read_json(record))
+    except (OSError, ValueError, KeyError, TypeError, ConfigError):
+        pass
+    graph = read_graph(path)
+    with contextlib.suppress(OSError):  # an unwritable cache only costs a parse next time
+        write_json(record, graph_record(graph))
+    return graph

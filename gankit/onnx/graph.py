@@ -15,13 +15,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import onnx
+from typing import TYPE_CHECKING, Any
 
 from gankit.config import SEED_IMAGE_SHAPE, GeneratorConfig, OnnxGeneratorConfig
 from gankit.errors import ConfigError, ConversionError, ExportError
 
-FLOAT = onnx.TensorProto.FLOAT
+if TYPE_CHECKING:  # onnx (about 0.5 s to import) is loaded when a file is parsed, not for these names
+    import onnx
+
+FLOAT = 1  # onnx.TensorProto.FLOAT
 # What a gankit export can be (``gankit.onnx.build``), as its metadata names it.
 PRECISIONS = ("fp32", "fp16", "int8")
 OUTPUTS = ("float", "uint8")
@@ -55,6 +57,8 @@ class OnnxGraph:
 
 def load_onnx(path: str | os.PathLike[str]) -> onnx.ModelProto:
     """The model without its external data (enough for names, shapes and metadata); ExportError if unreadable."""
+    import onnx
+
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"{path}: no such ONNX file")
@@ -128,6 +132,8 @@ def _shape(value: onnx.ValueInfoProto) -> tuple[int, list[int | str | None]]:
 
 
 def _input_size(name: str, value: onnx.ValueInfoProto) -> int:
+    import onnx
+
     elem, dims = _shape(value)
     if elem != FLOAT or len(dims) != 2 or not isinstance(dims[1], int) or dims[1] <= 0:
         raise ConversionError(
@@ -143,6 +149,8 @@ def _input_size(name: str, value: onnx.ValueInfoProto) -> int:
 
 
 def _image_shape(name: str, value: onnx.ValueInfoProto, given: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    import onnx
+
     elem, dims = _shape(value)
     if elem != FLOAT or not 2 <= len(dims) <= 4:
         raise ConversionError(
@@ -160,6 +168,25 @@ def _image_shape(name: str, value: onnx.ValueInfoProto, given: tuple[int, int, i
     if known and dims[1] == math.prod(SEED_IMAGE_SHAPE):
         return SEED_IMAGE_SHAPE
     raise ConfigError(f"{name}: output '{value.name}' is {dims}: give its image shape with --image-shape C,H,W")
+
+
+def graph_record(graph: OnnxGraph) -> dict[str, Any]:
+    """What ``graph_from_record`` needs to give a gankit export's ``OnnxGraph`` again without parsing the file."""
+    if graph.foreign:
+        raise ExportError(f"{graph.path.name} is not a gankit export: read it with read_graph")
+    names = {"input_name": graph.input_name, "output_name": graph.output_name, "label_name": graph.label_name}
+    return {**names, "metadata": graph.metadata}
+
+
+def graph_from_record(path: str | os.PathLike[str], record: dict[str, Any]) -> OnnxGraph:
+    """The ``OnnxGraph`` of the gankit export ``path`` from its ``graph_record`` (KeyError or ConfigError when the
+    record is not one)."""
+    props = record["metadata"]
+    config = GeneratorConfig.from_json(props["gankit_config"])
+    names = record["input_name"], record["output_name"]
+    return OnnxGraph(
+        Path(path), *names, config, props["gankit_precision"], props["gankit_output"], props, record["label_name"]
+    )
 
 
 def describe_graph(graph: OnnxGraph) -> dict[str, object]:

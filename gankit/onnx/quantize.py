@@ -27,11 +27,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import onnx
+from typing import TYPE_CHECKING
 
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
+
+if TYPE_CHECKING:  # the options are read without onnx (the CLI shows their defaults)
+    import onnx
 
 MODES = ("dynamic", "static")
 INT8_TYPES = ("qint8", "quint8")
@@ -98,6 +100,8 @@ def linear_nodes(model: onnx.ModelProto) -> list[str]:
 
 
 def _excluded_nodes(fp32_path: Path, keep_fp32: tuple[int, ...]) -> list[str]:
+    import onnx
+
     names = linear_nodes(onnx.load(str(fp32_path), load_external_data=False))
     bad = [i for i in keep_fp32 if not 1 <= i <= len(names)]
     if bad:
