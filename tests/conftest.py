@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import os
 
-import torch
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The workers (and the processes their tests start) share the cores. An OpenMP thread that waits for work
+    # sleeps instead of spinning, so that it never holds a core another worker's threads are waiting for.
+    # Set before torch loads libgomp, which reads it once; subprocesses inherit it.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
