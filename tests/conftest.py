@@ -1,4 +1,9 @@
-"""Shared fixtures. Without a CUDA device, Triton kernels run under its CPU interpreter."""
+"""Shared fixtures. Without a CUDA device, Triton kernels run under its CPU interpreter.
+
+``make test`` runs one pytest-xdist worker a core with ``--dist loadgroup``: tests that share an expensive
+module-scoped fixture (a compiled package, a browser, a Ray cluster, a trained run) carry one ``xdist_group`` so
+that one worker builds it once.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,26 @@ from gankit.model import Generator  # noqa: E402
 
 SMALL_CONFIG = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), slope=0.2)
 SMALL_CONDITIONAL = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), num_classes=10)
+
+
+def _xdist_group(item: pytest.Item) -> str | None:
+    """The group pytest-xdist's loadgroup gives ``item``: its ``xdist_group`` names, sorted and joined by "_"."""
+    names = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+    return "_".join(sorted(names)) if names else None
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In a loadgroup worker, a grouped test's node id ends in "@GROUP", which is how the scheduler learns the group.
+    pytest-xdist 3.8 writes that suffix to a field pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386), so
+    every group would be spread over the workers without a word; the suffix is written here where it is missing.
+    """
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        group = _xdist_group(item)
+        if group and not item.nodeid.endswith(f"@{group}") and hasattr(item, "_id"):
+            item._id = type(item._id).parse(f"{item.nodeid}@{group}")
 
 
 @pytest.fixture

@@ -36,6 +36,11 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# The tests of ``trained`` run on one worker: one training, and the sample runs of its generator share one choice of
+# --backend auto in the session's cache (another worker's training would be another file to measure for).
+TRAINED_RUN = pytest.mark.xdist_group("cli-trained-run")
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("cli") / "run"
@@ -68,6 +73,7 @@ def test_subcommand_help(command: str, option: str) -> None:
     assert result.stdout.startswith(f"usage: gankit {command}") and option in result.stdout
 
 
+@TRAINED_RUN
 def test_train_one_epoch(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, result = trained
     assert result.returncode == 0, result.stderr[-2000:]
@@ -79,6 +85,7 @@ def test_train_one_epoch(trained: tuple[Path, subprocess.CompletedProcess[str]])
     assert load_state(out / "train_state.pt")["epoch"] == 1
 
 
+@TRAINED_RUN
 def test_info_text_and_json(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, _ = trained
     path = out / "generator.safetensors"
@@ -109,6 +116,7 @@ def test_bundled_generators_by_name(tmp_path: Path) -> None:
     assert local.returncode == 2 and local.stderr.startswith("gankit info: error: conditional: "), local.stderr
 
 
+@TRAINED_RUN
 def test_sample_grid_png(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     out, _ = trained
     target = tmp_path / "grid.png"
@@ -118,6 +126,7 @@ def test_sample_grid_png(trained: tuple[Path, subprocess.CompletedProcess[str]],
         assert grid.format == "PNG" and grid.size == (4 * 30 + 2, 4 * 30 + 2)
 
 
+@TRAINED_RUN
 def test_sample_npy(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     out, _ = trained
     folder = tmp_path / "npy"
@@ -130,6 +139,7 @@ def test_sample_npy(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_
     assert images.std() > 0
 
 
+@TRAINED_RUN
 def test_a_log_gets_no_progress_bar(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     """Without --quiet, a sample run whose output goes to a file or pipe (not a terminal) draws no bar: the log
     holds the result line, not hundreds of carriage-return redraws."""
