@@ -2,7 +2,7 @@
 
 ``make test`` runs one pytest-xdist worker a core with ``--dist loadgroup``: tests that share an expensive
 module-scoped fixture (a compiled package, a browser, a Ray cluster, a trained run) carry one ``xdist_group`` so
-that one worker builds it once.
+that one worker builds it once, and tests marked ``slow`` are handed out first (``pytest_collection_modifyitems``).
 """
 
 from __future__ import annotations
@@ -38,10 +38,15 @@ def _xdist_group(item: pytest.Item) -> str | None:
 
 @pytest.hookimpl(trylast=True)  # after pytest-xdist's own hook
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In a loadgroup worker, a grouped test's node id ends in "@GROUP", which is how the scheduler learns the group.
+    """Tests marked ``slow`` first, the rest in their order (a stable sort). pytest-xdist hands tests out in this
+    order, so the last ones to start are short and the workers finish together; a long test started last would
+    keep one worker busy while the others wait.
+
+    In a loadgroup worker, a grouped test's node id ends in "@GROUP", which is how the scheduler learns the group.
     pytest-xdist 3.8 writes that suffix to a field pytest 9.2 no longer reads (pytest-dev/pytest-xdist#1386), so
     every group would be spread over the workers without a word; the suffix is written here where it is missing.
     """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     if not getattr(config.option, "loadgroup", False):
         return
     for item in items:

@@ -205,6 +205,7 @@ def test_offline_torchvision_set_is_one_line_exit_2(
     assert "--data mnist-5k" in err and "--data-dir" in err
 
 
+@pytest.mark.slow
 def test_sigint_saves_exits_130_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [sys.executable, "-m", "gankit", "train", "--out", str(out), "--data", str(tiny_data)]
@@ -237,6 +238,7 @@ def test_sigint_saves_exits_130_and_resumes(tiny_data: Path, tmp_path: Path) -> 
     assert load_state(out / "train_state.pt")["epoch"] == epochs + 1
 
 
+@pytest.mark.slow
 def test_resume_without_epochs_keeps_the_saved_total(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["--data", str(tiny_data), "--epochs", "1", "--batch-size", "32", "--device", "cpu"]

@@ -79,6 +79,7 @@ def test_precision_recall_bounds() -> None:
     assert p == 0.0 and r == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["safetensors", "onnx"])
 def test_cli_eval_on_checkpoint_and_onnx(tmp_path: Path, kind: str) -> None:
     model = ROOT / ("exported/generator.onnx" if kind == "onnx" else "gankit/pretrained/generator.safetensors")

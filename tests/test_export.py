@@ -158,6 +158,7 @@ def test_wrong_z_at_inference_is_a_clear_error(tmp_path: Path, checkpoint: Path)
         backend.generate(torch.randn(4, 20, dtype=torch.float64))
 
 
+@pytest.mark.slow
 def test_cli_export_validate_and_info(tmp_path: Path, checkpoint: Path) -> None:
     out = tmp_path / "cli.onnx"
     run = [sys.executable, "-m", "gankit"]
@@ -186,6 +187,7 @@ def test_cli_export_validate_and_info(tmp_path: Path, checkpoint: Path) -> None:
     assert done.returncode == 2 and done.stderr.startswith("gankit export: error:") and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_the_bundled_export_passes_every_time_on_fresh_seeds(tmp_path: Path) -> None:
     """A correct export is never refused: 3 exports of the bundled generator and 30 more validations of one,
     each on fresh random inputs (their seeds are in the message if one fails)."""

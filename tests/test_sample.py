@@ -216,6 +216,7 @@ writer.write_shard = _write_then_die
 """
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path: Path, model_file: Path) -> None:
     """SIGKILL at a fixed point (while the 4th shard is being written, in a real process), then --resume."""
     (tmp_path / "killer.py").write_text(KILLER)
@@ -238,6 +239,7 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path: Path, mode
     assert json.loads((killed / MANIFEST).read_text())["status"] == "complete"
 
 
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes_equal_one_process(tmp_path: Path, model_file: Path) -> None:
     args = ["sample", str(model_file), "--num-samples", "300", "--seed", "9", "--batch-size", "32"]
     args += ["--shard-size", "64", "--first-index", "0"]
@@ -389,6 +391,7 @@ print("imported:", ",".join(name for name in heavy if name in sys.modules))
 """
 
 
+@pytest.mark.slow
 def test_a_grid_imports_only_what_it_needs(tmp_path: Path) -> None:
     """Time to first image: with warm caches, `gankit sample --n 64 --out grid.png` (default options) imports
     neither the ONNX exporter nor torchvision, matplotlib or triton (tqdm comes with torch itself)."""
