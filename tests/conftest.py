@@ -8,6 +8,11 @@ that one worker builds it once, and tests marked ``slow`` are handed out first (
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # The workers (and the processes their tests start) share the cores. An OpenMP thread that waits for work
@@ -21,11 +26,13 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402
+from filelock import FileLock  # noqa: E402  (a dependency of torch)
 
 from gankit.checkpoint import save_generator  # noqa: E402
 from gankit.config import GeneratorConfig  # noqa: E402
 from gankit.model import Generator  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), slope=0.2)
 SMALL_CONDITIONAL = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10), num_classes=10)
 
@@ -88,3 +95,40 @@ def conditional_file(tmp_path):
     """A fresh class-conditional generator of SMALL_CONDITIONAL's sizes, saved as a gankit file."""
     torch.manual_seed(2024)
     return save_generator(tmp_path / "conditional.safetensors", Generator(SMALL_CONDITIONAL).eval())
+
+
+@pytest.fixture(scope="session")
+def run_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of this test run that every pytest-xdist worker sees: the parent of the workers' own base folders
+    (the run's base folder without xdist)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def build_once(folder: Path, build: Callable[[Path], object]) -> Path:
+    """``folder``, filled by ``build(folder)`` once a test run: the first worker to ask builds it (under a file
+    lock, into a side folder renamed into place when complete), the others wait for it and reuse it. Tests must
+    not change what is in it: copy it first."""
+    with FileLock(f"{folder}.lock"):
+        if not folder.is_dir():
+            partial = folder.with_name(f"{folder.name}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            build(partial)
+            partial.rename(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def bundled_grid_cache(run_folder: Path) -> Path:
+    """A folder with ``grid.png`` and ``cache``: the GANKIT_CACHE_DIR that ``gankit sample --n 64 --out grid.png``
+    (the bundled generator, every option its default) leaves behind, with its ONNX export and --backend auto's
+    choice for the bundled generator. Made once a run; copy ``cache`` before using it."""
+
+    def build(folder: Path) -> None:
+        env = {**os.environ, "GANKIT_CACHE_DIR": str(folder / "cache")}
+        command = [sys.executable, "-m", "gankit", "sample", "--n", "64", "--out", str(folder / "grid.png")]
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    return build_once(run_folder / "bundled-grid-cache", build)
