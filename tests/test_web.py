@@ -28,8 +28,8 @@ from torch import nn
 from benchmarks.harness import CHROMIUM, CHROMIUM_FLAGS
 from gankit.checkpoint import model_path
 from gankit.errors import ExportError, GankitError
-from gankit.models import load_model
 from gankit.labels import LabelSpec
+from gankit.models import load_model
 from gankit.noise import noise
 from gankit.pixels import grid, to_uint8
 from gankit.web import export_web, runtime
