@@ -260,6 +260,7 @@ autoselect.cached = _spied
 """
 
 
+@pytest.mark.slow
 def test_torchrun_ranks_calibrate_once(tmp_path: Path, small_generator) -> None:
     """Two gloo ranks, --precision auto, an empty cache: rank 0 measures the paths once, both ranks use its choice."""
     import os

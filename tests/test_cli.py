@@ -41,6 +41,11 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# The tests of ``trained`` run on one worker: one training, and the sample runs of its generator share one choice of
+# --backend auto in the session's cache (another worker's training would be another file to measure for).
+TRAINED_RUN = pytest.mark.xdist_group("cli-trained-run")
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("cli") / "run"
@@ -73,6 +78,7 @@ def test_subcommand_help(command: str, option: str) -> None:
     assert result.stdout.startswith(f"usage: gankit {command}") and option in result.stdout
 
 
+@TRAINED_RUN
 def test_train_one_epoch(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, result = trained
     assert result.returncode == 0, result.stderr[-2000:]
@@ -84,6 +90,7 @@ def test_train_one_epoch(trained: tuple[Path, subprocess.CompletedProcess[str]])
     assert load_state(out / "train_state.pt")["epoch"] == 1
 
 
+@TRAINED_RUN
 def test_info_text_and_json(trained: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
     out, _ = trained
     path = out / "generator.safetensors"
@@ -114,6 +121,7 @@ def test_bundled_generators_by_name(tmp_path: Path) -> None:
     assert local.returncode == 2 and local.stderr.startswith("gankit info: error: conditional: "), local.stderr
 
 
+@TRAINED_RUN
 def test_sample_grid_png(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     out, _ = trained
     target = tmp_path / "grid.png"
@@ -123,6 +131,7 @@ def test_sample_grid_png(trained: tuple[Path, subprocess.CompletedProcess[str]],
         assert grid.format == "PNG" and grid.size == (4 * 30 + 2, 4 * 30 + 2)
 
 
+@TRAINED_RUN
 def test_sample_npy(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     out, _ = trained
     folder = tmp_path / "npy"
@@ -135,6 +144,7 @@ def test_sample_npy(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_
     assert images.std() > 0
 
 
+@TRAINED_RUN
 def test_a_log_gets_no_progress_bar(trained: tuple[Path, subprocess.CompletedProcess[str]], tmp_path: Path) -> None:
     """Without --quiet, a sample run whose output goes to a file or pipe (not a terminal) draws no bar: the log
     holds the result line, not hundreds of carriage-return redraws."""
@@ -200,6 +210,7 @@ def test_offline_torchvision_set_is_one_line_exit_2(
     assert "--data mnist-5k" in err and "--data-dir" in err
 
 
+@pytest.mark.slow
 def test_sigint_saves_exits_130_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     command = [sys.executable, "-m", "gankit", "train", "--out", str(out), "--data", str(tiny_data)]
@@ -232,6 +243,7 @@ def test_sigint_saves_exits_130_and_resumes(tiny_data: Path, tmp_path: Path) -> 
     assert load_state(out / "train_state.pt")["epoch"] == epochs + 1
 
 
+@pytest.mark.slow
 def test_resume_without_epochs_keeps_the_saved_total(tiny_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["--data", str(tiny_data), "--epochs", "1", "--batch-size", "32", "--device", "cpu"]

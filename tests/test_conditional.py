@@ -123,6 +123,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gankit", *args], cwd=ROOT, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_sample_digit_writes_labels_files_and_the_images_of_that_label(
     tmp_path: Path, model_file: Path, conditional: Generator
 ) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -79,13 +81,16 @@ def test_precision_recall_bounds() -> None:
     assert p == 0.0 and r == 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["safetensors", "onnx"])
-def test_cli_eval_on_checkpoint_and_onnx(tmp_path: Path, kind: str) -> None:
+def test_cli_eval_on_checkpoint_and_onnx(tmp_path: Path, bundled_grid_cache: Path, kind: str) -> None:
     model = ROOT / ("exported/generator.onnx" if kind == "onnx" else "gankit/pretrained/generator.safetensors")
     out = tmp_path / "q.json"
+    cache = shutil.copytree(bundled_grid_cache / "cache", tmp_path / "cache")  # --backend auto's choice, measured
     result = subprocess.run(
         [sys.executable, "-m", "gankit", "eval", str(model), "--n", "500", "--out", str(out)],
         cwd=ROOT,
+        env={**os.environ, "GANKIT_CACHE_DIR": str(cache)},
         capture_output=True,
         text=True,
         timeout=600,

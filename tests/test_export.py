@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import types
@@ -32,6 +33,17 @@ def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(99)
     config = GeneratorConfig(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10))
     return save_generator(tmp_path_factory.mktemp("ckpt") / "small.safetensors", Generator(config))
+
+
+@pytest.fixture(scope="module")
+def fp32_graph(tmp_path_factory, checkpoint: Path) -> Path:
+    """``checkpoint`` exported once (fp32, float output) for the tests that run or edit a graph; an edit goes to a
+    copy (``_copy``)."""
+    return export(checkpoint, tmp_path_factory.mktemp("fp32") / "g.onnx", **QUIET).path
+
+
+def _copy(graph: Path, folder: Path) -> Path:
+    return Path(shutil.copy(graph, folder / graph.name))
 
 
 @pytest.mark.parametrize(
@@ -70,14 +82,14 @@ def test_uint8_output_is_the_rounded_image(tmp_path: Path, checkpoint: Path, sma
     assert got.dtype == torch.uint8 and (got.float() - expected.detach()).abs().max() <= 1
 
 
-def test_dynamic_batch_runs_any_size(tmp_path: Path, checkpoint: Path) -> None:
-    backend = OnnxRuntimeBackend(export(checkpoint, tmp_path / "g.onnx", **QUIET).path)
+def test_dynamic_batch_runs_any_size(fp32_graph: Path) -> None:
+    backend = OnnxRuntimeBackend(fp32_graph)
     for batch in (1, 3, 257):
         assert backend.generate(torch.randn(batch, 20)).shape == (batch, 1, 10, 10)
 
 
-def test_a_perturbed_model_fails_validation(tmp_path: Path, checkpoint: Path) -> None:
-    path = export(checkpoint, tmp_path / "g.onnx", **QUIET).path
+def test_a_perturbed_model_fails_validation(tmp_path: Path, checkpoint: Path, fp32_graph: Path) -> None:
+    path = _copy(fp32_graph, tmp_path)
     model = onnx.load(str(path))
     initializer = max(model.graph.initializer, key=lambda t: np.prod(t.dims))
     weights = onnx.numpy_helper.to_array(initializer).copy()
@@ -89,9 +101,9 @@ def test_a_perturbed_model_fails_validation(tmp_path: Path, checkpoint: Path) ->
     assert (tmp_path / "g.parity.failed.json").is_file()
 
 
-def test_fp16_rounded_weights_fail_the_fp32_gate(tmp_path: Path, checkpoint: Path) -> None:
+def test_fp16_rounded_weights_fail_the_fp32_gate(tmp_path: Path, checkpoint: Path, fp32_graph: Path) -> None:
     """The derived fp32 tolerance is tight: an "fp32" export whose weights went through fp16 is refused."""
-    path = export(checkpoint, tmp_path / "g.onnx", **QUIET).path
+    path = _copy(fp32_graph, tmp_path)
     model = onnx.load(str(path))
     for initializer in model.graph.initializer:
         values = onnx.numpy_helper.to_array(initializer)
@@ -103,8 +115,8 @@ def test_fp16_rounded_weights_fail_the_fp32_gate(tmp_path: Path, checkpoint: Pat
         validate(path, checkpoint=checkpoint, **QUIET)
 
 
-def test_each_case_records_its_seed_and_replays(tmp_path: Path, checkpoint: Path) -> None:
-    path = export(checkpoint, tmp_path / "g.onnx", **QUIET).path
+def test_each_case_records_its_seed_and_replays(tmp_path: Path, checkpoint: Path, fp32_graph: Path) -> None:
+    path = _copy(fp32_graph, tmp_path)
     first = validate(path, checkpoint=checkpoint, seed=1234, **QUIET)
     assert first.seed == 1234 and [c.seed for c in first.cases] == list(range(1234, 1234 + len(first.cases)))
     assert json.loads((tmp_path / "g.parity.json").read_text())["cases"][3]["seed"] == 1237
@@ -183,14 +195,15 @@ def test_bad_inputs(tmp_path: Path, checkpoint: Path) -> None:
         read_metadata(corrupt)
 
 
-def test_wrong_z_at_inference_is_a_clear_error(tmp_path: Path, checkpoint: Path) -> None:
-    backend = OnnxRuntimeBackend(export(checkpoint, tmp_path / "g.onnx", **QUIET).path)
+def test_wrong_z_at_inference_is_a_clear_error(fp32_graph: Path) -> None:
+    backend = OnnxRuntimeBackend(fp32_graph)
     with pytest.raises(BackendError, match=r"takes z of shape \[batch, 20\] float32; got \[4, 7\]"):
         backend.generate(torch.randn(4, 7))
     with pytest.raises(BackendError, match="float64"):
         backend.generate(torch.randn(4, 20, dtype=torch.float64))
 
 
+@pytest.mark.slow
 def test_cli_export_validate_and_info(tmp_path: Path, checkpoint: Path) -> None:
     out = tmp_path / "cli.onnx"
     run = [sys.executable, "-m", "gankit"]
@@ -219,6 +232,7 @@ def test_cli_export_validate_and_info(tmp_path: Path, checkpoint: Path) -> None:
     assert done.returncode == 2 and done.stderr.startswith("gankit export: error:") and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_the_bundled_export_passes_every_time_on_fresh_seeds(tmp_path: Path) -> None:
     """A correct export is never refused: 3 exports of the bundled generator and 30 more validations of one,
     each on fresh random inputs (their seeds are in the message if one fails)."""
@@ -296,9 +310,8 @@ def test_cli_an_existing_compiled_target_is_kept_without_force(
 
 
 @pytest.mark.parametrize("target", ["g.pt2", "g.pte"])
-def test_cli_an_onnx_graph_to_a_compiled_target_is_one_line(tmp_path: Path, checkpoint: Path, capsys, target) -> None:
-    graph = export(checkpoint, tmp_path / "graph.onnx", **QUIET).path
-    code, out, err = run_cli(capsys, "export", graph, "--out", tmp_path / target)
+def test_cli_an_onnx_graph_to_a_compiled_target_is_one_line(tmp_path: Path, fp32_graph: Path, capsys, target) -> None:
+    code, out, err = run_cli(capsys, "export", fp32_graph, "--out", tmp_path / target)
     assert code == 2 and "is an ONNX graph" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / target).exists()
 

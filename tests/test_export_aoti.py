@@ -30,6 +30,7 @@ from gankit.targets.aoti import load_package, package_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"log": lambda line: None}
+pytestmark = pytest.mark.xdist_group("aoti-packages")  # one worker compiles each package once
 SMALL = dict(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10))  # latent 20: a row ends mid noise group
 
 

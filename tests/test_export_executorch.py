@@ -29,6 +29,7 @@ from gankit.targets.executorch import load_program, program_runner
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"log": lambda line: None}
+pytestmark = pytest.mark.xdist_group("executorch-programs")  # one worker makes ``exported`` once
 SMALL = dict(latent_dim=20, hidden=(48, 80), image_shape=(1, 10, 10))
 
 

@@ -188,6 +188,7 @@ writer.write_file = _write_then_die
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_killed_process_resumes_to_the_same_bytes(tmp_path: Path, model_file: Path, fmt: str) -> None:
     """SIGKILL while the third shard is written (a real process), then --resume: the files of a straight run."""
@@ -207,6 +208,7 @@ def test_killed_process_resumes_to_the_same_bytes(tmp_path: Path, model_file: Pa
     assert json.loads((killed / MANIFEST).read_text())["status"] == "complete"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_torchrun_two_ranks_write_the_bytes_of_one_process(tmp_path: Path, model_file: Path, fmt: str) -> None:
     args = ["sample", str(model_file), "--num-samples", "300", "--seed", "9", "--batch-size", "32"]

@@ -95,6 +95,7 @@ def test_deep_wide_generator_on_every_cpu_backend(deep: tuple[nn.Module, Path], 
         assert "per-layer" in backend.describe()
 
 
+@pytest.mark.slow
 def test_deep_generator_samples_to_shards_through_the_cli(deep: tuple[nn.Module, Path], tmp_path: Path, capsys) -> None:
     _, path = deep
     flags = ["--hidden-act", "relu,leaky_relu,leaky_relu,relu", "--slope", "0.2,0.1,0.3,0.2"]

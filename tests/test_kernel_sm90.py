@@ -31,9 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
 TABLES = {"generator": generator.NOT_FOR, "fused_linear": fused_linear.NOT_FOR}
 
-pytestmark = pytest.mark.skipif(
-    torch.cuda.is_available(), reason="a CUDA machine runs the kernels themselves (tests/test_generator_kernel.py)"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        torch.cuda.is_available(), reason="a CUDA machine runs the kernels themselves (tests/test_generator_kernel.py)"
+    ),
+    pytest.mark.xdist_group("sm90-compile"),  # one worker compiles the variants (``checked``) once
+]
 
 
 def record_path() -> Path | None:

@@ -73,6 +73,7 @@ def test_an_unwritable_cache_falls_back_to_a_temporary_export(tmp_path: Path, mo
     torch.testing.assert_close(backend.generate(z), small_generator(z).detach(), atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_a_warm_cache_spares_the_exporter(tmp_path: Path) -> None:
     """A fresh process opening onnxruntime on a cached export never imports the exporter (torch.export, onnxscript)."""
     script = (

@@ -21,6 +21,7 @@ from gankit.pixels import LEVELS_PER_UNIT
 from gankit.tolerances import PARITY_MEAN
 
 QUIET = {"log": lambda line: None}
+pytestmark = pytest.mark.xdist_group("int8-exports")  # one worker makes ``exports`` once
 # The bundled generator is a trained one: quantization error depends on trained weight and activation ranges.
 OPTIONS = {
     "default": Int8Options(),

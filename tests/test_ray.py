@@ -24,7 +24,10 @@ from gankit.sampling.job import SampleJob
 from gankit.sampling.manifest import MANIFEST
 from gankit.sampling.ray_engine import FAIL_ONCE
 
-pytestmark = pytest.mark.usefixtures("private_cache")
+pytestmark = [
+    pytest.mark.usefixtures("private_cache"),
+    pytest.mark.xdist_group("ray-cluster"),  # one worker starts the local Ray (``local_ray``) once
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -216,6 +217,7 @@ writer.write_shard = _write_then_die
 """
 
 
+@pytest.mark.slow
 def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path: Path, model_file: Path) -> None:
     """SIGKILL at a fixed point (while the 4th shard is being written, in a real process), then --resume."""
     (tmp_path / "killer.py").write_text(KILLER)
@@ -238,6 +240,7 @@ def test_killed_process_resumes_to_the_uninterrupted_result(tmp_path: Path, mode
     assert json.loads((killed / MANIFEST).read_text())["status"] == "complete"
 
 
+@pytest.mark.slow
 def test_torchrun_two_gloo_processes_equal_one_process(tmp_path: Path, model_file: Path) -> None:
     args = ["sample", str(model_file), "--num-samples", "300", "--seed", "9", "--batch-size", "32"]
     args += ["--shard-size", "64", "--first-index", "0"]
@@ -389,16 +392,16 @@ print("imported:", ",".join(name for name in heavy if name in sys.modules))
 """
 
 
-def test_a_grid_imports_only_what_it_needs(tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_a_grid_imports_only_what_it_needs(tmp_path: Path, bundled_grid_cache: Path) -> None:
     """Time to first image: with warm caches, `gankit sample --n 64 --out grid.png` (default options) imports
     neither the ONNX exporter nor torchvision, matplotlib or triton (tqdm comes with torch itself)."""
-    env = {**os.environ, "GANKIT_CACHE_DIR": str(tmp_path / "cache")}
-    command = [sys.executable, "-c", GRID_IMPORTS, str(tmp_path / "grid.png")]
-    subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True)  # warms: export, auto's choice
-    command[-1] = str(tmp_path / "warm.png")  # a grid is not replaced without --force
+    cache = shutil.copytree(bundled_grid_cache / "cache", tmp_path / "cache")  # warmed by the same command
+    env = {**os.environ, "GANKIT_CACHE_DIR": str(cache)}
+    command = [sys.executable, "-c", GRID_IMPORTS, str(tmp_path / "warm.png")]
     warm = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
     assert warm.stdout.strip().endswith("imported:"), warm.stdout
-    assert (tmp_path / "grid.png").is_file() and (tmp_path / "warm.png").is_file()
+    assert (bundled_grid_cache / "grid.png").is_file() and (tmp_path / "warm.png").is_file()
 
 
 def test_a_huge_n_is_refused_before_any_plan_or_folder(tmp_path: Path, model_file: Path) -> None:

@@ -34,6 +34,7 @@ from gankit.noise import noise
 from gankit.pixels import grid, to_uint8
 from gankit.web import export_web, runtime
 
+pytestmark = pytest.mark.xdist_group("web-exports")  # one worker exports the folders and starts the browser once
 LEVELS = 1  # see the module doc
 PAGE_TIMEOUT_MS = 120_000
 SEED_64 = 2**64 - 12345
