@@ -99,6 +99,12 @@ def weights_digest(config: GeneratorConfig, weights: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def generator_digest(generator: Generator) -> str:
+    """``weights_digest`` of a Generator in memory (its state dict, on the CPU, as float32)."""
+    state = generator.state_dict()
+    return weights_digest(generator.config, {name: tensor.detach().cpu().float() for name, tensor in state.items()})
+
+
 def read_generator_arrays(
     path: str | os.PathLike[str],
 ) -> tuple[GeneratorConfig, dict[str, np.ndarray], dict[str, str]]:
@@ -159,6 +165,13 @@ def load_generator(path: str | os.PathLike[str] | None = None, device: str | tor
 def generator_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     """What ``gankit info`` prints: config, parameter count, metadata and checksum."""
     config, _, metadata = read_generator_arrays(path)
+    return describe_generator(path, config, metadata)
+
+
+def describe_generator(
+    path: str | os.PathLike[str], config: GeneratorConfig, metadata: dict[str, str]
+) -> dict[str, Any]:
+    """``generator_info`` of a file already read (its config and raw metadata)."""
     try:
         training = json.loads(metadata.get("training", "{}"))
     except ValueError as exc:

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gankit.checkpoint import load_generator, save_generator, state_shapes
+from gankit.checkpoint import generator_digest, load_generator, save_generator, state_shapes
 from gankit.config import GeneratorConfig
 from gankit.device import cuda_possible, on_gpu
 from gankit.model import Generator
 from gankit.models import load
-from gankit.onnx.cache import cached_export, cached_graph, generator_digest
+from gankit.onnx.cache import cached_export, cached_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "exported" / "generator.onnx"

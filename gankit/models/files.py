@@ -32,7 +32,8 @@ from safetensors import SafetensorError, safe_open
 
 from gankit.checkpoint import (
     FORMAT,
-    generator_info,
+    describe_generator,
+    generator_digest,
     model_path,
     read_generator_arrays,
     require_file,
@@ -228,8 +229,7 @@ class LoadedModel:
             raise CheckpointError(f"{self.path}: an ONNX model is exported already")
         if self.arrays is not None:
             return weights_digest(self.config, self.arrays)
-        state = self.generator().state_dict()
-        return weights_digest(self.config, {name: tensor.detach().cpu().float() for name, tensor in state.items()})
+        return generator_digest(self.generator())
 
     def info(self) -> dict[str, Any]:
         """What ``gankit info`` prints: a checkpoint's config and metadata, an ONNX file's metadata or interface,
@@ -238,8 +238,8 @@ class LoadedModel:
             from gankit.onnx.graph import describe_graph
 
             return describe_graph(self.graph)
-        if self.kind == "gankit":
-            return generator_info(self.path)
+        if self.kind == "gankit":  # read already: its config and metadata, not the file again
+            return describe_generator(self.path, self.config, self.metadata)
         return {
             "path": str(self.path),
             "sha256": self.sha256,

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from gankit.checkpoint import weights_digest
+from gankit.checkpoint import generator_digest
 from gankit.errors import ConfigError
 from gankit.io import cache_dir, read_json, write_json
 from gankit.noise import NOISE_NAME
@@ -52,12 +52,6 @@ def _key(parts: dict) -> str:
     versions = {name: package_version(name) for name in ("torch", "onnx", "onnxscript", "onnxruntime")}
     payload = {**parts, "gankit": __version__, "noise": NOISE_NAME, **versions}  # static int8 calibrates on the noise
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
-
-
-def generator_digest(generator: Generator) -> str:
-    """``gankit.checkpoint.weights_digest`` of a Generator in memory: the same model, the same digest."""
-    state = generator.state_dict()
-    return weights_digest(generator.config, {name: tensor.detach().cpu().float() for name, tensor in state.items()})
 
 
 def publish(target: Path, make) -> tuple[tempfile.TemporaryDirectory | None, Path]:

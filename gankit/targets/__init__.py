@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gankit.checkpoint import generator_digest
 from gankit.io import cache_dir
 from gankit.model import Generator
 from gankit.noise import NOISE_NAME
 from gankit.onnx.build import EXAMPLE_BATCH, warnings_quiet
-from gankit.onnx.cache import generator_digest, publish
+from gankit.onnx.cache import publish
 from gankit.onnx.parity import ParityReport, check_parity, format_report
 from gankit.version import __version__, package_version
 
