@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gankit.labels import LabelSpec
+from gankit.labels import LabelSpec, resolve
 from gankit.sampling.dataset import grid_batch
 from gankit.sampling.job import SampleJob
 from gankit.sampling.ray_engine import import_ray, opened
@@ -27,10 +27,10 @@ from gankit.sampling.ray_engine import import_ray, opened
 class _Batches:
     """The ``map_batches`` class: a batch of grid rows (first, count) -> their samples' rows."""
 
-    def __init__(self, job: SampleJob) -> None:
-        self.job = job
-        self.lane, self.labels, self.classes, backend = opened(job)
-        self.shape = backend.config.image_shape
+    def __init__(self, job: SampleJob, labels: LabelSpec | None) -> None:
+        self.job, self.labels = job, labels
+        self.lane, backend = opened(job, labels)
+        self.shape, self.classes = backend.config.image_shape, backend.num_classes
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         images = np.empty((int(rows["count"].sum()), *self.shape), dtype=np.uint8)
@@ -67,6 +67,7 @@ def dataset(
 
     ray = import_ray()
     chosen = open_backend(model, backend, precision, device, batch_size, log=lambda message: None)
+    labels = resolve(labels, chosen.num_classes)  # once, here: every actor takes them as they are
     job = SampleJob(
         Path("."), n, model, seed, start, chosen.name, chosen.precision, batch_size, device=device, labels=labels
     )
@@ -77,7 +78,7 @@ def dataset(
     pool = ray.data.ActorPoolStrategy(size=workers) if workers else ray.data.ActorPoolStrategy(min_size=1)
     return ray.data.from_items(grid).map_batches(
         _Batches,
-        fn_constructor_args=(job,),
+        fn_constructor_args=(job, labels),
         batch_size=1,
         batch_format="numpy",
         compute=pool,

@@ -79,9 +79,9 @@ def test_the_split_is_measured_once_and_cached(private_cache: Path, small_genera
     backend = create_backend("onnxruntime", small_generator, precision="int8", device="cpu")
     measured, real = [], lanes.measure_split
 
-    def counting(backend, dtype, batch, count, threads):
+    def counting(backend, dtype, batch, count, threads, labels):
         measured.append((count, threads))
-        return real(backend, dtype, batch, count, threads)
+        return real(backend, dtype, batch, count, threads, labels)
 
     monkeypatch.setattr(lanes, "measure_split", counting)
     count, threads, why = plan_lanes(backend, "uint8", 256)

@@ -75,7 +75,9 @@ def test_lanes_and_threads_do_not_change_the_shards(
     monkeypatch.setenv("GANKIT_CACHE_DIR", str(tmp_path / "cache"))
     folders = {}
     for split in ((2, 1), (1, 2)):
-        monkeypatch.setattr(engine, "plan_lanes", lambda backend, dtype, batch, split=split: (*split, "forced"))
+        monkeypatch.setattr(
+            engine, "plan_lanes", lambda backend, dtype, batch, labels=None, split=split: (*split, "forced")
+        )
         folders[split] = tmp_path / f"{split[0]}x{split[1]}"
         run_job(folders[split], model_file, backend=backend, precision=precision, n=1000, shard_size=256)
     one, two = shard_arrays(folders[(1, 2)]), shard_arrays(folders[(2, 1)])

@@ -14,6 +14,8 @@ from gankit.pixels import check_finite, to_uint8
 if TYPE_CHECKING:  # the runtime backends (onnxruntime, OpenVINO) build and run without torch
     import torch
 
+    from gankit.models import ModelFile
+
 PRECISIONS = ("fp32", "tf32", "fp16", "bf16", "int8")
 COMPILE_MODES = ("default", "max-autotune", "reduce-overhead")  # torch.compile's, for the compile backend
 
@@ -47,6 +49,9 @@ class Backend(ABC):
     config: GeneratorConfig | OnnxGeneratorConfig
     device: torch.device
     precision: str
+    # The model file it runs, as ``gankit.backends.resolve.open_backend`` read it (None when built directly): what
+    # a job records and keys its measurements by, hashed once (``ModelFile.sha256``).
+    source: ModelFile | None = None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -66,9 +71,8 @@ class Backend(ABC):
         check_labels(labels, batch, self.num_classes, f"backend {self.name!r}")
 
     def seeded_labels(self, spec: LabelSpec | None, seed: int, start: int, count: int) -> torch.Tensor | None:
-        """The labels (count,) int64 of samples start .. start+count-1 of ``seed`` under ``spec`` (None: balanced
-        for a conditional generator), on ``noise_device``; None for an unconditional generator."""
-        spec = resolve(spec, self.num_classes)
+        """The labels (count,) int64 of samples start .. start+count-1 of ``seed`` under the resolved ``spec``
+        (``gankit.labels.resolve``: None for an unconditional generator), on ``noise_device``."""
         return None if spec is None else spec.labels(seed, start, count, self.num_classes).to(self.noise_device)
 
     @abstractmethod
@@ -88,6 +92,13 @@ class Backend(ABC):
     ) -> torch.Tensor:
         """Images of samples start .. start+count-1 of ``seed`` (noise from ``gankit.noise``; labels from the
         spec ``labels``, None: balanced for a conditional generator)."""
+        return self.generate_resolved(seed, start, count, output, resolve(labels, self.num_classes))
+
+    def generate_resolved(
+        self, seed: int, start: int, count: int, output: str, labels: LabelSpec | None
+    ) -> torch.Tensor:
+        """``generate_seeded`` with ``labels`` resolved already (``gankit.labels.resolve``, once a job): what a lane
+        calls for each batch."""
         z = noise(seed, start, count, self.config.latent_dim, device=self.noise_device)
         try:
             return self.generate(z, output=output, labels=self.seeded_labels(labels, seed, start, count))
@@ -108,8 +119,9 @@ class Backend(ABC):
         Returns (count, C, H, W) float32 in [-1, 1], or uint8 when output='uint8'."""
         if batch_size <= 0:
             raise BackendError(f"batch size must be positive, got {batch_size}")
+        labels = resolve(labels, self.num_classes)
         chunks = [
-            self.generate_seeded(seed, first, min(batch_size, start + count - first), output, labels).cpu()
+            self.generate_resolved(seed, first, min(batch_size, start + count - first), output, labels).cpu()
             for first in range(start, start + count, batch_size)
         ]
         import torch

@@ -4,7 +4,8 @@ The model file may be of any kind ``gankit.models.load`` reads: a gankit checkpo
 elsewhere (converted once, here, with the ``ImportOptions``), or an ONNX file (a gankit export or a generator
 graph made elsewhere, for the ONNX backends); or a compiled export (``.pt2``, ``.pte``: ``PACKAGE_BACKENDS``).
 It is read once (a ``gankit.models.LoadedModel``) and handed to the backend: onnxruntime or OpenVINO on a cached
-export, with ``--device auto`` or ``cpu``, open without importing torch.
+export, with ``--device auto`` or ``cpu``, open without importing torch. The backend keeps it as its ``source``:
+the file is hashed once a job (``ModelFile.sha256``), whoever asks.
 
 ``open_backend`` is the one place that resolves ``--backend auto`` and ``--precision auto`` and says what it
 picked and why. On a GPU: the whole-generator Triton kernel where it runs, else torch.compile. On a CPU the
@@ -22,7 +23,7 @@ from gankit.backends import Backend, backend_class, backend_names, create_backen
 from gankit.checkpoint import model_path
 from gankit.device import on_gpu
 from gankit.errors import BackendError
-from gankit.models import ImportOptions, LoadedModel, load
+from gankit.models import ImportOptions, LoadedModel, ModelFile, load
 
 T = TypeVar("T")
 ONNX_BACKENDS = ("onnxruntime", "openvino")
@@ -88,7 +89,7 @@ def open_backend(
         name = PACKAGE_BACKENDS[path.suffix]
         if backend not in ("auto", name) or precision not in ("auto", "fp32"):
             raise BackendError(f"{path} is an {name} export (fp32): it runs on --backend {name} or auto, in fp32")
-        return create_backend(name, path, precision="fp32", device=device)
+        return _opened(create_backend(name, path, precision="fp32", device=device), ModelFile(path))
     gpu = functools.cache(lambda: on_gpu(device))
     if device not in ("auto", "cpu"):
         gpu()  # a device named: it must exist (DeviceError, one line) before anything is loaded
@@ -109,4 +110,9 @@ def open_backend(
     options: dict[str, Any] = {"device": device}
     if name == "compile":
         options.update(mode=compile_mode, batch_size=batch_size)
-    return create_backend(name, loaded, precision=precision, **options)
+    return _opened(create_backend(name, loaded, precision=precision, **options), loaded)
+
+
+def _opened(backend: Backend, source: ModelFile) -> Backend:
+    backend.source = source
+    return backend

@@ -118,14 +118,14 @@ class TritonBackend(Backend):
             flat = to_uint8(flat) if output == "uint8" else flat
         return flat.view(z.shape[0], *self.config.image_shape)
 
-    def generate_seeded(
-        self, seed: int, start: int, count: int, output: str = "float", labels: LabelSpec | None = None
+    def generate_resolved(
+        self, seed: int, start: int, count: int, output: str, labels: LabelSpec | None
     ) -> torch.Tensor:
         """Images of samples start .. start+count-1 of ``seed``: the whole-generator kernel makes the
         noise itself and reads no input but the labels; the per-layer path takes it from ``gankit.noise``."""
         self._check_output(output)
         if not self.whole:
-            return super().generate_seeded(seed, start, count, output, labels)
+            return super().generate_resolved(seed, start, count, output, labels)
         from kernels.generator import generator_forward
 
         seed = check_seed(seed)

@@ -11,7 +11,7 @@
 No torch at import: a gankit checkpoint or an ONNX graph is read without it.
 """
 
-from gankit.models.files import LoadedModel, import_file, load, load_checkpoint, load_model, model_info
+from gankit.models.files import LoadedModel, ModelFile, import_file, load, load_checkpoint, load_model, model_info
 from gankit.models.options import ImportOptions
 
 
@@ -26,6 +26,7 @@ def __getattr__(name: str):
 __all__ = [
     "ImportOptions",
     "LoadedModel",
+    "ModelFile",
     "from_module",
     "import_file",
     "load",

@@ -184,14 +184,25 @@ def convert(path: Path, options: ImportOptions) -> Converted:
 
 
 @dataclass(eq=False)
-class LoadedModel:
+class ModelFile:
+    """A model file as given: its path, and its sha256, computed once, on first use (a job hashes its model
+    once: the manifest, ``--backend auto``'s cached choice and the lanes' measured split all ask this)."""
+
+    path: Path
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        return sha256_of(self.path)
+
+
+@dataclass(eq=False)
+class LoadedModel(ModelFile):
     """A model argument, read once: ``kind`` is "gankit" (a gankit checkpoint), "foreign" (a state dict converted
     on the fly) or "onnx" (a graph, for the ONNX backends); ``config`` what it makes. A gankit checkpoint holds
     its weights as arrays (``arrays``) beside its raw ``metadata``, an ONNX file its ``graph``, both read without
     torch; ``generator()`` builds the torch module when a path needs one. ``sha256`` is the file's, computed on
     first use."""
 
-    path: Path
     kind: str
     config: GeneratorConfig | OnnxGeneratorConfig
     graph: OnnxGraph | None = None
@@ -199,10 +210,6 @@ class LoadedModel:
     metadata: dict[str, str] = field(default_factory=dict)
     converted: Converted | None = None
     _generator: Generator | None = field(default=None, repr=False)
-
-    @functools.cached_property
-    def sha256(self) -> str:
-        return sha256_of(self.path)
 
     def generator(self) -> Generator:
         """The Generator (eval mode, CPU), built once; CheckpointError for an ONNX graph, which has no weights."""

@@ -39,23 +39,15 @@ import numpy as np
 from gankit.backends import Backend
 from gankit.backends.resolve import open_backend
 from gankit.errors import GankitError, SamplingError
-from gankit.io import LOCK, acquire_lock, check_writable, refuse_overwrite, release_lock, sha256_of
+from gankit.io import LOCK, check_writable, refuse_overwrite, release_lock
 from gankit.labels import LabelSpec, resolve
-from gankit.limits import require_disk, require_memory
+from gankit.limits import require_memory
 from gankit.noise import check_range
 from gankit.pixels import save_grid
 from gankit.sampling.formats import sample_meta
 from gankit.sampling.job import SampleJob, SampleResult, ShardRecord, shard_name, shards_of
 from gankit.sampling.lanes import DTYPES, backend_lane, open_lanes, plan_lanes, runs_in_lanes
-from gankit.sampling.manifest import (
-    JOURNALS,
-    MANIFEST,
-    check_resumable,
-    job_header,
-    read_record,
-    recorded_shards,
-    write_manifest,
-)
+from gankit.sampling.manifest import JOURNALS, finish_run, job_header, prepare_folder
 from gankit.sampling.pipeline import IN_FLIGHT, PendingShard, ShardMaker
 from gankit.sampling.ranks import Ranks
 from gankit.sampling.writer import QUEUED, ShardWriter
@@ -109,9 +101,9 @@ def sample(job: SampleJob, progress: bool = True, log: Callable[[str], None] = p
     # Shard buffers alive at once: being made, queued for the writer, and the one it writes.
     held = (IN_FLIGHT + QUEUED + 1) * min(job.shard_size, job.n) * sample_bytes
     require_memory(f"--shard-size {job.shard_size} ({IN_FLIGHT + QUEUED + 1} shards in memory at once)", held)
-    labels = resolve(job.labels, backend.num_classes)
-    header = job_header(job, backend, sha256_of(job.model_path), labels)
-    done = ranks.broadcast(_prepare_folder(job, header, sample_bytes, say) if ranks.rank == 0 else None)
+    labels = resolve(job.labels, backend.num_classes)  # the job's labels, resolved once: everything below takes them
+    header = job_header(job, backend, labels)
+    done = ranks.broadcast(prepare_folder(job, header, sample_bytes, say) if ranks.rank == 0 else None)
     if isinstance(done, GankitError):
         raise done
     try:
@@ -146,7 +138,7 @@ def _write_shards(
 
             warmup, begin = 0.0, time.perf_counter()
             mine = list(_my_shards(job, done, ranks))  # bounded: gankit.limits caps a job's shards
-            interrupted = write_shards(job, backend, header, mine, journal, records, bar.update, say)
+            interrupted = write_shards(job, backend, labels, header, mine, journal, records, bar.update, say)
         else:
             warmup, begin, interrupted = _write_here(
                 job, backend, labels, header, _my_shards(job, done, ranks), journal, records, ranks, bar, say
@@ -154,7 +146,7 @@ def _write_shards(
     except BaseException:
         if ranks.world == 1:  # keep the manifest in step with what is on disk, then report the failure
             with contextlib.suppress(OSError):  # a full disk: the journal still lists them; report the cause
-                write_manifest(job.out, header, list(done.values()) + records, "partial")
+                finish_run(job.out, header, list(done.values()) + records, complete=False)
         raise
     finally:
         bar.close()
@@ -164,13 +156,7 @@ def _write_shards(
     ranks.close()  # the last collective
     if ranks.rank == 0:
         shards = list(done.values()) + everything
-        complete = not interrupted and sum(s.count for s in shards) == job.n
-        write_manifest(job.out, header, shards, "complete" if complete else "partial")
-        if complete:
-            for stale in (job.out / JOURNALS).glob("*.json"):
-                stale.unlink()
-            with contextlib.suppress(OSError):  # a complete run leaves no empty journal folder
-                (job.out / JOURNALS).rmdir()
+        finish_run(job.out, header, shards, complete=not interrupted and sum(s.count for s in shards) == job.n)
     written = sum(r.count for r in records)
     return SampleResult(job.out, backend.describe(), written, seconds, warmup, interrupted, records)
 
@@ -189,7 +175,7 @@ def _write_here(
 ) -> tuple[float, float, bool]:
     """The ``local`` engine: ``mine`` made by lanes in this process and written by a writer thread, each
     finished shard appended to ``records``. (warm-up seconds, when the timed part began, whether Ctrl-C came)"""
-    lanes, threads, why = ranks.share(lambda: plan_lanes(backend, job.dtype, job.batch_size))
+    lanes, threads, why = ranks.share(lambda: plan_lanes(backend, job.dtype, job.batch_size, labels))
     if runs_in_lanes(backend):
         say(f"pipeline: {lanes} lane{'s' if lanes > 1 else ''} x {threads} thread{'s' if threads > 1 else ''} ({why})")
     on_gpu = backend.device_type == "cuda"
@@ -224,42 +210,6 @@ def _my_shards(job: SampleJob, done: dict[str, ShardRecord], ranks: Ranks) -> It
     """This rank's share of the shards not done, planned lazily: a range of many shards is never a list."""
     pending = (s for s in shards_of(job) if shard_name(job, s[0]) not in done)
     return itertools.islice(pending, ranks.rank, None, ranks.world)
-
-
-def _prepare_folder(
-    job: SampleJob, header: dict[str, Any], sample_bytes: int, log: Callable[[str], None]
-) -> dict[str, ShardRecord] | GankitError:
-    """Create or check the output folder on rank 0: the shards already done (each verified against its recorded
-    size and checksum; those that fail are said and made again), or the error to raise. Nothing is written
-    before every check passed."""
-    try:
-        manifest_path = job.out / MANIFEST
-        if manifest_path.exists():
-            if not job.resume:
-                raise SamplingError(
-                    f"{job.out} already holds a sampling run: add --resume to continue it, or pick another --out"
-                )
-            manifest = read_record(manifest_path)
-            check_resumable(manifest, header, job.out)
-            acquire_lock(job.out)  # one writer at a time: a second --resume refuses
-            done = recorded_shards(job.out, manifest, log)
-            left = job.n - sum(record.count for record in done.values())
-            require_disk(f"the {left:,} samples left", left * sample_bytes, job.out)
-            return done
-        if job.out.exists() and not job.out.is_dir():
-            raise SamplingError(f"{job.out} is a file; --out must be a folder for --format {job.format}")
-        require_disk(f"--n {job.n:,} ({sample_bytes:,} bytes a sample)", job.n * sample_bytes, job.out)
-        job.out.mkdir(parents=True, exist_ok=True)
-        acquire_lock(job.out)
-        (job.out / JOURNALS).mkdir(exist_ok=True)
-        write_manifest(job.out, header, [], "running")
-        return {}
-    except GankitError as exc:
-        release_lock(job.out / LOCK)
-        return exc
-    except OSError as exc:
-        release_lock(job.out / LOCK)
-        return SamplingError(f"cannot write to {job.out} ({exc.strerror or exc}); choose a writable --out")
 
 
 def _sample_grid(job: SampleJob, log: Callable[[str], None]) -> SampleResult:

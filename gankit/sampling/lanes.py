@@ -15,7 +15,7 @@ caller's slice of a buffer. ``open_lanes`` builds them for a backend and a label
 - a runtime backend that does not run in lanes (a graph made elsewhere, whose output the backend reshapes and
   maps) on the CPU: one ``RuntimeLane`` on the backend's own session (``run_numpy``).
 - any other backend, or a GPU (``BackendLane``): one lane, the backend itself. On a GPU the noise stays in
-  the kernel (the Triton backend's ``generate_seeded``) and the copies into pinned host memory are
+  the kernel (the Triton backend's ``generate_resolved``) and the copies into pinned host memory are
   asynchronous.
 
 A lane fills a NumPy array or a CPU tensor (a pinned one from a GPU). The runtime lanes never import torch.
@@ -42,7 +42,7 @@ import numpy as np
 
 from gankit.backends import Backend
 from gankit.cpu import compute_threads
-from gankit.labels import LabelSpec, resolve
+from gankit.labels import LabelSpec
 from gankit.noise import noise_array
 from gankit.pixels import check_finite, to_uint8_into
 from gankit.runtime import compile_openvino, feeds, onnxruntime_session
@@ -67,8 +67,8 @@ def _host(out: Any) -> np.ndarray:
 
 
 class BackendLane:
-    """Any backend: ``generate_seeded``, then copied into ``out`` (asynchronously into pinned memory from a GPU).
-    ``labels``: the spec of a class-conditional generator (None for an unconditional one)."""
+    """Any backend: ``generate_resolved``, then copied into ``out`` (asynchronously into pinned memory from a GPU).
+    ``labels``: the resolved spec of a class-conditional generator (None for an unconditional one)."""
 
     def __init__(self, backend: Backend, labels: LabelSpec | None = None) -> None:
         self.backend, self.labels = backend, labels
@@ -79,7 +79,7 @@ class BackendLane:
 
         target = torch.from_numpy(out) if isinstance(out, np.ndarray) else out
         output = "uint8" if target.dtype == torch.uint8 else "float"
-        images = self.backend.generate_seeded(seed, first, target.shape[0], output=output, labels=self.labels)
+        images = self.backend.generate_resolved(seed, first, target.shape[0], output, self.labels)
         asynchronous = self.non_blocking and target.is_pinned()  # a pageable buffer is copied synchronously
         target.copy_(images if images.dtype == target.dtype else images.to(target.dtype), non_blocking=asynchronous)
 
@@ -179,15 +179,14 @@ def open_lanes(
     backend: Backend, count: int = 1, threads: int | None = None, labels: LabelSpec | None = None
 ) -> list[Lane]:
     """``count`` lanes of ``threads`` runtime threads each for ``backend`` (they write uint8, float16 or float32).
-    ``labels``: the label spec (``gankit.labels.resolve``: balanced when None for a class-conditional generator;
-    LabelError when given for an unconditional one).
+    ``labels``: the job's label spec, resolved already (``gankit.labels.resolve``: None for an unconditional
+    generator, a spec for a conditional one).
 
     Each runtime lane runs once here, in the calling thread: the first ``infer`` of OpenVINO's Python binding
     initialises a function-level static that calls back into Python; two lanes making their first call at
     once deadlocked (one held the GIL waiting for the static, the other held the static waiting for the GIL).
 
     Backends that do not run in lanes (``runs_in_lanes``) give one ``backend_lane`` whatever ``count`` is."""
-    labels = resolve(labels, backend.num_classes)
     if not runs_in_lanes(backend):
         return [backend_lane(backend, labels)]
     threads = threads or compute_threads()
@@ -203,9 +202,12 @@ def open_lanes(
     return [RuntimeLane(run, backend.config.latent_dim, labels, backend.num_classes) for run in runs]
 
 
-def measure_split(backend: Backend, dtype: str, batch: int, count: int, threads: int) -> float:
-    """Samples/s of ``count`` lanes of ``threads`` threads making batches at once, after one warm-up batch each."""
-    lanes = open_lanes(backend, count, threads)
+def measure_split(
+    backend: Backend, dtype: str, batch: int, count: int, threads: int, labels: LabelSpec | None = None
+) -> float:
+    """Samples/s of ``count`` lanes of ``threads`` threads making batches at once, after one warm-up batch each
+    (``labels``: the resolved spec, as ``open_lanes``)."""
+    lanes = open_lanes(backend, count, threads, labels)
     buffers = [np.empty((batch, *backend.config.image_shape), dtype=DTYPES[dtype]) for _ in lanes]
     batches = [0] * count
     for lane, buffer in zip(lanes, buffers):
@@ -226,8 +228,9 @@ def measure_split(backend: Backend, dtype: str, batch: int, count: int, threads:
     return sum(batches) * batch / (time.perf_counter() - begin)
 
 
-def plan_lanes(backend: Backend, dtype: str, batch: int) -> tuple[int, int, str]:
-    """(lanes, threads a lane, why): the measured fastest split of ``compute_threads()`` (module docstring)."""
+def plan_lanes(backend: Backend, dtype: str, batch: int, labels: LabelSpec | None = None) -> tuple[int, int, str]:
+    """(lanes, threads a lane, why): the measured fastest split of ``compute_threads()`` (module docstring);
+    ``labels``: the resolved spec, as ``open_lanes``."""
     total = compute_threads()
     if not runs_in_lanes(backend):
         return 1, total, f"{backend.name} runs as one lane"
@@ -235,12 +238,17 @@ def plan_lanes(backend: Backend, dtype: str, batch: int) -> tuple[int, int, str]
     if len(splits) == 1:
         return 1, total, "one thread: one lane"
     from gankit.cache import cached, machine_key
-    from gankit.io import sha256_of
+    from gankit.models import ModelFile
 
-    key = json.dumps(["lanes", *machine_key(), sha256_of(backend.path), backend.precision, dtype, batch, splits])
+    source = backend.source or ModelFile(backend.path)  # a backend built directly: its graph file
+    model = [source.sha256, backend.path.name]  # the model, and its graph (a cached export is named by its content)
+    key = json.dumps(["lanes", *machine_key(), *model, backend.precision, dtype, batch, splits])
 
     def measure() -> dict[str, float]:
-        return {f"{count}x{threads}": measure_split(backend, dtype, batch, count, threads) for count, threads in splits}
+        return {
+            f"{count}x{threads}": measure_split(backend, dtype, batch, count, threads, labels)
+            for count, threads in splits
+        }
 
     rates = cached(key, measure)
     best = max(rates, key=rates.get)

@@ -1,4 +1,5 @@
-"""The run folder's records: ``manifest.json`` (the job and every finished shard) and the ranks' journals.
+"""The run folder's records: ``manifest.json`` (the job and every finished shard) and the ranks' journals; the
+folder made or checked before a run (``prepare_folder``: lock, resume, disk) and recorded after it (``finish_run``).
 
 A journal ``.journal/<run>-rank<r>.json`` lists the shards one rank of one run finished (rewritten
 atomically after each); rank 0 merges them into the manifest at the end (and on Ctrl-C). Resuming
@@ -11,6 +12,7 @@ recorded before versions were written are version 1): the same index would give 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -19,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from gankit.backends import Backend
-from gankit.errors import SamplingError
-from gankit.io import crc32_of, read_json, write_json
+from gankit.errors import GankitError, SamplingError
+from gankit.io import LOCK, acquire_lock, crc32_of, read_json, release_lock, write_json
 from gankit.labels import LabelSpec
+from gankit.limits import require_disk
 from gankit.noise import NOISE_NAME, NOISE_VERSION
 from gankit.sampling.job import SampleJob, ShardRecord
 from gankit.sampling.writer import CHECKSUM
@@ -31,10 +34,11 @@ MANIFEST = "manifest.json"
 JOURNALS = ".journal"
 
 
-def job_header(job: SampleJob, backend: Backend, model_sha: str, labels: LabelSpec | None = None) -> dict[str, Any]:
-    """The manifest's ``job``; ``labels``: the resolved label spec of a class-conditional generator (else None)."""
+def job_header(job: SampleJob, backend: Backend, labels: LabelSpec | None = None) -> dict[str, Any]:
+    """The manifest's ``job``; ``backend``: opened by ``open_backend`` (its ``source`` is the model file, hashed
+    once); ``labels``: the resolved label spec of a class-conditional generator (else None)."""
     return {
-        "model": {"path": str(job.model_path), "sha256": model_sha},
+        "model": {"path": str(job.model_path), "sha256": backend.source.sha256},
         "config": json.loads(backend.config.to_json()),
         "seed": job.seed,
         "start": job.start,
@@ -204,3 +208,50 @@ def write_manifest(out: Path, header: dict[str, Any], shards: list[ShardRecord],
         },
         sort_keys=True,
     )
+
+
+def prepare_folder(
+    job: SampleJob, header: dict[str, Any], sample_bytes: int, log: Callable[[str], None]
+) -> dict[str, ShardRecord] | GankitError:
+    """Create or check the output folder on rank 0: the shards already done (each verified against its recorded
+    size and checksum; those that fail are said and made again), or the error to raise. Nothing is written
+    before every check passed."""
+    try:
+        manifest_path = job.out / MANIFEST
+        if manifest_path.exists():
+            if not job.resume:
+                raise SamplingError(
+                    f"{job.out} already holds a sampling run: add --resume to continue it, or pick another --out"
+                )
+            manifest = read_record(manifest_path)
+            check_resumable(manifest, header, job.out)
+            acquire_lock(job.out)  # one writer at a time: a second --resume refuses
+            done = recorded_shards(job.out, manifest, log)
+            left = job.n - sum(record.count for record in done.values())
+            require_disk(f"the {left:,} samples left", left * sample_bytes, job.out)
+            return done
+        if job.out.exists() and not job.out.is_dir():
+            raise SamplingError(f"{job.out} is a file; --out must be a folder for --format {job.format}")
+        require_disk(f"--n {job.n:,} ({sample_bytes:,} bytes a sample)", job.n * sample_bytes, job.out)
+        job.out.mkdir(parents=True, exist_ok=True)
+        acquire_lock(job.out)
+        (job.out / JOURNALS).mkdir(exist_ok=True)
+        write_manifest(job.out, header, [], "running")
+        return {}
+    except GankitError as exc:
+        release_lock(job.out / LOCK)
+        return exc
+    except OSError as exc:
+        release_lock(job.out / LOCK)
+        return SamplingError(f"cannot write to {job.out} ({exc.strerror or exc}); choose a writable --out")
+
+
+def finish_run(out: Path, header: dict[str, Any], shards: list[ShardRecord], complete: bool) -> None:
+    """The manifest of a run that stopped (``complete``, or ``partial``: interrupted or failed, to be resumed);
+    a complete run's journals are merged into it and removed."""
+    write_manifest(out, header, shards, "complete" if complete else "partial")
+    if complete:
+        for stale in (out / JOURNALS).glob("*.json"):
+            stale.unlink()
+        with contextlib.suppress(OSError):  # a complete run leaves no empty journal folder
+            (out / JOURNALS).rmdir()

@@ -28,6 +28,7 @@ import numpy as np
 
 from gankit.backends import Backend
 from gankit.errors import GankitError, SamplingError
+from gankit.labels import LabelSpec
 from gankit.sampling.formats import sample_meta
 from gankit.sampling.job import SampleJob, ShardRecord, shard_name
 from gankit.sampling.writer import write_journal, write_shard_files
@@ -86,33 +87,34 @@ def connect(address: str | None = None, workers: int | None = None) -> bool:
 _OPENED: dict[tuple, Any] = {}  # one per worker process: the backend and lane it opened, by what was asked
 
 
-def opened(job: SampleJob) -> tuple[Any, Any, int, Backend]:
-    """(lane, resolved labels, number of classes, backend) of ``job`` in this worker, opened on first use."""
+def opened(job: SampleJob, labels: LabelSpec | None) -> tuple[Any, Backend]:
+    """(lane, backend) of ``job`` in this worker, opened on first use; ``labels``: the job's, as the engine
+    resolved them."""
     from gankit.backends.resolve import open_backend
-    from gankit.labels import resolve
     from gankit.sampling.lanes import open_lanes
 
     key = (str(job.model_path), job.backend, job.precision, job.device, job.batch_size, job.compile_mode)
-    key += (repr(job.import_options), repr(job.labels))
+    key += (repr(job.import_options), repr(labels))
     if key not in _OPENED:
         backend = open_backend(job.model, **job.backend_options(), log=lambda message: None)
-        labels = resolve(job.labels, backend.num_classes)
         threads = max(1, int(import_ray().get_runtime_context().get_assigned_resources().get("CPU", 1)))
-        _OPENED[key] = (open_lanes(backend, 1, threads, labels)[0], labels, backend.num_classes, backend)
+        _OPENED[key] = (open_lanes(backend, 1, threads, labels)[0], backend)
     return _OPENED[key]
 
 
-def make_images(job: SampleJob, index: int, first: int, count: int) -> tuple[np.ndarray, np.ndarray | None]:
+def make_images(
+    job: SampleJob, labels: LabelSpec | None, index: int, first: int, count: int
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Shard ``index`` (samples first .. first+count-1) of ``job`` in this worker, made as the local engine makes
     it (``pipeline.ShardMaker``, one lane): (images (count, C, H, W) of ``job.dtype``, labels (count,) or None)."""
     from gankit.sampling.pipeline import ShardMaker
 
-    lane, labels, classes, backend = opened(job)
+    lane, backend = opened(job, labels)
     maker = ShardMaker([lane], backend.config.image_shape, job.dtype, job.batch_size, backend.device_type == "cuda")
     buffer, ready = maker.finish(maker.start(job.seed, index, first, count))
     if ready is not None:
         ready.synchronize()
-    shard_labels = None if labels is None else labels.label_array(job.seed, first, count, classes)
+    shard_labels = None if labels is None else labels.label_array(job.seed, first, count, backend.num_classes)
     return np.asarray(buffer), shard_labels
 
 
@@ -128,10 +130,16 @@ def _die_once(fail_once: str | None, index: int, out: Path) -> None:
 
 
 def make_shard(
-    job: SampleJob, meta: dict[str, Any], index: int, first: int, count: int, fail_once: str | None
+    job: SampleJob,
+    labels: LabelSpec | None,
+    meta: dict[str, Any],
+    index: int,
+    first: int,
+    count: int,
+    fail_once: str | None,
 ) -> dict[str, Any]:
     """The Ray task: make shard ``index`` (samples first .. first+count-1) and write it; its manifest entry."""
-    images, labels = make_images(job, index, first, count)
+    images, labels = make_images(job, labels, index, first, count)
     _die_once(fail_once, index, job.out)
     return write_shard_files(job.out, shard_name(job, index), first, images, labels, meta).to_json()
 
@@ -158,6 +166,7 @@ def _failure(exc: BaseException, job: SampleJob, index: int) -> BaseException:
 def write_shards(
     job: SampleJob,
     backend: Backend,
+    labels: LabelSpec | None,
     header: dict[str, Any],
     shards: list[tuple[int, int, int]],
     journal: Path,
@@ -166,8 +175,9 @@ def write_shards(
     say: Callable[[str], None],
 ) -> bool:
     """Make and write ``shards`` ((index, first, count)) as Ray tasks, at most ``job.workers`` at once (None: one
-    a CPU of the cluster); each finished shard is appended to ``records``, journaled and ``advance``d by its
-    count. Ctrl-C waits for the shards under way, then returns True; a second one propagates."""
+    a CPU of the cluster), their labels from ``labels`` (the job's, resolved); each finished shard is appended to
+    ``records``, journaled and ``advance``d by its count. Ctrl-C waits for the shards under way, then returns True;
+    a second one propagates."""
     ray = import_ray()
     started = connect(job.address, job.workers)
     try:
@@ -195,7 +205,7 @@ def write_shards(
             while waiting or running:
                 while waiting and len(running) < limit:
                     index, first, count = waiting.pop()
-                    running[task.remote(worker_job, meta, index, first, count, fail_once)] = (index, count)
+                    running[task.remote(worker_job, labels, meta, index, first, count, fail_once)] = (index, count)
                 finished, _ = ray.wait(list(running), num_returns=1)
                 collect(finished[0])
         except KeyboardInterrupt:
