@@ -88,7 +88,7 @@ def export_onnx(
     def check(tmp: Path, name: str) -> ParityReport:
         return check_graph(tmp, generator, log=log, name=name, source=str(source))
 
-    return land_checked(out, build, check, name_the_checked_file=True)
+    return land_checked(out, build, check)
 
 
 def refuse_options_for_web(

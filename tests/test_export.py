@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -129,15 +130,26 @@ def test_each_case_records_its_seed_and_replays(tmp_path: Path, checkpoint: Path
 
 
 def test_a_failed_export_is_not_left_looking_valid(tmp_path: Path, checkpoint: Path, monkeypatch) -> None:
+    """A failed export names its --out (never the temporary file it checked, which is gone), lands nothing there
+    and leaves an earlier export at that name with its passing report as they were."""
     import gankit.onnx.parity as parity
 
+    out = tmp_path / "g.onnx"
     monkeypatch.setattr(parity, "FP32_HEADROOM", 0.0)  # no fp32 result is within 0 of float64
     monkeypatch.setattr(parity, "FP32_FLOOR", 0.0)
-    with pytest.raises(ExportError, match="FAILED"):
-        export(checkpoint, tmp_path / "g.onnx", **QUIET)
-    assert not (tmp_path / "g.onnx").exists()
+    with pytest.raises(ExportError, match=f"^{re.escape(str(out))}: parity check FAILED"):
+        export(checkpoint, out, **QUIET)
+    assert not out.exists()
     assert json.loads((tmp_path / "g.parity.failed.json").read_text())["passed"] is False
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+    monkeypatch.undo()
+    earlier = export(checkpoint, out, **QUIET)
+    kept = {p.name: p.read_bytes() for p in (earlier.path, earlier.report_path)}
+    monkeypatch.setattr(parity, "FP32_HEADROOM", 0.0)
+    monkeypatch.setattr(parity, "FP32_FLOOR", 0.0)
+    with pytest.raises(ExportError, match=f"^{re.escape(str(out))}: parity check FAILED"):
+        export(checkpoint, out, force=True, **QUIET)
+    assert {name: (tmp_path / name).read_bytes() for name in kept} == kept
 
 
 def test_a_passing_check_clears_the_failed_report_of_an_earlier_one(
@@ -167,6 +179,7 @@ def test_a_passing_check_clears_the_failed_report_of_an_earlier_one(
     with pytest.raises(ExportError, match="parity check FAILED"):
         validate(result.path, checkpoint=checkpoint, **QUIET)
     assert json.loads(failed.read_text())["passed"] is False
+    assert not result.report_path.exists()  # it described the file before the change, not the one checked
     result.path.write_bytes(exported)
     assert validate(result.path, checkpoint=checkpoint, **QUIET).passed
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx", "g.parity.json"]
@@ -317,18 +330,18 @@ def test_cli_an_onnx_graph_to_a_compiled_target_is_one_line(tmp_path: Path, fp32
 
 
 def test_cli_web_goes_to_gankit_web(tmp_path: Path, capsys, monkeypatch) -> None:
-    """A folder --out (or --format web) calls gankit.web.export_web(model, out_dir, force=...) and prints its
-    report path; the page itself is gankit.web's (tests/test_web.py)."""
+    """A folder --out (or --format web) calls gankit.web.export_web(model, out_dir, force=...), which says what it
+    wrote: the CLI adds no line of its own; the page itself is gankit.web's (tests/test_web.py)."""
     calls = []
 
     def export_web(model, out_dir, force=False):
         calls.append((model, out_dir, force))
-        return out_dir / "parity.json"
+        return out_dir
 
     monkeypatch.setitem(sys.modules, "gankit.web", types.SimpleNamespace(export_web=export_web))
     code, out, err = run_cli(capsys, "export", "conditional", "--out", tmp_path / "site", "--force")
     assert code == 0, err
-    assert calls == [("conditional", tmp_path / "site", True)] and str(tmp_path / "site" / "parity.json") in out
+    assert calls == [("conditional", tmp_path / "site", True)] and out == ""
 
 
 def test_the_web_rule_lives_in_the_library() -> None:

@@ -64,8 +64,7 @@ def run_export(args: argparse.Namespace) -> int:
         )
         from gankit.web import export_web
 
-        report_path = export_web(args.checkpoint, out, force=args.force)
-        print(f"wrote {out} and {report_path}")
+        export_web(args.checkpoint, out, force=args.force)  # it says what it wrote and how to serve it
         return 0
     result = export(
         args.checkpoint,

@@ -257,18 +257,20 @@ def report_path(artifact: Path, failed: bool = False) -> Path:
     return artifact.with_name(artifact.stem + (".parity.failed.json" if failed else ".parity.json"))
 
 
-def land_report(
-    report: ParityReport, artifact: Path, where: str | None = None, place: Callable[[], None] | None = None
-) -> Path:
+def land_report(report: ParityReport, artifact: Path, place: Callable[[], None] | None = None) -> Path:
     """The one writer of parity reports (every format, ``gankit validate``): ``report`` of ``artifact`` lands at
     ``report_path(artifact, failed=not report.passed)``.
 
-    Failed: ExportError naming ``where`` (default: ``artifact``) with the worst case; ``place`` is not called.
+    Failed: ExportError naming ``artifact`` with the worst case; ``place`` is not called, and when the artifact
+    checked is the one in place (``place`` is None: ``gankit validate``) its passing report from an earlier check
+    is removed, since it no longer describes the file.
     Passed: ``place()`` lands the artifact itself (a file checked under a temporary name; None when it is already
     in place), and only then is a failed report of an earlier check of ``artifact`` removed. Returns the path of
     the passing report."""
     write_json(report_path(artifact, failed=not report.passed), asdict(report))
-    raise_if_failed(report, str(artifact) if where is None else where)
+    if not report.passed and place is None:
+        report_path(artifact).unlink(missing_ok=True)
+    raise_if_failed(report, str(artifact))
     if place is not None:
         place()
     report_path(artifact, failed=True).unlink(missing_ok=True)
@@ -297,12 +299,11 @@ def land_checked(
     out: Path,
     build: Callable[[Path], None],
     check: Callable[[Path, str], ParityReport],
-    name_the_checked_file: bool = False,
 ) -> ExportResult:
     """The parity gate of every exported file. ``build(tmp)`` writes it to a temporary file beside ``out`` (same
     suffix); ``check(tmp, out.name)`` returns its parity report, which lands beside ``out``
     (``gankit.onnx.parity.land_report``). The file lands at ``out`` only when it passed; else it is deleted and
-    ExportError names ``out``, or with ``name_the_checked_file`` (``export_onnx``) the temporary file checked."""
+    ExportError names ``out`` (an earlier file at ``out`` and its report stay as they were)."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{out.stem}.", suffix=out.suffix, dir=out.parent)
@@ -318,7 +319,7 @@ def land_checked(
     try:
         build(tmp)
         report = check(tmp, out.name)
-        report_path = land_report(report, out, str(tmp if name_the_checked_file else out), place)
+        report_path = land_report(report, out, place)
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(out, report_path, report)
