@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gankit.errors import ConfigError
+from gankit.quality import HALF
 
 # Differentiable augmentations (``gankit.training.augment``): name -> (default magnitude, check of a
 # magnitude, what the magnitude means).
@@ -334,7 +335,7 @@ class TrainConfig:
     r1_every: int = 16
     lecam: float = 0.0
     eval_every: int = 0
-    eval_samples: int = 2500
+    eval_samples: int = HALF  # the size the quality metrics score at
     keep_best: bool = False
 
     def __post_init__(self) -> None:

@@ -28,6 +28,7 @@ from gankit.errors import BackendError, GankitError
 from gankit.labels import BALANCED
 from gankit.noise import noise
 from gankit.pixels import in_levels
+from gankit.quality import HALF
 from gankit.timing import settle, time_cpu
 from gankit.tolerances import AUTO_COVERAGE_FRACTION, AUTO_FID_MARGIN, AUTO_MEAN_LEVELS
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:  # a choice already cached is read without torch
 CPU_CANDIDATES = ("eager", "onnxruntime", "openvino")
 LOW_PRECISIONS = ("fp32", "bf16", "int8")  # tf32 is a GPU mode; fp16 has no fast CPU kernels
 CALIBRATION_BATCH = 4096
-QUALITY_SAMPLES = 2500
+QUALITY_SAMPLES = HALF  # the size the quality metrics score at
 ROUNDS = 3  # interleaved timing rounds of every candidate; the best of each counts
 
 

@@ -14,6 +14,7 @@ from gankit.cli.common import (
     stderr,
 )
 from gankit.io import dumps_json
+from gankit.quality import HALF
 
 
 def add_bench(sub: argparse._SubParsersAction) -> None:
@@ -99,7 +100,7 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     )
     add_runtime_flags(p, open_backend, backend="", precision="")
     p.add_argument("--seed", type=int, default=0, help="[%(default)s]")
-    p.add_argument("--n", type=int, default=2500, help="generated samples; 2500 matches the floor [%(default)s]")
+    p.add_argument("--n", type=int, default=HALF, help="generated samples; %(default)s matches the floor [%(default)s]")
     p.add_argument("--out", default=None, help="write the report as JSON here")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of text")
     add_import_flags(p)

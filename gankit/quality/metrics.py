@@ -22,9 +22,9 @@ import torch
 
 from gankit.data import load_bundled
 from gankit.pixels import from_uint8
+from gankit.quality import HALF
 from gankit.quality.classifier import load_classifier
 
-HALF = 2500
 K_NEAREST = 3
 
 
