@@ -63,9 +63,7 @@ def require_file(path: str | os.PathLike[str], what: str = "checkpoint") -> Path
 
 def save_generator(path: str | os.PathLike[str], generator: Generator, training: dict[str, Any] | None = None) -> Path:
     """Write ``generator`` (weights as float32) and its config to ``path`` atomically."""
-    import torch
-
-    arrays = {n: t.detach().to("cpu", torch.float32).contiguous().numpy() for n, t in generator.state_dict().items()}
+    arrays = generator_arrays(generator)
     metadata = {
         "format": FORMAT,
         "gankit_version": __version__,
@@ -99,10 +97,15 @@ def weights_digest(config: GeneratorConfig, weights: dict[str, Any]) -> str:
     return digest.hexdigest()
 
 
+def generator_arrays(generator: Generator) -> dict[str, np.ndarray]:
+    """A Generator's state dict as float32 arrays on the CPU: the names and values ``read_generator_arrays`` gives
+    for its file."""
+    return {name: t.detach().cpu().float().contiguous().numpy() for name, t in generator.state_dict().items()}
+
+
 def generator_digest(generator: Generator) -> str:
     """``weights_digest`` of a Generator in memory (its state dict, on the CPU, as float32)."""
-    state = generator.state_dict()
-    return weights_digest(generator.config, {name: tensor.detach().cpu().float() for name, tensor in state.items()})
+    return weights_digest(generator.config, generator_arrays(generator))
 
 
 def read_generator_arrays(

@@ -23,7 +23,7 @@ from gankit.checkpoint import PRETRAINED
 from gankit.checkpoint import model_path as checkpoint_path  # validate() has a model_path argument
 from gankit.errors import ExportError
 from gankit.io import check_writable, refuse_overwrite, sha256_of
-from gankit.models import ImportOptions, load_checkpoint
+from gankit.models import ImportOptions, load, load_checkpoint
 from gankit.onnx.graph import DEFAULT_OPSET, read_metadata
 
 if TYPE_CHECKING:
@@ -187,7 +187,7 @@ def validate(
     from gankit.onnx.parity import land_report
     from gankit.onnx.validate import check_graph
 
-    generator = load_checkpoint(source, import_options, log)
-    report = check_graph(model_path, generator, threads, log, name, seed, str(source))
+    loaded = load(source, import_options, log)  # a gankit checkpoint's weights are read without torch
+    report = check_graph(model_path, loaded, threads, log, name, seed, str(source))
     land_report(report, model_path)
     return report

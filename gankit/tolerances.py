@@ -3,10 +3,11 @@
 Images are in [-1, 1] unless a name says levels (uint8 grey levels: 127.5 a unit, ``gankit.pixels``).
 
 Export parity (``gankit.onnx.parity``: an export against its generator in float64, on fresh inputs)
-- fp32: FP32_HEADROOM (3) times PyTorch's own fp32 error against float64 on the same inputs, measured in the
-  same check: every correct fp32 implementation shares the rounding of the fp32 intermediates (h1, h2, the
-  pre-tanh values) and adds only its own summation order, so it cannot be held to less. Never below FP32_FLOOR
-  (8 float32 epsilons: the last roundings of tanh and its argument alone reach a few ulps).
+- fp32: FP32_HEADROOM (3) times the source generator's own fp32 forward's error against float64 on the same
+  inputs, measured in the same check: every correct fp32 implementation shares the rounding of the fp32
+  intermediates (h1, h2, the pre-tanh values) and adds only its own summation order, so it cannot be held to
+  less. Never below FP32_FLOOR (8 float32 epsilons: the last roundings of tanh and its argument alone reach a few
+  ulps).
 - fp16: max 1e-2, mean 1e-3. fp16's unit roundoff is 2**-11 (4.9e-4); three layers of dot products of length
   <= 512 accumulate a few of those and tanh's slope is <= 1: 1e-2 is 20 roundoffs (~1.3 levels), the mean a
   tenth of it. A broken fp16 graph (a layer in the wrong precision, an overflow) is orders above either.

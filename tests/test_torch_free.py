@@ -82,6 +82,20 @@ def test_runtime_and_file_commands_never_import_torch(warm_cache: Path, tmp_path
         assert Path(given[-1]).stat().st_size > 0
 
 
+@pytest.mark.parametrize("kind", ["unconditional", "conditional"])
+def test_validate_never_imports_torch(tmp_path: Path, kind: str) -> None:
+    """``gankit validate`` of a gankit export against its gankit checkpoint: the float64 reference is NumPy's and the
+    weights are read without torch (``gankit.onnx.parity.Reference``); the report lands, passed."""
+    name = "generator.onnx" if kind == "unconditional" else "generator_conditional.onnx"
+    copy = tmp_path / name
+    copy.write_bytes((ROOT / "exported" / name).read_bytes())
+    assert (
+        _run(tmp_path / "cache", "validate", copy, "--checkpoint", kind, "--seed", 3) == "torch imported: False exit 0"
+    )
+    report = json.loads(copy.with_name(copy.stem + ".parity.json").read_text())
+    assert report["passed"] and report["seed"] == 3 and len(report["cases"]) == 7
+
+
 def test_a_default_grid_imports_torch_only_when_auto_picks_a_torch_backend(warm_cache: Path, tmp_path: Path) -> None:
     """``--backend auto`` reads its cached choice without importing a backend: the grid imports torch exactly
     when the choice measured on this CPU is a torch backend (whichever wins here)."""

@@ -33,6 +33,7 @@ from safetensors import SafetensorError, safe_open
 from gankit.checkpoint import (
     FORMAT,
     describe_generator,
+    generator_arrays,
     generator_digest,
     model_path,
     read_generator_arrays,
@@ -211,12 +212,15 @@ class LoadedModel(ModelFile):
     converted: Converted | None = None
     _generator: Generator | None = field(default=None, repr=False)
 
-    def generator(self) -> Generator:
-        """The Generator (eval mode, CPU), built once; CheckpointError for an ONNX graph, which has no weights."""
+    def _refuse_graph(self) -> None:
         if self.kind == "onnx":
             raise CheckpointError(
                 f"{self.path}: an ONNX model has no weights to export or check against; give a checkpoint"
             )
+
+    def generator(self) -> Generator:
+        """The Generator (eval mode, CPU), built once; CheckpointError for an ONNX graph, which has no weights."""
+        self._refuse_graph()
         if self._generator is None:
             if self.converted is not None:
                 self._generator = self.converted.generator
@@ -229,6 +233,12 @@ class LoadedModel(ModelFile):
                 generator.load_state_dict({name: torch.from_numpy(a).float() for name, a in self.arrays.items()})
                 self._generator = generator.eval()
         return self._generator
+
+    def weight_arrays(self) -> dict[str, np.ndarray]:
+        """The weights as float32 arrays by state-dict name (a gankit checkpoint's without torch); CheckpointError
+        for an ONNX graph."""
+        self._refuse_graph()
+        return self.arrays if self.arrays is not None else generator_arrays(self.generator())
 
     def weights_digest(self) -> str:
         """``weights_digest`` of this model (a gankit checkpoint's without torch)."""

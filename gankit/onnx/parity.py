@@ -1,20 +1,21 @@
-"""Numerical parity of an exported model against a float64 PyTorch reference.
+"""Numerical parity of an exported model against a float64 reference of its source generator.
 
-The reference is the source generator in float64 on the same z. Inputs: standard-normal z at batch 1,
-2, 7, 64 and 1000, and extreme z at batch 64 (uniform in [-10, 10], and every element at +-10). Each
-case draws its z from its own seed (``base seed + case number``), recorded in the report, so one failing
-case can be re-run alone (``gankit validate MODEL --seed S``). A class-conditional generator's cases also
-draw labels, uniform in [0, K), from the same generator right after z, and the reference gets the same ones.
-Per case the report gives max |Δ| and the relative error max |Δ| / max |reference| (an element-wise ratio is
-meaningless where tanh crosses 0), the mean |Δ|, the same in 0..255 pixel levels, and the tolerance it was
-held to.
+The reference is the source generator's forward (``gankit.model.Generator``) in float64 NumPy on the same z,
+from its weights: a gankit checkpoint's are read without torch, so ``gankit validate`` never imports it.
+Inputs: standard-normal z at batch 1, 2, 7, 64 and 1000, and extreme z at batch 64 (uniform in [-10, 10], and
+every element at +-10). Each case draws its z from its own NumPy generator (``np.random.default_rng(base seed +
+case number)``), the seed recorded in the report, so one failing case can be re-run alone (``gankit validate
+MODEL --seed S``). A class-conditional generator's cases also draw labels, uniform in [0, K), from the same
+generator right after z, and the reference gets the same ones. Per case the report gives max |Δ| and the
+relative error max |Δ| / max |reference| (an element-wise ratio is meaningless where tanh crosses 0), the mean
+|Δ|, the same in 0..255 pixel levels, and the tolerance it was held to.
 
 Tolerances: ``gankit.tolerances`` (the table, and where each bound comes from). fp32 is held to
-``FP32_HEADROOM`` times PyTorch's own fp32 error against float64 on the same inputs, measured in the same
-check (the larger of its max over the standard-normal cases and its max on the case itself), never below
-``FP32_FLOOR``; the mean likewise. fp16 to fixed bounds; int8 on the 99.9th percentile and the mean; uint8
-output in levels. fp16 and int8 bounds are scaled by the input's scale s = max(1, rms(z)) (pre-activations, and
-so their error, grow with z).
+``FP32_HEADROOM`` times the error the source generator's own fp32 forward (the same NumPy forward in float32)
+has against float64 on the same inputs, measured in the same check (the larger of its max over the
+standard-normal cases and its max on the case itself), never below ``FP32_FLOOR``; the mean likewise. fp16 to
+fixed bounds; int8 on the 99.9th percentile and the mean; uint8 output in levels. fp16 and int8 bounds are
+scaled by the input's scale s = max(1, rms(z)) (pre-activations, and so their error, grow with z).
 
 The report: ``ParityReport`` (its JSON is ``dataclasses.asdict`` of it), printed by ``format_report``, written,
 named and cleaned up only by ``land_report`` (``NAME.parity.json`` beside the artifact NAME.ext, or
@@ -25,17 +26,20 @@ from __future__ import annotations
 
 import os
 import platform
+import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
+from gankit.checkpoint import generator_arrays
+from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.io import write_json
-from gankit.model import Generator
+from gankit.models import LoadedModel
 from gankit.pixels import LEVELS_PER_UNIT, to_uint8_numpy
 from gankit.tolerances import (
     FP32_FLOOR,
@@ -46,7 +50,10 @@ from gankit.tolerances import (
     UINT8_MAX_LEVELS,
     UINT8_MEAN_LEVELS,
 )
-from gankit.version import __version__
+from gankit.version import __version__, package_version
+
+if TYPE_CHECKING:
+    from gankit.model import Generator
 
 PARITY_BATCHES = (1, 2, 7, 64, 1000)
 
@@ -65,8 +72,8 @@ class CaseResult:
     tolerance_max: float
     tolerance_mean: float
     passed: bool
-    torch_fp32_max_abs: float | None = None  # PyTorch's own fp32 error on the same z (the fp32 yardstick)
-    torch_fp32_mean_abs: float | None = None
+    fp32_own_max_abs: float | None = None  # the source's own fp32 forward's error on the same z (the yardstick)
+    fp32_own_mean_abs: float | None = None
 
 
 @dataclass
@@ -89,8 +96,8 @@ class ParityReport:
 class ParityCase:
     name: str
     seed: int
-    z: torch.Tensor  # (batch, latent_dim) float32
-    labels: torch.Tensor | None = None  # (batch,) int64 for a class-conditional generator
+    z: np.ndarray  # (batch, latent_dim) float32
+    labels: np.ndarray | None = None  # (batch,) int64 for a class-conditional generator
 
     @property
     def extreme(self) -> bool:
@@ -99,51 +106,63 @@ class ParityCase:
 
 def parity_inputs(latent_dim: int, seed: int, num_classes: int = 0) -> list[ParityCase]:
     """The parity cases: case k draws its z (float32), then its labels ((batch,) int64 in [0, num_classes) when
-    num_classes > 0), from its own generator seeded ``seed + k``."""
-
-    def rng(k: int) -> torch.Generator:
-        return torch.Generator().manual_seed(seed + k)
+    num_classes > 0), from its own generator ``np.random.default_rng(seed + k)``."""
 
     def case(name: str, k: int, draw) -> ParityCase:
-        source = rng(k)
-        z = draw(source)
-        labels = torch.randint(0, num_classes, (z.shape[0],), generator=source) if num_classes else None
+        source = np.random.default_rng(seed + k)
+        z = draw(source).astype(np.float32)
+        labels = source.integers(0, num_classes, z.shape[0], dtype=np.int64) if num_classes else None
         return ParityCase(name, seed + k, z, labels)
 
     cases = [
-        case(f"normal b={b}", k, lambda source, b=b: torch.randn(b, latent_dim, generator=source))
+        case(f"normal b={b}", k, lambda source, b=b: source.standard_normal((b, latent_dim)))
         for k, b in enumerate(PARITY_BATCHES)
     ]
     k = len(cases)
-    cases.append(case("uniform ±10 b=64", k, lambda source: torch.rand(64, latent_dim, generator=source) * 20 - 10))
-    signs = lambda source: (torch.randint(0, 2, (64, latent_dim), generator=source) * 2 - 1).float() * 10  # noqa: E731
-    cases.append(case("all ±10 b=64", k + 1, signs))
+    cases.append(case("uniform ±10 b=64", k, lambda source: source.uniform(-10, 10, (64, latent_dim))))
+    cases.append(case("all ±10 b=64", k + 1, lambda source: (source.integers(0, 2, (64, latent_dim)) * 2 - 1) * 10))
     return cases
 
 
-def _forward(
-    generator: Generator, z: torch.Tensor, dtype: torch.dtype, labels: torch.Tensor | None = None
-) -> np.ndarray:
-    """The source generator's images of z [and labels] computed in ``dtype`` (float64 or float32), as float64."""
-    model = Generator(generator.config).to(dtype)
-    model.load_state_dict({k: v.to(dtype) for k, v in generator.state_dict().items()})
-    extra = () if labels is None else (labels,)
-    with torch.no_grad():
-        return model.eval()(z.to(dtype), *extra).double().numpy()
+@dataclass(frozen=True)
+class Reference:
+    """The source generator as parity holds an export to it: its config and weights (by state-dict name), run by
+    ``images`` as ``gankit.model.Generator.forward`` runs, in NumPy."""
+
+    config: GeneratorConfig
+    weights: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, model: Generator | LoadedModel) -> Reference:
+        """A Generator's (its state dict) or a loaded checkpoint's (a gankit file's arrays, read without torch);
+        CheckpointError for an ONNX graph, which has no weights."""
+        arrays = model.weight_arrays() if isinstance(model, LoadedModel) else generator_arrays(model)
+        return cls(model.config, arrays)
+
+    def images(self, z: np.ndarray, labels: np.ndarray | None = None, dtype=np.float64) -> np.ndarray:
+        """The images of z [and labels], computed in ``dtype`` (float64: the reference; float32: the yardstick),
+        as float64 (B, C, H, W)."""
+        config, weights = self.config, {name: w.astype(dtype) for name, w in self.weights.items()}
+        x = z.astype(dtype) @ weights["layers.0.weight"].T + weights["layers.0.bias"]
+        if config.num_classes:
+            x = x + weights["class_bias"][labels]
+        for index, slope in enumerate(config.hidden_slopes, start=1):
+            x = np.where(x >= 0, x, x * dtype(slope))
+            x = x @ weights[f"layers.{index}.weight"].T + weights[f"layers.{index}.bias"]
+        x = np.tanh(x if config.output_activation == "tanh" else x / 2)  # 2 * sigmoid(x) - 1 = tanh(x / 2)
+        return x.astype(np.float64).reshape(z.shape[0], *config.image_shape)
 
 
-def reference_images(
-    generator: Generator, z: torch.Tensor, output: str, labels: torch.Tensor | None = None
-) -> np.ndarray:
-    """float64 reference of ``generator`` on ``z`` [and labels]; uint8-range (0..255 floats) when output='uint8'."""
-    images = _forward(generator, z, torch.float64, labels)
+def reference_images(reference: Reference, z: np.ndarray, output: str, labels: np.ndarray | None = None) -> np.ndarray:
+    """float64 reference on ``z`` [and labels]; uint8-range (0..255 floats) when output='uint8'."""
+    images = reference.images(z, labels)
     return to_uint8_numpy(images) if output == "uint8" else images
 
 
 def _fixed_tolerance(precision: str, output: str, case: ParityCase) -> tuple[float, float]:
     if output == "uint8" and precision == "fp32":
         return UINT8_MAX_LEVELS, UINT8_MEAN_LEVELS
-    scale = max(1.0, float(case.z.pow(2).mean().sqrt()))
+    scale = max(1.0, float(np.sqrt(np.square(case.z, dtype=np.float64).mean())))
     tol_max, tol_mean = PARITY_MAX[precision] * scale, PARITY_MEAN[precision] * scale
     if output == "uint8":  # in pixel levels, with at least the rounding's own level of slack
         return max(UINT8_MAX_LEVELS, tol_max * LEVELS_PER_UNIT), max(UINT8_MEAN_LEVELS, tol_mean * LEVELS_PER_UNIT)
@@ -152,7 +171,7 @@ def _fixed_tolerance(precision: str, output: str, case: ParityCase) -> tuple[flo
 
 def check_parity(
     run: Callable[[np.ndarray], np.ndarray],
-    generator: Generator,
+    reference: Reference,
     precision: str,
     output: str,
     model_name: str,
@@ -165,33 +184,35 @@ def check_parity(
     """
     if precision != "fp32" and precision not in PARITY_MAX:
         raise ExportError(f"no parity tolerance for precision {precision!r}")
-    seed = int(torch.randint(0, 2**31 - 1, ()).item()) if seed is None else int(seed)
-    cases = parity_inputs(generator.config.latent_dim, seed, generator.config.num_classes)
-    expected = [reference_images(generator, case.z, output, case.labels) for case in cases]
-    torch_error: list[tuple[float, float]] = []
+    seed = secrets.randbelow(2**31 - 1) if seed is None else int(seed)
+    config = reference.config
+    cases = parity_inputs(config.latent_dim, seed, config.num_classes)
+    expected = [reference_images(reference, case.z, output, case.labels) for case in cases]
+    own_error: list[tuple[float, float]] = []
     if precision == "fp32" and output == "float":
-        for case, reference in zip(cases, expected):
-            error = np.abs(_forward(generator, case.z, torch.float32, case.labels) - reference)
-            torch_error.append((float(error.max()), float(error.mean())))
-        normal = [e for case, e in zip(cases, torch_error) if not case.extreme]
+        for case, images in zip(cases, expected):
+            error = np.abs(reference.images(case.z, case.labels, np.float32) - images)
+            own_error.append((float(error.max()), float(error.mean())))
+        normal = [e for case, e in zip(cases, own_error) if not case.extreme]
         normal_max, normal_mean = max(e[0] for e in normal), max(e[1] for e in normal)
     rule = (
-        f"fp32: {FP32_HEADROOM:g} x max(PyTorch fp32's own |Δ| on the normal cases, on the case), >= {FP32_FLOOR:.2g}"
-        if torch_error
+        f"fp32: {FP32_HEADROOM:g} x max(the source's own fp32 |Δ| on the normal cases, on the case), "
+        f">= {FP32_FLOOR:.2g}"
+        if own_error
         else f"{precision} {output}: {'99.9th percentile' if precision == 'int8' else 'max'} and mean |Δ| within "
         "fixed bounds x max(1, rms(z)) (reasons in gankit.onnx.parity)"
     )
     report = ParityReport(model_name, precision, output, seed, passed=True, tolerance_rule=rule, versions=versions())
     unit = LEVELS_PER_UNIT if output == "uint8" else 1.0
-    for index, (case, reference) in enumerate(zip(cases, expected)):
-        given = (case.z.numpy(),) if case.labels is None else (case.z.numpy(), case.labels.numpy())
-        actual = run(*given).astype(np.float64).reshape(reference.shape)
-        diff = np.abs(actual - reference)
+    for index, (case, images) in enumerate(zip(cases, expected)):
+        given = (case.z,) if case.labels is None else (case.z, case.labels)
+        actual = run(*given).astype(np.float64).reshape(images.shape)
+        diff = np.abs(actual - images)
         max_abs, mean_abs, p999 = float(diff.max()), float(diff.mean()), float(np.quantile(diff, PARITY_QUANTILE))
         held = p999 if precision == "int8" else max_abs  # see the module docstring
         own_max = own_mean = None
-        if torch_error:
-            own_max, own_mean = torch_error[index]
+        if own_error:
+            own_max, own_mean = own_error[index]
             tol_max = max(FP32_FLOOR, FP32_HEADROOM * max(normal_max, own_max))
             tol_mean = max(FP32_FLOOR, FP32_HEADROOM * max(normal_mean, own_mean))
         else:
@@ -202,7 +223,7 @@ def check_parity(
                 batch=case.z.shape[0],
                 seed=case.seed,
                 max_abs=max_abs,
-                max_rel=max_abs / max(float(np.abs(reference).max()), 1e-12),
+                max_rel=max_abs / max(float(np.abs(images).max()), 1e-12),
                 mean_abs=mean_abs,
                 p999_abs=p999,
                 max_pixel_levels=max_abs * LEVELS_PER_UNIT / unit,
@@ -210,8 +231,8 @@ def check_parity(
                 tolerance_max=tol_max,
                 tolerance_mean=tol_mean,
                 passed=bool(held <= tol_max and mean_abs <= tol_mean and np.isfinite(actual).all()),
-                torch_fp32_max_abs=own_max,
-                torch_fp32_mean_abs=own_mean,
+                fp32_own_max_abs=own_max,
+                fp32_own_mean_abs=own_mean,
             )
         )
     report.passed = not report.failures()
@@ -219,22 +240,15 @@ def check_parity(
 
 
 def versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-
-    return {
-        "gankit": __version__,
-        "torch": torch.__version__,
-        "onnx": onnx.__version__,
-        "onnxruntime": onnxruntime.__version__,
-        "python": platform.python_version(),
-    }
+    """The versions a report depends on, read from package metadata (importing torch to ask would cost seconds)."""
+    found = {name: package_version(name) for name in ("numpy", "torch", "onnx", "onnxruntime")}
+    return {"gankit": __version__, **found, "python": platform.python_version()}
 
 
 def format_report(report: ParityReport) -> str:
     unit = "levels" if report.output == "uint8" else "abs"
     lines = [
-        f"parity of {report.model} ({report.precision}, {report.output} output) vs float64 PyTorch, seed "
+        f"parity of {report.model} ({report.precision}, {report.output} output) vs float64, seed "
         f"{report.seed}; tolerance ({unit}): {report.tolerance_rule}",
         f"  {'case':<18} {'seed':>10} {'max |Δ|':>10} {'max rel':>10} {'mean |Δ|':>10} {'px max':>8} {'px mean':>8} "
         f"{'tol max':>9}  result",

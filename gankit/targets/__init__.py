@@ -29,7 +29,7 @@ from gankit.model import Generator
 from gankit.noise import NOISE_NAME
 from gankit.onnx.build import EXAMPLE_BATCH, warnings_quiet
 from gankit.onnx.cache import publish
-from gankit.onnx.parity import ParityReport, check_parity, format_report
+from gankit.onnx.parity import ParityReport, Reference, check_parity, format_report
 from gankit.version import __version__, package_version
 
 _TEMPORARY: list[tempfile.TemporaryDirectory] = []  # cache-less artifacts' folders, kept for the process
@@ -71,8 +71,10 @@ def fp32_check(
     """The check ``gankit.onnx.parity.land_checked`` runs on a built artifact: ``runner(path)`` held to ``generator``
     (fp32 against float64), the report named ``name``, ``versions`` added to its versions, and logged."""
 
+    reference = Reference.of(generator)
+
     def check(path: Path, name: str) -> ParityReport:
-        report = check_parity(runner(path), generator, "fp32", "float", name)
+        report = check_parity(runner(path), reference, "fp32", "float", name)
         report.versions.update(versions)
         log(format_report(report))
         return report
