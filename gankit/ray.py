@@ -20,7 +20,7 @@ import numpy as np
 
 from gankit.labels import LabelSpec, resolve
 from gankit.sampling.dataset import grid_batch
-from gankit.sampling.job import SampleJob
+from gankit.sampling.job import N, SampleJob
 from gankit.sampling.ray_engine import import_ray, opened
 
 
@@ -47,7 +47,7 @@ class _Batches:
 
 def dataset(
     model: str | Path | None = None,
-    n: int = 64,
+    n: int = N,
     seed: int = 0,
     start: int = 0,
     labels: LabelSpec | None = None,

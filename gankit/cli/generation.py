@@ -17,7 +17,7 @@ from gankit.cli.common import (
 
 def add_sample(sub: argparse._SubParsersAction) -> None:
     from gankit.device import DEVICE_HELP
-    from gankit.sampling.job import DTYPES, ENGINES, FORMATS, SampleJob
+    from gankit.sampling.job import DTYPES, ENGINES, FORMATS, N, SampleJob
 
     p = sub.add_parser(
         "sample",
@@ -40,7 +40,7 @@ def add_sample(sub: argparse._SubParsersAction) -> None:
         help=f"{FOREIGN_FILES}, or an .onnx generator, or a .pt2/.pte export (default: the bundled generator)",
     )
     # torchrun's own parser takes --n and --start as abbreviations of its options: hence the long aliases.
-    p.add_argument("--n", "--num-samples", dest="n", type=int, default=64, help="number of samples [%(default)s]")
+    p.add_argument("--n", "--num-samples", dest="n", type=int, default=N, help="number of samples [%(default)s]")
     p.add_argument("--seed", type=int, default=default(SampleJob, "seed"), help="noise seed [%(default)s]")
     p.add_argument(
         "--start",

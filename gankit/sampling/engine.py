@@ -45,7 +45,7 @@ from gankit.limits import require_memory
 from gankit.noise import check_range
 from gankit.pixels import save_grid
 from gankit.sampling.formats import sample_meta
-from gankit.sampling.job import SampleJob, SampleResult, ShardRecord, shard_name, shards_of
+from gankit.sampling.job import N, SampleJob, SampleResult, ShardRecord, shard_name, shards_of
 from gankit.sampling.lanes import DTYPES, backend_lane, open_lanes, plan_lanes, runs_in_lanes
 from gankit.sampling.manifest import JOURNALS, finish_run, job_header, prepare_folder
 from gankit.sampling.pipeline import IN_FLIGHT, PendingShard, ShardMaker
@@ -63,7 +63,7 @@ def _open(job: SampleJob, log: Callable[[str], None], ranks: Ranks | None = None
 
 def generate(
     model: str | Path | None = None,
-    n: int = 64,
+    n: int = N,
     seed: int = 0,
     start: int = 0,
     backend: str = "auto",

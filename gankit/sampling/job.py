@@ -22,6 +22,7 @@ DTYPES = ("uint8", "float16")
 MAX_GRID = 4096
 MAX_PNG = 100_000
 BATCH = 4096  # the default --batch-size
+N = 64  # the default --n: an 8 x 8 grid
 MAX_SHARDS = 1_000_000  # the manifest lists every shard and is rewritten whole: a bound on its size
 MAX_INDEX = 2**63  # the noise contract's Philox counters (gankit.noise; a latent above 4 lowers it further)
 
