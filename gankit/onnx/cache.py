@@ -32,13 +32,21 @@ from gankit.onnx.graph import DEFAULT_OPSET, OnnxGraph, graph_from_record, graph
 from gankit.version import __version__, package_version
 
 if TYPE_CHECKING:
+    import numpy as np
+
+    from gankit.config import GeneratorConfig
     from gankit.model import Generator
     from gankit.onnx.quantize import Int8Options
 
 
 class Loaded(Protocol):
-    """What the cache needs of a read model file (``gankit.models.LoadedModel``): the digest of its weights,
-    computed without torch where it can be, and its Generator, built only to make an export."""
+    """What the ONNX layer needs of a read model file (``gankit.models.LoadedModel``): its config, its weights as
+    arrays and their digest, read without torch where they can be (the cache key, the parity reference), and its
+    Generator, built only to make an export."""
+
+    config: GeneratorConfig
+
+    def weight_arrays(self) -> dict[str, np.ndarray]: ...
 
     def weights_digest(self) -> str: ...
 

@@ -39,7 +39,6 @@ from gankit.checkpoint import generator_arrays
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.io import write_json
-from gankit.models import LoadedModel
 from gankit.pixels import LEVELS_PER_UNIT, to_uint8_numpy
 from gankit.tolerances import (
     FP32_FLOOR,
@@ -54,6 +53,7 @@ from gankit.version import __version__, package_version
 
 if TYPE_CHECKING:
     from gankit.model import Generator
+    from gankit.onnx.cache import Loaded
 
 PARITY_BATCHES = (1, 2, 7, 64, 1000)
 
@@ -133,10 +133,11 @@ class Reference:
     weights: dict[str, np.ndarray]
 
     @classmethod
-    def of(cls, model: Generator | LoadedModel) -> Reference:
+    def of(cls, model: Generator | Loaded) -> Reference:
         """A Generator's (its state dict) or a loaded checkpoint's (a gankit file's arrays, read without torch);
         CheckpointError for an ONNX graph, which has no weights."""
-        arrays = model.weight_arrays() if isinstance(model, LoadedModel) else generator_arrays(model)
+        loaded = hasattr(model, "weight_arrays")  # a Loaded: a gankit file's arrays without torch
+        arrays = model.weight_arrays() if loaded else generator_arrays(model)
         return cls(model.config, arrays)
 
     def images(self, z: np.ndarray, labels: np.ndarray | None = None, dtype=np.float64) -> np.ndarray:

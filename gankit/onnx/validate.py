@@ -18,7 +18,6 @@ import numpy as np
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.labels import BALANCED
-from gankit.models import LoadedModel
 from gankit.noise import noise_array
 from gankit.onnx.graph import read_graph, read_metadata
 from gankit.onnx.parity import ParityReport, Reference, check_parity, format_report
@@ -27,6 +26,7 @@ from gankit.runtime import feeds, onnxruntime_session
 
 if TYPE_CHECKING:
     from gankit.model import Generator
+    from gankit.onnx.cache import Loaded
 
 VS_FP32_SAMPLES = 4096
 
@@ -45,7 +45,7 @@ def graph_runner(path: Path, threads: int | None = None) -> Callable[..., np.nda
 
 def check_graph(
     model_path: Path,
-    generator: Generator | LoadedModel,
+    generator: Generator | Loaded,
     threads: int | None = None,
     log=print,
     name: str | None = None,
@@ -73,7 +73,7 @@ def check_graph(
     return report
 
 
-def compare_with_fp32(generator: Generator | LoadedModel, run: Callable[..., np.ndarray]) -> dict[str, float]:
+def compare_with_fp32(generator: Generator | Loaded, run: Callable[..., np.ndarray]) -> dict[str, float]:
     """Pixel-level error of a low-precision export (``run``) against the fp32 export, on the first 4,096 samples
     of seed 0 (``gankit.noise``; balanced labels, ``gankit.labels``, for a class-conditional generator)."""
     from gankit.onnx.cache import cached_export
