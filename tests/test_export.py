@@ -336,7 +336,7 @@ def run_cli(capsys: pytest.CaptureFixture, *args: object) -> tuple[int, str, str
 def test_cli_exports_a_pte_from_its_suffix(tmp_path: Path, checkpoint: Path, capsys) -> None:
     code, out, err = run_cli(capsys, "export", checkpoint, "--out", tmp_path / "g.pte")
     assert code == 0, err
-    assert "PASSED" in out and (tmp_path / "g.pte").is_file() and (tmp_path / "g.parity.json").is_file()
+    assert "PASSED" in out and (tmp_path / "g.pte").is_file() and (tmp_path / "g.pte.parity.json").is_file()
 
 
 @pytest.mark.parametrize(

@@ -93,7 +93,7 @@ def test_the_package_carries_config_noise_and_source(exported) -> None:
         assert package.metadata["gankit_noise"] == NOISE_NAME
         assert package.metadata["gankit_source_sha256"] == sha256_of(source)
         assert package.metadata["gankit_device"] == ("cuda" if torch.cuda.is_available() else "cpu")
-        report = json.loads(path.with_name(f"{kind}.parity.json").read_text())
+        report = json.loads(path.with_name(f"{kind}.pt2.parity.json").read_text())
         assert report["passed"] and [c["batch"] for c in report["cases"]] == [1, 2, 7, 64, 1000, 64, 64]
         assert report["versions"]["aoti_device"] == package.metadata["gankit_device"]
         for case in report["cases"]:  # the ONNX export's derived fp32 rule, case by case
@@ -101,6 +101,18 @@ def test_the_package_carries_config_noise_and_source(exported) -> None:
             assert case["tolerance_max"] == pytest.approx(max(FP32_FLOOR, FP32_HEADROOM * own))
             assert case["max_abs"] <= case["tolerance_max"]
         assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_one_name_exported_to_every_target_keeps_a_report_each(exported) -> None:
+    """NAME.onnx beside NAME.pt2 (and NAME.pte, gankit.onnx.parity.report_path): each report names its own artifact
+    and a later export under the same name leaves the others' reports as they were."""
+    source, package = exported["unconditional"]
+    package_report = package.with_name(package.name + ".parity.json")
+    before = package_report.read_bytes()
+    onnx = export(source, package.with_suffix(".onnx"), force=True, **QUIET)
+    assert onnx.report_path == package.with_name("unconditional.parity.json")
+    assert json.loads(onnx.report_path.read_text())["model"] == "unconditional.onnx"
+    assert package_report.read_bytes() == before and json.loads(before)["model"] == "unconditional.pt2"
 
 
 def test_the_batch_is_dynamic_and_matches_eager(exported) -> None:
@@ -120,14 +132,14 @@ def test_the_batch_is_dynamic_and_matches_eager(exported) -> None:
 
 def test_a_package_of_another_generator_is_refused_and_not_landed(tmp_path: Path, exported) -> None:
     """The parity gate holds a package to the generator it claims to be: one compiled from other weights fails,
-    leaves NAME.parity.failed.json and no artifact."""
+    leaves NAME.pt2.parity.failed.json and no artifact."""
     _, path = exported["unconditional"]
     torch.manual_seed(8)
     other = Generator(GeneratorConfig(**SMALL))
     out = tmp_path / "g.pt2"
     with pytest.raises(ExportError, match="parity check FAILED"):
         land_checked(out, lambda tmp: shutil.copyfile(path, tmp), fp32_check(other, package_runner, {}, **QUIET))
-    assert not out.exists() and json.loads((tmp_path / "g.parity.failed.json").read_text())["passed"] is False
+    assert not out.exists() and json.loads((tmp_path / "g.pt2.parity.failed.json").read_text())["passed"] is False
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -51,10 +51,11 @@ def test_the_program_carries_config_noise_and_a_passing_report(exported) -> None
         assert program.config == load_generator(source).config
         assert program.metadata["gankit_noise"] == NOISE_NAME
         assert program.metadata["gankit_source_sha256"] == sha256_of(source)
-        report = json.loads(path.with_name(f"{kind}.parity.json").read_text())
+        report = json.loads(path.with_name(f"{kind}.pte.parity.json").read_text())
         assert report["passed"] and [c["batch"] for c in report["cases"]] == [1, 2, 7, 64, 1000, 64, 64]
         assert report["versions"]["executorch"] not in ("", "absent")
         assert all(case["max_abs"] <= case["tolerance_max"] for case in report["cases"])
+        assert report["model"] == path.name
 
 
 def test_the_backend_matches_eager_and_splits_large_batches(exported) -> None:
@@ -95,7 +96,7 @@ def test_a_program_of_another_generator_is_refused_and_not_landed(tmp_path: Path
     out = tmp_path / "g.pte"
     with pytest.raises(ExportError, match="parity check FAILED"):
         land_checked(out, lambda tmp: shutil.copyfile(path, tmp), fp32_check(other, program_runner, {}, **QUIET))
-    assert not out.exists() and json.loads((tmp_path / "g.parity.failed.json").read_text())["passed"] is False
+    assert not out.exists() and json.loads((tmp_path / "g.pte.parity.failed.json").read_text())["passed"] is False
     bogus = tmp_path / "bogus.pte"
     bogus.write_bytes(b"\x00" * 64)
     with pytest.raises(ExportError, match="not a loadable ExecuTorch program"):

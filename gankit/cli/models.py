@@ -34,7 +34,8 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "I/O and computes in fp16; int8 is onnxruntime quantization (default: dynamic, per-channel QInt8 "
         "weights, every layer; the --int8-* options pick others; each one's speed and quality cost: "
         "docs/backends.md). Every format lands only if its parity against a float64 reference passes; the report "
-        "is written beside it as NAME.parity.json. See docs/export-targets.md.",
+        "is written beside it as NAME.parity.json (NAME.pt2.parity.json, NAME.pte.parity.json for the compiled "
+        "targets). See docs/export-targets.md.",
     )
     p.add_argument("checkpoint", nargs="?", default=None, help=f"{FOREIGN_FILES} (default: the bundled generator)")
     p.add_argument("--format", default=None, choices=FORMATS, help="[from --out's suffix; onnx without --out]")

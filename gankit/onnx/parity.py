@@ -18,8 +18,8 @@ fixed bounds; int8 on the 99.9th percentile and the mean; uint8 output in levels
 scaled by the input's scale s = max(1, rms(z)) (pre-activations, and so their error, grow with z).
 
 The report: ``ParityReport`` (its JSON is ``dataclasses.asdict`` of it), printed by ``format_report``, written,
-named and cleaned up only by ``land_report`` (``NAME.parity.json`` beside the artifact NAME.ext, or
-``NAME.parity.failed.json`` and ExportError when the check failed), for every export format and ``gankit validate``.
+named and cleaned up only by ``land_report`` (``report_path``: ``NAME.parity.json`` beside NAME.onnx, or
+``.parity.failed.json`` and ExportError when the check failed), for every export format and ``gankit validate``.
 """
 
 from __future__ import annotations
@@ -267,9 +267,11 @@ def format_report(report: ParityReport) -> str:
 
 
 def report_path(artifact: Path, failed: bool = False) -> Path:
-    """Where the parity report of ``artifact`` (NAME.ext, or a folder NAME) lives: ``NAME.parity.json`` beside it,
-    ``NAME.parity.failed.json`` for a check that failed."""
-    return artifact.with_name(artifact.stem + (".parity.failed.json" if failed else ".parity.json"))
+    """Where the parity report of ``artifact`` lives: ``NAME.parity.json`` beside an ONNX file NAME.onnx,
+    ``NAME.EXT.parity.json`` beside a compiled one (NAME.pt2, NAME.pte), so the exports of one generator to every
+    target under one name keep a report each; ``.parity.failed.json`` for a check that failed."""
+    name = artifact.stem if artifact.suffix == ".onnx" else artifact.name
+    return artifact.with_name(name + (".parity.failed.json" if failed else ".parity.json"))
 
 
 def land_report(report: ParityReport, artifact: Path, place: Callable[[], None] | None = None) -> Path:
