@@ -23,11 +23,12 @@ from gankit.checkpoint import PRETRAINED
 from gankit.checkpoint import model_path as checkpoint_path  # validate() has a model_path argument
 from gankit.errors import ExportError
 from gankit.io import check_writable, refuse_overwrite, sha256_of
-from gankit.models import ImportOptions, load, load_checkpoint
+from gankit.models import ImportOptions, load
 from gankit.onnx.graph import DEFAULT_OPSET, read_metadata
 
 if TYPE_CHECKING:
     from gankit.model import Generator
+    from gankit.models import ModelFile
     from gankit.onnx.parity import ExportResult, ParityReport
     from gankit.onnx.quantize import Int8Options
 
@@ -65,7 +66,7 @@ def export_format(out: str | os.PathLike[str] | None, format: str | None = None)
 
 def export_onnx(
     generator: Generator,
-    source: Path,
+    source: ModelFile,
     out: Path,
     precision: str = "fp32",
     output: str = "float",
@@ -81,12 +82,12 @@ def export_onnx(
     from gankit.onnx.validate import check_graph
 
     def build(tmp: Path) -> None:
-        build_onnx(generator, tmp, precision, output, opset, sha256_of(source), int8)
+        build_onnx(generator, tmp, precision, output, opset, source.sha256, int8)
         what = f"int8 {(int8 or Int8Options()).label}" if precision == "int8" else precision
-        log(f"exported {source} -> {out} ({what}, {output} output, opset {opset}); checking parity...")
+        log(f"exported {source.path} -> {out} ({what}, {output} output, opset {opset}); checking parity...")
 
     def check(tmp: Path, name: str) -> ParityReport:
-        return check_graph(tmp, generator, log=log, name=name, source=str(source))
+        return check_graph(tmp, generator, log=log, name=name, source=str(source.path))
 
     return land_checked(out, build, check)
 
@@ -147,17 +148,18 @@ def export(
         raise ExportError(
             f"{source} is an ONNX graph: --format {format} is built from a generator's weights; give its checkpoint"
         )
-    generator = load_checkpoint(source, import_options, log)
+    loaded = load(source, import_options, log)
+    generator = loaded.generator()
     if format == "aoti":
         from gankit.targets.aoti import export_aoti
 
-        return export_aoti(generator, out, sha256_of(source), log=log)
+        return export_aoti(generator, out, loaded.sha256, log=log)
     if format == "executorch":
         from gankit.targets.executorch import export_executorch
 
-        return export_executorch(generator, out, sha256_of(source), log=log)
+        return export_executorch(generator, out, loaded.sha256, log=log)
     opset = DEFAULT_OPSET if opset is None else opset
-    return export_onnx(generator, source, out, precision, output, opset, log, int8)
+    return export_onnx(generator, loaded, out, precision, output, opset, log, int8)
 
 
 def validate(

@@ -26,8 +26,8 @@ from pathlib import Path
 from gankit.checkpoint import model_path
 from gankit.errors import ExportError
 from gankit.export import export_onnx
-from gankit.io import sha256_of, write_json
-from gankit.models import load_checkpoint
+from gankit.io import write_json
+from gankit.models import load
 from gankit.noise import NOISE_NAME, NOISE_VERSION
 from gankit.version import __version__
 from gankit.web.runtime import ORT_WEB_VERSION, copy_runtime
@@ -60,8 +60,8 @@ def export_web(
         raise ExportError(f"{out_dir} is a file; the web export writes a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not force:
         raise ExportError(f"{out_dir} is not empty; choose an empty folder or pass --force to replace the export in it")
-    source = model_path(model)
-    generator = load_checkpoint(source, None, log)
+    source = load(model_path(model), None, log)
+    generator = source.generator()
     try:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
         stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -89,8 +89,8 @@ def export_web(
                 "config": asdict(config),
                 "noise": {"name": NOISE_NAME, "version": NOISE_VERSION},
                 "labels": LABEL_RULE,
-                "source": source.name,
-                "source_sha256": sha256_of(source),
+                "source": source.path.name,
+                "source_sha256": source.sha256,
                 "parity": result.report_path.name,
                 "onnxruntime_web": ORT_WEB_VERSION,
             },
