@@ -7,7 +7,8 @@ Formats (``FORMATS``; ``export_format`` infers one from ``--out``'s suffix): ``o
 ``web`` (a static folder around ``export_onnx``'s uint8 graph, ``gankit.web``). Every file lands through
 ``gankit.onnx.parity.land_checked``: built into a temporary file beside ``out``, held to the parity check
 against float64, renamed to ``out`` only when it passed. Its report, and ``validate``'s, lands through
-``land_report`` there, the one writer of ``NAME.parity.json`` and ``NAME.parity.failed.json``.
+``land_report`` there, the one writer of parity reports (``report_path``: ``NAME.parity.json`` beside NAME.onnx,
+``NAME.pt2.parity.json`` beside NAME.pt2, ...; ``.parity.failed.json`` for a check that failed).
 
 Choosing a format and a path imports no torch (``gankit export --help``); building and checking an export imports
 it inside the functions that do.

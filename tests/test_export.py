@@ -24,6 +24,7 @@ from gankit.export import export, export_format, validate
 from gankit.io import sha256_of
 from gankit.model import Generator
 from gankit.onnx.graph import read_metadata
+from gankit.onnx.parity import PARITY_INPUTS
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = {"log": lambda line: None}
@@ -121,6 +122,10 @@ def test_each_case_records_its_seed_and_replays(tmp_path: Path, checkpoint: Path
     first = validate(path, checkpoint=checkpoint, seed=1234, **QUIET)
     assert first.seed == 1234 and [c.seed for c in first.cases] == list(range(1234, 1234 + len(first.cases)))
     assert json.loads((tmp_path / "g.parity.json").read_text())["cases"][3]["seed"] == 1237
+    assert json.loads((tmp_path / "g.parity.json").read_text())["inputs"] == PARITY_INPUTS
+    for bad in (-1, 2**63):  # outside what a case's NumPy generator takes: one line, nothing written
+        with pytest.raises(ExportError, match=r"--seed must be in \[0, 2\*\*63\)"):
+            validate(path, checkpoint=checkpoint, seed=bad, **QUIET)
     again = validate(path, checkpoint=checkpoint, seed=1234, **QUIET)
     assert [c.max_abs for c in again.cases] == [c.max_abs for c in first.cases]
     other = validate(path, checkpoint=checkpoint, seed=99, **QUIET)
@@ -165,11 +170,31 @@ def test_the_parity_reference_is_the_generators_forward_in_float64(tmp_path: Pat
         expected = generator.double()(*given).numpy()
     generator.float()
     for reference in (Reference.of(generator), Reference.of(load(path))):
+        with pytest.raises(ValueError, match="exactly when the generator is conditional"):
+            reference.images(z, None if config.num_classes else np.zeros(33, dtype=np.int64))
         images = reference.images(z, labels)
         assert images.dtype == np.float64 and images.shape == expected.shape
         assert np.abs(images - expected).max() < 1e-12
         # the fp32 yardstick rounds: a few float32 epsilons (1.2e-7) x widths <= 80 x |pre-activations| <~ 10
         assert 0 < np.abs(reference.images(z, labels, np.float32) - expected).max() < 1e-4
+
+
+def test_a_float64_checkpoint_is_checked_against_its_float32_weights(tmp_path: Path, checkpoint: Path) -> None:
+    """A gankit file may store float64 weights; every path rounds them to float32 first (the Generator, the export
+    cache's digest), so the parity reference of the file read without torch is the float32 one too."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from gankit.checkpoint import generator_arrays, load_generator
+    from gankit.models import load
+
+    with safe_open(str(checkpoint), framework="np") as handle:
+        metadata = handle.metadata()
+        wide = {name: handle.get_tensor(name).astype(np.float64) + 1e-12 for name in handle.keys()}
+    save_file(wide, str(tmp_path / "wide.safetensors"), metadata=metadata)
+    arrays = load(tmp_path / "wide.safetensors").weight_arrays()
+    expected = generator_arrays(load_generator(tmp_path / "wide.safetensors"))
+    assert all(arrays[name].dtype == np.float32 and np.array_equal(arrays[name], expected[name]) for name in expected)
 
 
 def test_a_failed_export_is_not_left_looking_valid(tmp_path: Path, checkpoint: Path, monkeypatch) -> None:

@@ -13,7 +13,7 @@ from conftest import SMALL_CONFIG
 
 from gankit.backends import create_backend
 from gankit.errors import BackendError
-from gankit.labels import from_options
+from gankit.labels import LabelError, from_options
 from gankit.model import Generator
 from gankit.onnx.build import temporary_export
 from gankit.onnx.validate import graph_runner
@@ -80,6 +80,8 @@ def test_every_caller_feeds_by_the_graph_names(conditional_exports):
         assert backend.graph.input_name == "noise_in" and backend.graph.label_name == "digit_in"
         np.testing.assert_allclose(backend.run_numpy(z, labels), expected, rtol=0, atol=1e-5)  # fp32 kernels differ
         lane = open_lanes(backend, labels=from_options(digit=1))[0]
+        with pytest.raises(LabelError, match="resolved spec"):  # lanes take the job's resolved labels, never None
+            open_lanes(backend)
         out = torch.empty((4, *SMALL_CONFIG.image_shape), dtype=torch.float32)
         lane.fill(3, 0, out)
         reference = create_backend(name, original)

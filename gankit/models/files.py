@@ -238,7 +238,9 @@ class LoadedModel(ModelFile):
         """The weights as float32 arrays by state-dict name (a gankit checkpoint's without torch); CheckpointError
         for an ONNX graph."""
         self._refuse_graph()
-        return self.arrays if self.arrays is not None else generator_arrays(self.generator())
+        if self.arrays is None:
+            return generator_arrays(self.generator())
+        return {name: np.asarray(array, dtype=np.float32) for name, array in self.arrays.items()}
 
     def weights_digest(self) -> str:
         """``weights_digest`` of this model (a gankit checkpoint's without torch)."""

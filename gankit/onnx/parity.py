@@ -56,6 +56,9 @@ if TYPE_CHECKING:
     from gankit.onnx.cache import Loaded
 
 PARITY_BATCHES = (1, 2, 7, 64, 1000)
+# How ``parity_inputs`` draws a case from its seed, recorded in every report: a seed replays the report's inputs
+# under this rule (and the NumPy version its ``versions`` record).
+PARITY_INPUTS = "numpy.random.default_rng(seed + case): standard_normal / uniform(-10, 10) / +-10 z, then labels"
 
 
 @dataclass
@@ -87,6 +90,7 @@ class ParityReport:
     cases: list[CaseResult] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     vs_fp32: dict[str, float] = field(default_factory=dict)
+    inputs: str = PARITY_INPUTS
 
     def failures(self) -> list[CaseResult]:
         return [case for case in self.cases if not case.passed]
@@ -144,6 +148,8 @@ class Reference:
         """The images of z [and labels], computed in ``dtype`` (float64: the reference; float32: the yardstick),
         as float64 (B, C, H, W)."""
         config, weights = self.config, {name: w.astype(dtype) for name, w in self.weights.items()}
+        if (labels is None) != (config.num_classes == 0) or labels is not None and labels.shape != (z.shape[0],):
+            raise ValueError(f"labels of shape ({z.shape[0]},) are given exactly when the generator is conditional")
         x = z.astype(dtype) @ weights["layers.0.weight"].T + weights["layers.0.bias"]
         if config.num_classes:
             x = x + weights["class_bias"][labels]
@@ -186,6 +192,8 @@ def check_parity(
     if precision != "fp32" and precision not in PARITY_MAX:
         raise ExportError(f"no parity tolerance for precision {precision!r}")
     seed = secrets.randbelow(2**31 - 1) if seed is None else int(seed)
+    if not 0 <= seed < 2**63:
+        raise ExportError(f"--seed must be in [0, 2**63), got {seed}")
     config = reference.config
     cases = parity_inputs(config.latent_dim, seed, config.num_classes)
     expected = [reference_images(reference, case.z, output, case.labels) for case in cases]
