@@ -99,15 +99,6 @@ def resolve(spec: LabelSpec | None, num_classes: int) -> LabelSpec | None:
     return spec
 
 
-def check_resolved(spec: LabelSpec | None, num_classes: int, where: str) -> None:
-    """LabelError unless ``spec`` is one ``resolve`` gives for a generator of ``num_classes``: what code that takes
-    a job's resolved labels (``where``) checks instead of resolving them again."""
-    if spec is None and num_classes:
-        raise LabelError(f"{where}: a class-conditional generator runs with a resolved spec (gankit.labels.resolve)")
-    if spec is not None:
-        spec.check(num_classes)
-
-
 def num_classes_of(config: object) -> int:
     """The classes of a generator config (0 for an unconditional one, or a graph made elsewhere)."""
     return int(getattr(config, "num_classes", 0))

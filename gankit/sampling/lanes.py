@@ -42,7 +42,7 @@ import numpy as np
 
 from gankit.backends import Backend
 from gankit.cpu import compute_threads
-from gankit.labels import LabelSpec, check_resolved
+from gankit.labels import LabelError, LabelSpec
 from gankit.noise import noise_array
 from gankit.pixels import check_finite, to_uint8_into
 from gankit.runtime import compile_openvino, feeds, onnxruntime_session
@@ -148,7 +148,6 @@ def backend_lane(backend: Backend, labels: LabelSpec | None = None) -> Lane:
     """One lane running ``backend`` itself: on the CPU, a runtime backend's own session through ``run_numpy``
     (no torch; a foreign graph's output reshaped and mapped as the backend does), else a ``BackendLane``.
     ``labels``: resolved already (``gankit.labels.resolve``)."""
-    check_resolved(labels, backend.num_classes, "a lane")
     if backend.name in RUNTIMES and backend.device_type == "cpu":
         return RuntimeLane(backend.run_numpy, backend.config.latent_dim, labels, backend.num_classes)
     return BackendLane(backend, labels)
@@ -188,9 +187,10 @@ def open_lanes(
     once deadlocked (one held the GIL waiting for the static, the other held the static waiting for the GIL).
 
     Backends that do not run in lanes (``runs_in_lanes``) give one ``backend_lane`` whatever ``count`` is."""
+    if labels is None and backend.num_classes:
+        raise LabelError("a class-conditional generator's lanes take the job's resolved spec (gankit.labels.resolve)")
     if not runs_in_lanes(backend):
         return [backend_lane(backend, labels)]
-    check_resolved(labels, backend.num_classes, "a lane")
     threads = threads or compute_threads()
     if backend.name == "openvino":
         runs = _openvino_runs(backend.graph, backend.precision, count, threads)

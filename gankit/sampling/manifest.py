@@ -25,7 +25,6 @@ from gankit.errors import GankitError, SamplingError
 from gankit.io import LOCK, acquire_lock, crc32_of, read_json, release_lock, write_json
 from gankit.labels import LabelSpec
 from gankit.limits import require_disk
-from gankit.models import ModelFile
 from gankit.noise import NOISE_NAME, NOISE_VERSION
 from gankit.sampling.job import SampleJob, ShardRecord
 from gankit.sampling.writer import CHECKSUM
@@ -37,11 +36,9 @@ JOURNALS = ".journal"
 
 def job_header(job: SampleJob, backend: Backend, labels: LabelSpec | None = None) -> dict[str, Any]:
     """The manifest's ``job``; ``backend``: opened by ``open_backend`` (its ``source`` is the model file, hashed
-    once; a backend built directly: the job's model file); ``labels``: the resolved label spec of a
-    class-conditional generator (else None)."""
-    source = backend.source or ModelFile(job.model_path)
+    once); ``labels``: the resolved label spec of a class-conditional generator (else None)."""
     return {
-        "model": {"path": str(job.model_path), "sha256": source.sha256},
+        "model": {"path": str(job.model_path), "sha256": backend.source.sha256},
         "config": json.loads(backend.config.to_json()),
         "seed": job.seed,
         "start": job.start,
