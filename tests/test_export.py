@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -218,6 +219,26 @@ def test_a_failed_export_is_not_left_looking_valid(tmp_path: Path, checkpoint: P
     with pytest.raises(ExportError, match=f"^{re.escape(str(out))}: parity check FAILED"):
         export(checkpoint, out, force=True, **QUIET)
     assert {name: (tmp_path / name).read_bytes() for name in kept} == kept
+
+
+def test_a_passing_report_never_outlives_an_artifact_that_did_not_land(tmp_path: Path, monkeypatch) -> None:
+    """land_checked: when the checked file cannot be moved to --out (the rename fails, or Ctrl-C lands there), its
+    passing report is removed with it and nothing temporary is left."""
+    import gankit.onnx.parity as parity
+
+    out = tmp_path / "g.pt2"
+    report = parity.ParityReport(out.name, "fp32", "float", 0, passed=True, tolerance_rule="test")
+    replace = os.replace
+
+    def refuse_the_artifact(source, target):  # the report's own atomic write still renames
+        if Path(target) == out:
+            raise OSError(28, "No space left on device")
+        replace(source, target)
+
+    monkeypatch.setattr(os, "replace", refuse_the_artifact)
+    with pytest.raises(OSError, match="No space left"):
+        parity.land_checked(out, lambda tmp: tmp.write_bytes(b"artifact"), lambda tmp, name: report)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_a_passing_check_clears_the_failed_report_of_an_earlier_one(

@@ -290,14 +290,19 @@ def land_report(report: ParityReport, artifact: Path, place: Callable[[], None] 
     checked is the one in place (``place`` is None: ``gankit validate``) its passing report from an earlier check
     is removed, since it no longer describes the file.
     Passed: ``place()`` lands the artifact itself (a file checked under a temporary name; None when it is already
-    in place), and only then is a failed report of an earlier check of ``artifact`` removed. Returns the path of
-    the passing report."""
+    in place), and only then is a failed report of an earlier check of ``artifact`` removed; when ``place`` fails
+    (or is interrupted) the passing report goes too, so no report describes a file that did not land. Returns the
+    path of the passing report."""
     write_json(report_path(artifact, failed=not report.passed), asdict(report))
     if not report.passed and place is None:
         report_path(artifact).unlink(missing_ok=True)
     raise_if_failed(report, str(artifact))
     if place is not None:
-        place()
+        try:
+            place()
+        except BaseException:
+            report_path(artifact).unlink(missing_ok=True)
+            raise
     report_path(artifact, failed=True).unlink(missing_ok=True)
     return report_path(artifact)
 
