@@ -20,7 +20,7 @@ import numpy as np
 
 from gankit.labels import LabelSpec, resolve
 from gankit.sampling.dataset import grid_batch
-from gankit.sampling.job import N, SampleJob
+from gankit.sampling.job import BATCH, SHARD_SIZE, N, SampleJob
 from gankit.sampling.ray_engine import import_ray, opened
 
 
@@ -53,8 +53,8 @@ def dataset(
     labels: LabelSpec | None = None,
     backend: str = "auto",
     precision: str = "fp32",
-    batch_size: int = 4096,
-    shard_size: int = 65536,
+    batch_size: int = BATCH,
+    shard_size: int = SHARD_SIZE,
     device: str = "cpu",
     workers: int | None = None,
 ) -> Any:

@@ -405,6 +405,20 @@ def test_help_shows_what_the_dataclass_says(monkeypatch: pytest.MonkeyPatch) -> 
     assert "[7]" in _command("train").format_help()
 
 
+def test_bench_help_and_defaults_share_one_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gankit bench's device defaults live in gankit.perf (torch-free): --help shows them and run_bench's
+    ``default_backends`` picks from them."""
+    import gankit.perf as perf
+    from gankit.perf.bench import default_backends
+
+    monkeypatch.setitem(perf.BATCH_SIZES, "CPU", (3, 5))
+    monkeypatch.setitem(perf.BACKENDS, "CPU", ("onnxruntime", "eager"))
+    text = " ".join(_command("bench").format_help().split())
+    assert "CPU: 3,5]" in text and "CPU: onnxruntime,eager;" in text
+    assert default_backends(on_gpu=False) == ["onnxruntime", "eager"]
+    assert default_backends(on_gpu=True) == list(perf.BACKENDS["GPU"])
+
+
 def _bracket(command: str, flag: str) -> str:
     action = next(a for a in _command(command)._actions if flag in a.option_strings)
     return action.help.rsplit("[", 1)[1].rstrip("]")

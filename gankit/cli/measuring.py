@@ -11,6 +11,7 @@ from gankit.cli.common import (
     add_runtime_flags,
     import_options_from,
     parse_list,
+    shown,
     stderr,
 )
 from gankit.io import dumps_json
@@ -35,17 +36,15 @@ def add_bench(sub: argparse._SubParsersAction) -> None:
         default=None,
         help=f"{FOREIGN_FILES}, or an .onnx generator: ONNX backends only (default: the bundled generator)",
     )
+    from gankit.perf import BACKENDS, BATCH_SIZES, BENCH_PRECISIONS
+
+    def by_place(table: dict[str, tuple]) -> str:
+        return "; ".join(f"{place}: {shown(value)}" for place, value in table.items())
+
+    p.add_argument("--backends", default=None, help=f"comma-separated [{by_place(BACKENDS)}]")
+    p.add_argument("--batch-sizes", default=None, help=f"comma-separated [{by_place(BATCH_SIZES)}]")
     p.add_argument(
-        "--backends",
-        default=None,
-        help="comma-separated [GPU: eager,compile,triton; CPU: eager,compile,onnxruntime,openvino; .onnx: "
-        "onnxruntime,openvino]",
-    )
-    p.add_argument("--batch-sizes", default=None, help="comma-separated [GPU: 1,256,65536,1048576; CPU: 1,64,4096]")
-    p.add_argument(
-        "--precisions",
-        default=None,
-        help=f"comma-separated, of {', '.join(PRECISIONS)} [GPU: fp32,tf32,bf16; CPU: fp32]",
+        "--precisions", default=None, help=f"comma-separated, of {', '.join(PRECISIONS)} [{by_place(BENCH_PRECISIONS)}]"
     )
     p.add_argument("--output", default="float", choices=["float", "uint8"], help="image output type [%(default)s]")
     add_runtime_flags(p, open_backend, device=DEVICE_HELP, compile_mode="for the compile backend")

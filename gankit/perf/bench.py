@@ -33,6 +33,7 @@ from gankit.errors import BackendError, GankitError
 from gankit.model import Generator
 from gankit.models import ImportOptions, load_model
 from gankit.noise import noise
+from gankit.perf import BACKENDS, BATCH_SIZES, BENCH_PRECISIONS
 from gankit.perf.ceilings import Ceilings, measure_ceilings, roofline
 from gankit.perf.environment import environment
 from gankit.timing import settle, summarise, time_cpu, time_gpu
@@ -116,8 +117,9 @@ def run_bench(
     ``on_row`` every measurement as it is made; ``import_options``: what a foreign file cannot say."""
     torch_device = resolve_device(device)
     on_gpu = torch_device.type == "cuda"
-    batch_sizes = batch_sizes or ([1, 256, 65536, 1_048_576] if on_gpu else [1, 64, 4096])
-    precisions = precisions or (["fp32", "tf32", "bf16"] if on_gpu else ["fp32"])
+    where = "GPU" if on_gpu else "CPU"
+    batch_sizes = batch_sizes or list(BATCH_SIZES[where])
+    precisions = precisions or list(BENCH_PRECISIONS[where])
     _check_choices(backends or [], batch_sizes, precisions, output, compile_mode)
     model = load_model(model_path(model), import_options, log)
     onnx_file = not isinstance(model, Generator)
@@ -159,15 +161,10 @@ def run_bench(
 
 
 def default_backends(on_gpu: bool, onnx_file: bool = False) -> list[str]:
-    """GPU: eager, compile, triton; CPU: eager, compile, onnxruntime, and openvino where it is installed.
-
-    An ONNX file: onnxruntime, and openvino where it is installed (CPU)."""
-    if on_gpu and not onnx_file:
-        return ["eager", "compile", "triton"]
-    names = ["onnxruntime"] if onnx_file else ["eager", "compile", "onnxruntime"]
-    if backend_class("openvino").unavailable_reason() is None:
-        names.append("openvino")
-    return names
+    """``gankit.perf.BACKENDS`` of an ONNX file, else of the device, openvino only where it is installed."""
+    names = BACKENDS[".onnx" if onnx_file else "GPU" if on_gpu else "CPU"]
+    usable = backend_class("openvino").unavailable_reason() is None
+    return [name for name in names if name != "openvino" or usable]
 
 
 def _check_choices(

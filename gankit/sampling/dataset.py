@@ -29,6 +29,7 @@ import torch
 from gankit.backends.resolve import open_backend
 from gankit.errors import SamplingError
 from gankit.labels import LabelSpec, resolve
+from gankit.sampling.job import BATCH, SHARD_SIZE
 from gankit.sampling.lanes import Lane, open_lanes
 from gankit.sampling.ranks import Ranks
 
@@ -73,9 +74,9 @@ class GeneratedDataset(torch.utils.data.IterableDataset):
         n: int | None = None,
         backend: str = "auto",
         precision: str = "fp32",
-        batch_size: int = 4096,
+        batch_size: int = BATCH,
         output: str = "uint8",
-        shard_size: int = 65536,
+        shard_size: int = SHARD_SIZE,
         device: str = "cpu",
         rank: int | None = None,
         world: int | None = None,

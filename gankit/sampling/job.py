@@ -23,6 +23,7 @@ MAX_GRID = 4096
 MAX_PNG = 100_000
 BATCH = 4096  # the default --batch-size
 N = 64  # the default --n: an 8 x 8 grid
+SHARD_SIZE = 65536  # the default --shard-size
 MAX_SHARDS = 1_000_000  # the manifest lists every shard and is rewritten whole: a bound on its size
 MAX_INDEX = 2**63  # the noise contract's Philox counters (gankit.noise; a latent above 4 lowers it further)
 
@@ -44,7 +45,7 @@ class SampleJob:
     batch_size: int = BATCH
     format: str = "npy"
     dtype: str = "uint8"
-    shard_size: int = 65536
+    shard_size: int = SHARD_SIZE
     device: str = "auto"
     compile_mode: str = "default"
     resume: bool = False
