@@ -20,9 +20,10 @@ from gankit.backends.onnxruntime import OnnxRuntimeBackend
 from gankit.checkpoint import save_generator
 from gankit.cli import main
 from gankit.config import GeneratorConfig
-from gankit.errors import BackendError, CheckpointError, ExportError, OutputError
+from gankit.errors import BackendError, CheckpointError, ExportError, NoiseError, OutputError
 from gankit.export import export, export_format, validate
 from gankit.io import sha256_of
+from gankit.labels import LabelError
 from gankit.model import Generator
 from gankit.onnx.graph import read_metadata
 from gankit.onnx.parity import PARITY_INPUTS
@@ -124,9 +125,10 @@ def test_each_case_records_its_seed_and_replays(tmp_path: Path, checkpoint: Path
     assert first.seed == 1234 and [c.seed for c in first.cases] == list(range(1234, 1234 + len(first.cases)))
     assert json.loads((tmp_path / "g.parity.json").read_text())["cases"][3]["seed"] == 1237
     assert json.loads((tmp_path / "g.parity.json").read_text())["inputs"] == PARITY_INPUTS
-    for bad in (-1, 2**63):  # outside what a case's NumPy generator takes: one line, nothing written
-        with pytest.raises(ExportError, match=r"--seed must be in \[0, 2\*\*63\)"):
+    for bad in (-1, 2**64):  # outside the project's seeds (gankit.noise.check_seed): one line, nothing written
+        with pytest.raises(NoiseError, match=r"seed must be in \[0, 2\*\*64\)"):
             validate(path, checkpoint=checkpoint, seed=bad, **QUIET)
+    assert json.loads((tmp_path / "g.parity.json").read_text())["seed"] == 1234
     again = validate(path, checkpoint=checkpoint, seed=1234, **QUIET)
     assert [c.max_abs for c in again.cases] == [c.max_abs for c in first.cases]
     other = validate(path, checkpoint=checkpoint, seed=99, **QUIET)
@@ -171,7 +173,8 @@ def test_the_parity_reference_is_the_generators_forward_in_float64(tmp_path: Pat
         expected = generator.double()(*given).numpy()
     generator.float()
     for reference in (Reference.of(generator), Reference.of(load(path))):
-        with pytest.raises(ValueError, match="exactly when the generator is conditional"):
+        wrong = "conditional on" if config.num_classes else "unconditional"
+        with pytest.raises(LabelError, match=f"the parity reference is {wrong}"):
             reference.images(z, None if config.num_classes else np.zeros(33, dtype=np.int64))
         images = reference.images(z, labels)
         assert images.dtype == np.float64 and images.shape == expected.shape

@@ -39,6 +39,8 @@ from gankit.checkpoint import generator_arrays
 from gankit.config import GeneratorConfig
 from gankit.errors import ExportError
 from gankit.io import write_json
+from gankit.labels import check_labels
+from gankit.noise import check_seed
 from gankit.pixels import LEVELS_PER_UNIT, to_uint8_numpy
 from gankit.tolerances import (
     FP32_FLOOR,
@@ -148,8 +150,7 @@ class Reference:
         """The images of z [and labels], computed in ``dtype`` (float64: the reference; float32: the yardstick),
         as float64 (B, C, H, W)."""
         config, weights = self.config, {name: w.astype(dtype) for name, w in self.weights.items()}
-        if (labels is None) != (config.num_classes == 0) or labels is not None and labels.shape != (z.shape[0],):
-            raise ValueError(f"labels of shape ({z.shape[0]},) are given exactly when the generator is conditional")
+        check_labels(labels, z.shape[0], config.num_classes, "the parity reference")
         x = z.astype(dtype) @ weights["layers.0.weight"].T + weights["layers.0.bias"]
         if config.num_classes:
             x = x + weights["class_bias"][labels]
@@ -191,9 +192,7 @@ def check_parity(
     """
     if precision != "fp32" and precision not in PARITY_MAX:
         raise ExportError(f"no parity tolerance for precision {precision!r}")
-    seed = secrets.randbelow(2**31 - 1) if seed is None else int(seed)
-    if not 0 <= seed < 2**63:
-        raise ExportError(f"--seed must be in [0, 2**63), got {seed}")
+    seed = secrets.randbelow(2**31 - 1) if seed is None else check_seed(seed)
     config = reference.config
     cases = parity_inputs(config.latent_dim, seed, config.num_classes)
     expected = [reference_images(reference, case.z, output, case.labels) for case in cases]
